@@ -1,0 +1,117 @@
+# Makefile: openova-flow-fcgi. Targets: all check run install uninstall clean,
+# plus check-asan, check-valgrind. V=1 shows the commands.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+VERSION := 0.1.0
+
+CC ?= cc
+PKGS := fcgi libcurl json-c
+WARNINGS := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wwrite-strings -Wconversion -Wno-sign-conversion -Werror
+OPT ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -DOPENOVA_VERSION='"$(VERSION)"' -MMD -MP
+CFLAGS += $(OPT) $(WARNINGS) -pthread
+# libfcgi ships no .pc file on Debian: fall back to -lfcgi.
+PKG_CFLAGS := $(shell pkg-config --cflags libcurl json-c 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null) $(shell pkg-config --libs fcgi 2>/dev/null || echo -lfcgi)
+CFLAGS += $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -pthread
+SAN ?=
+CFLAGS += $(SAN)
+LDFLAGS += $(SAN)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+BIN := $(BUILD)/openova-flow-fcgi
+
+CORE_OBJS := \
+	$(BUILD)/fcgi/buf.o \
+	$(BUILD)/fcgi/config.o \
+	$(BUILD)/fcgi/error.o \
+	$(BUILD)/fcgi/log.o \
+	$(BUILD)/fcgi/record.o \
+	$(BUILD)/fcgi/request.o \
+	$(BUILD)/fcgi/response.o \
+	$(BUILD)/fcgi/route.o \
+	$(BUILD)/fcgi/server.o \
+	$(BUILD)/handlers/events.o \
+	$(BUILD)/handlers/snapshot.o \
+	$(BUILD)/handlers/sse.o \
+	$(BUILD)/handlers/stream.o \
+	$(BUILD)/handlers/stream_loop.o \
+	$(BUILD)/handlers/upstream.o
+
+MAIN_OBJ := $(BUILD)/fcgi/main.o
+
+UNIT_TESTS := \
+	$(BUILD)/tests/unit/test_config \
+	$(BUILD)/tests/unit/test_route \
+	$(BUILD)/tests/unit/test_headers \
+	$(BUILD)/tests/unit/test_sse \
+	$(BUILD)/tests/unit/test_record \
+	$(BUILD)/tests/unit/test_request \
+	$(BUILD)/tests/unit/test_status
+
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all check unit integration run install uninstall clean check-asan check-valgrind
+
+all: $(BIN)
+
+$(BIN): $(MAIN_OBJ) $(BUILD)/libproxy.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libproxy.a: $(CORE_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libproxy.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libproxy.a \
+		$(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+unit: $(UNIT_TESTS)
+	$(Q)set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+integration: $(BIN)
+	$(Q)$(PYTEST) -q tests/integration
+
+check: unit integration
+
+# The same tests with AddressSanitizer and UndefinedBehaviorSanitizer, in a
+# build tree of their own.
+check-asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+check-valgrind: $(UNIT_TESTS)
+	$(Q)set -e; for t in $(UNIT_TESTS); do \
+		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
+
+run: $(BIN)
+	$(Q)tools/run.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,319 @@
+/* config.c: environment -> struct fcgi_config, with one clear error per bad
+ * variable; Go-style duration parsing (the names and formats are shared with
+ * the flow server's own Go deployment). */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+
+struct duration_unit {
+    const char *name;
+    uint64_t ns;
+};
+
+/* Longest names first so that "ms" is not read as "m" followed by "s". */
+static const struct duration_unit duration_units[] = {
+    {"ns", 1ULL},
+    {"us", 1000ULL},
+    {"\xc2\xb5s", 1000ULL}, /* U+00B5 micro sign, as Go accepts */
+    {"\xce\xbcs", 1000ULL}, /* U+03BC greek mu, as Go accepts */
+    {"ms", 1000000ULL},
+    {"s", 1000000000ULL},
+    {"m", 60000000000ULL},
+    {"h", 3600000000000ULL},
+};
+
+static const struct duration_unit *match_unit(const char *p, size_t *len)
+{
+    const struct duration_unit *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
+        size_t n = strlen(duration_units[i].name);
+        if (n > best_len && strncmp(p, duration_units[i].name, n) == 0) {
+            best = &duration_units[i];
+            best_len = n;
+        }
+    }
+    *len = best_len;
+    return best;
+}
+
+int fcgi_parse_duration(const char *text, long *out_ms)
+{
+    if (!text || !*text)
+        return -1;
+    const char *p = text;
+    if (*p == '+')
+        p++;
+    else if (*p == '-')
+        return -1;
+    if (strcmp(p, "0") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    if (!*p)
+        return -1;
+
+    /* Sum in nanoseconds, as Go does; the fraction of each term is scaled
+     * separately so "1.5h" is exact. */
+    uint64_t total_ns = 0;
+    while (*p) {
+        uint64_t whole = 0, frac = 0, frac_scale = 1;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (whole > (UINT64_MAX - 9) / 10)
+                return -1;
+            whole = whole * 10 + (uint64_t)(*p - '0');
+            p++;
+            digits++;
+        }
+        if (*p == '.') {
+            p++;
+            while (isdigit((unsigned char)*p)) {
+                if (frac_scale < 1000000000000000000ULL) {
+                    frac = frac * 10 + (uint64_t)(*p - '0');
+                    frac_scale *= 10;
+                }
+                p++;
+                digits++;
+            }
+        }
+        if (digits == 0)
+            return -1;
+        size_t unit_len;
+        const struct duration_unit *unit = match_unit(p, &unit_len);
+        if (!unit)
+            return -1;
+        p += unit_len;
+        if (whole > UINT64_MAX / unit->ns)
+            return -1;
+        uint64_t term = whole * unit->ns;
+        /* frac < frac_scale <= 1e18 and unit->ns <= 3.6e12: divide first to stay in range. */
+        long double frac_ns = (long double)frac * (long double)unit->ns / (long double)frac_scale;
+        term += (uint64_t)frac_ns;
+        if (term > UINT64_MAX - total_ns)
+            return -1;
+        total_ns += term;
+    }
+    uint64_t ms = total_ns / 1000000ULL + (total_ns % 1000000ULL ? 1 : 0);
+    if (ms > (uint64_t)LONG_MAX)
+        return -1;
+    *out_ms = (long)ms;
+    return 0;
+}
+
+static char *trimmed_copy(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    char *copy = malloc(n + 1);
+    if (copy) {
+        memcpy(copy, s, n);
+        copy[n] = '\0';
+    }
+    return copy;
+}
+
+static int fail(char *err, size_t errlen, const char *name, const char *why)
+{
+    snprintf(err, errlen, "%s: %s", name, why);
+    return -1;
+}
+
+static int parse_size(const char *text, unsigned long long max, unsigned long long *out)
+{
+    if (!text || !isdigit((unsigned char)*text))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int load_url(struct fcgi_config *cfg, const char *raw, char *err, size_t errlen)
+{
+    const char *name = "OPENOVA_FLOW_SERVER_URL";
+    char *url = trimmed_copy(raw ? raw : FCGI_DEFAULT_UPSTREAM);
+    if (!url)
+        return fail(err, errlen, name, "out of memory");
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    const char *host = NULL;
+    if (strncmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        host = url + 8;
+    if (!host) {
+        free(url);
+        return fail(err, errlen, name, "must start with http:// or https://");
+    }
+    if (!*host || *host == '/') {
+        free(url);
+        return fail(err, errlen, name, "has no host");
+    }
+    for (const char *c = url; *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
+            free(url);
+            return fail(err, errlen, name, "must be a plain base URL without spaces, query or fragment");
+        }
+    }
+    cfg->upstream_url = url;
+    return 0;
+}
+
+static int load_duration(const char *name, const char *raw, long fallback, long *out, char *err, size_t errlen)
+{
+    if (!raw) {
+        *out = fallback;
+        return 0;
+    }
+    if (fcgi_parse_duration(raw, out) != 0)
+        return fail(err, errlen, name, "is not a duration such as 10s, 1500ms or 1m30s");
+    return 0;
+}
+
+int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const char *v;
+    unsigned long long n;
+
+    if (load_url(cfg, env("OPENOVA_FLOW_SERVER_URL"), err, errlen))
+        goto fail;
+
+    if (load_duration("OPENOVA_FLOW_PROXY_TIMEOUT", env("OPENOVA_FLOW_PROXY_TIMEOUT"), 10000,
+                      &cfg->proxy_timeout_ms, err, errlen))
+        goto fail;
+    if (cfg->proxy_timeout_ms == 0) {
+        fail(err, errlen, "OPENOVA_FLOW_PROXY_TIMEOUT", "must be greater than 0");
+        goto fail;
+    }
+
+    v = env("OPENOVA_FLOW_TLS_SKIP_VERIFY");
+    if (v && strcmp(v, "true") == 0)
+        cfg->tls_skip_verify = true;
+    else if (v && *v && strcmp(v, "false") != 0) {
+        fail(err, errlen, "OPENOVA_FLOW_TLS_SKIP_VERIFY", "must be true or false");
+        goto fail;
+    }
+
+    v = env("OPENOVA_FLOW_CA_FILE");
+    if (v && *v && !(cfg->ca_file = strdup(v))) {
+        fail(err, errlen, "OPENOVA_FLOW_CA_FILE", "out of memory");
+        goto fail;
+    }
+
+    v = env("OPENOVA_FLOW_BASE_PATH");
+    cfg->base_path = trimmed_copy(v ? v : FCGI_DEFAULT_BASE_PATH);
+    if (!cfg->base_path) {
+        fail(err, errlen, "OPENOVA_FLOW_BASE_PATH", "out of memory");
+        goto fail;
+    }
+    {
+        size_t len = strlen(cfg->base_path);
+        while (len > 1 && cfg->base_path[len - 1] == '/')
+            cfg->base_path[--len] = '\0';
+        if (cfg->base_path[0] != '/' || strpbrk(cfg->base_path, "?#% \t")) {
+            fail(err, errlen, "OPENOVA_FLOW_BASE_PATH", "must be an absolute path such as /api/v1/flows");
+            goto fail;
+        }
+        /* "/" means routes hang directly off the root: keep it as "". */
+        if (len == 1)
+            cfg->base_path[0] = '\0';
+    }
+
+    v = env("OPENOVA_FLOW_AUTH");
+    if (!v || strcmp(v, "remote-user") == 0)
+        cfg->auth = FCGI_AUTH_REMOTE_USER;
+    else if (strcmp(v, "none") == 0)
+        cfg->auth = FCGI_AUTH_NONE;
+    else {
+        fail(err, errlen, "OPENOVA_FLOW_AUTH", "must be remote-user or none");
+        goto fail;
+    }
+
+    cfg->max_body = 1048576;
+    v = env("OPENOVA_FLOW_MAX_BODY");
+    if (v) {
+        if (parse_size(v, 1ULL << 32, &n) || n == 0) {
+            fail(err, errlen, "OPENOVA_FLOW_MAX_BODY", "must be a byte count from 1 to 4294967296");
+            goto fail;
+        }
+        cfg->max_body = (size_t)n;
+    }
+
+    if (load_duration("OPENOVA_FLOW_KEEPALIVE", env("OPENOVA_FLOW_KEEPALIVE"), 15000, &cfg->keepalive_ms, err,
+                      errlen))
+        goto fail;
+
+    cfg->max_streams = 1024;
+    v = env("OPENOVA_FLOW_MAX_STREAMS");
+    if (v) {
+        if (parse_size(v, 1000000, &n) || n == 0) {
+            fail(err, errlen, "OPENOVA_FLOW_MAX_STREAMS", "must be a whole number from 1 to 1000000");
+            goto fail;
+        }
+        cfg->max_streams = (unsigned)n;
+    }
+
+    cfg->workers = 16;
+    v = env("OPENOVA_FLOW_WORKERS");
+    if (v) {
+        if (parse_size(v, 1024, &n) || n == 0) {
+            fail(err, errlen, "OPENOVA_FLOW_WORKERS", "must be a whole number from 1 to 1024");
+            goto fail;
+        }
+        cfg->workers = (unsigned)n;
+    }
+    return 0;
+
+fail:
+    fcgi_config_free(cfg);
+    return -1;
+}
+
+void fcgi_config_free(struct fcgi_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->upstream_url);
+    free(cfg->ca_file);
+    free(cfg->base_path);
+    cfg->upstream_url = cfg->ca_file = cfg->base_path = NULL;
+}
+
+char *fcgi_config_json(const struct fcgi_config *cfg)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    json_object_object_add(o, "upstream_url", json_object_new_string(cfg->upstream_url));
+    json_object_object_add(o, "proxy_timeout_ms", json_object_new_int64(cfg->proxy_timeout_ms));
+    json_object_object_add(o, "tls_skip_verify", json_object_new_boolean(cfg->tls_skip_verify));
+    json_object_object_add(o, "ca_file", cfg->ca_file ? json_object_new_string(cfg->ca_file) : NULL);
+    json_object_object_add(o, "base_path", json_object_new_string(cfg->base_path[0] ? cfg->base_path : "/"));
+    json_object_object_add(o, "auth",
+                           json_object_new_string(cfg->auth == FCGI_AUTH_NONE ? "none" : "remote-user"));
+    json_object_object_add(o, "max_body", json_object_new_int64((int64_t)cfg->max_body));
+    json_object_object_add(o, "keepalive_ms", json_object_new_int64(cfg->keepalive_ms));
+    json_object_object_add(o, "max_streams", json_object_new_int64(cfg->max_streams));
+    json_object_object_add(o, "workers", json_object_new_int64(cfg->workers));
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *copy = text ? strdup(text) : NULL;
+    json_object_put(o);
+    return copy;
+}

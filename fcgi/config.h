@@ -1,0 +1,49 @@
+/* config.h: the proxy's settings, read once from the environment at start.
+ * Immutable after fcgi_config_load, so every thread reads it without a lock. */
+#ifndef OPENOVA_CONFIG_H
+#define OPENOVA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FCGI_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
+#define FCGI_DEFAULT_BASE_PATH "/api/v1/flows"
+
+enum fcgi_auth_mode { FCGI_AUTH_REMOTE_USER, FCGI_AUTH_NONE };
+
+struct fcgi_config {
+    char *upstream_url;       /* no trailing '/' */
+    long proxy_timeout_ms;    /* snapshot and events, whole request */
+    bool tls_skip_verify;
+    char *ca_file;            /* NULL: the system bundle */
+    char *base_path;          /* starts with '/', no trailing '/' */
+    enum fcgi_auth_mode auth;
+    size_t max_body;
+    long keepalive_ms;        /* 0: no keepalive comments */
+    unsigned max_streams;
+    unsigned workers;         /* threads answering FastCGI requests */
+};
+
+/* Reads an environment variable; getenv in the program, a table in tests. */
+typedef const char *(*fcgi_env_fn)(const char *name);
+
+/* fcgi_config_load: fills cfg from env (defaults where unset). Returns 0, or
+ * -1 with one sentence naming the variable and the problem in err. On
+ * failure cfg holds nothing to free. The caller frees cfg's strings with
+ * fcgi_config_free. */
+int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen);
+
+/* fcgi_config_free: frees the strings cfg owns; NULL-safe, idempotent. */
+void fcgi_config_free(struct fcgi_config *cfg);
+
+/* fcgi_config_json: the effective configuration as one JSON object text.
+ * Returns a malloc'd string the caller frees, or NULL when out of memory. */
+char *fcgi_config_json(const struct fcgi_config *cfg);
+
+/* fcgi_parse_duration: parses a Go duration ("10s", "1500ms", "1m30s",
+ * "0") into milliseconds, rounding a fraction of a millisecond up so that a
+ * positive duration never becomes 0. Negative durations are refused.
+ * Returns 0, or -1 when text is not a valid duration or overflows. */
+int fcgi_parse_duration(const char *text, long *out_ms);
+
+#endif

@@ -1,0 +1,226 @@
+/* main.c: command line, configuration, the listening socket and signals;
+ * then the server runs until SIGTERM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "../handlers/upstream.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#ifndef OPENOVA_VERSION
+#define OPENOVA_VERSION "0.1.0"
+#endif
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: openova-flow-fcgi [--listen unix:PATH | --listen HOST:PORT] [--print-config]\n"
+            "\n"
+            "FastCGI front door to an OpenovaFlow flow server: relays\n"
+            "  GET  {base}/{deploymentId}/snapshot\n"
+            "  POST {base}/{deploymentId}/events\n"
+            "  GET  {base}/{deploymentId}/stream   (Server-Sent Events, flushed per chunk)\n"
+            "\n"
+            "Without --listen it serves on the FastCGI listening socket inherited on\n"
+            "fd 0 (lighttpd bin-path, spawn-fcgi, systemd socket activation).\n"
+            "\n"
+            "Options:\n"
+            "  --listen unix:PATH   bind a unix socket (a stale socket file is replaced)\n"
+            "  --listen HOST:PORT   bind a TCP socket\n"
+            "  --print-config       print the effective configuration as JSON and exit\n"
+            "  --help, --version\n"
+            "\n"
+            "Configuration (environment):\n"
+            "  OPENOVA_FLOW_SERVER_URL       upstream base URL (default %s)\n"
+            "  OPENOVA_FLOW_PROXY_TIMEOUT    snapshot/events timeout, Go duration (default 10s)\n"
+            "  OPENOVA_FLOW_TLS_SKIP_VERIFY  true: skip upstream certificate checks\n"
+            "  OPENOVA_FLOW_CA_FILE          CA bundle for the upstream\n"
+            "  OPENOVA_FLOW_BASE_PATH        where the routes live (default %s)\n"
+            "  OPENOVA_FLOW_AUTH             remote-user (default) or none\n"
+            "  OPENOVA_FLOW_MAX_BODY         largest events body in bytes (default 1048576)\n"
+            "  OPENOVA_FLOW_KEEPALIVE        SSE keepalive interval, 0 = off (default 15s)\n"
+            "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
+            "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n",
+            FCGI_DEFAULT_UPSTREAM, FCGI_DEFAULT_BASE_PATH);
+}
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "openova-flow-fcgi: --listen: socket path too long\n");
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    struct stat st;
+    /* Replace a socket left by a previous run, never any other file. */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "openova-flow-fcgi: --listen: %s exists and is not a socket\n", path);
+            return -1;
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
+        fprintf(stderr, "openova-flow-fcgi: --listen unix:%s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *spec)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1]) {
+        fprintf(stderr, "openova-flow-fcgi: --listen: expected unix:PATH or HOST:PORT\n");
+        return -1;
+    }
+    char host[256];
+    size_t host_len = (size_t)(colon - spec);
+    if (host_len >= sizeof host)
+        return -1;
+    memcpy(host, spec, host_len);
+    host[host_len] = '\0';
+    /* [::1]:9000 */
+    char *h = host;
+    if (h[0] == '[' && host_len > 1 && h[host_len - 1] == ']') {
+        h[host_len - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(h, colon + 1, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "openova-flow-fcgi: --listen %s: %s\n", spec, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        fprintf(stderr, "openova-flow-fcgi: --listen %s: %s\n", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int inherited_listener(void)
+{
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+        fprintf(stderr, "openova-flow-fcgi: fd 0 is not a listening socket: start it from a web server "
+                        "(bin-path), spawn-fcgi, or with --listen\n");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_spec = NULL;
+    int print_config = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("openova-flow-fcgi %s (libcurl %s)\n", OPENOVA_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+            return 0;
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print_config = 1;
+        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+            listen_spec = argv[++i];
+        } else if (strncmp(argv[i], "--listen=", 9) == 0) {
+            listen_spec = argv[i] + 9;
+        } else {
+            fprintf(stderr, "openova-flow-fcgi: unknown argument %s (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+
+    struct fcgi_config cfg;
+    char err[256];
+    if (fcgi_config_load(&cfg, env_lookup, err, sizeof err) != 0) {
+        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
+        return 2;
+    }
+    if (print_config) {
+        char *json = fcgi_config_json(&cfg);
+        if (!json)
+            return 1;
+        puts(json);
+        free(json);
+        fcgi_config_free(&cfg);
+        return 0;
+    }
+
+    int listen_fd = 0;
+    if (listen_spec)
+        listen_fd = strncmp(listen_spec, "unix:", 5) == 0 ? listen_unix(listen_spec + 5) : listen_tcp(listen_spec);
+    else if (inherited_listener() != 0)
+        listen_fd = -1;
+    if (listen_fd < 0) {
+        fcgi_config_free(&cfg);
+        return 2;
+    }
+
+    /* A client that leaves turns writes into EPIPE, not a dead process. */
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: pause() must return */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* Some spawners (lighttpd) send SIGUSR1 for a graceful restart. */
+    sigaction(SIGUSR1, &sa, NULL);
+
+    if (cfg.auth == FCGI_AUTH_NONE)
+        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_AUTH=none: every request is let in unauthenticated\"");
+    if (cfg.tls_skip_verify)
+        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
+
+    int rc = 1;
+    if (FCGX_Init() != 0 || upstream_global_init() != 0)
+        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
+    else
+        rc = fcgi_server_run(&cfg, listen_fd, &stop_requested);
+    upstream_global_cleanup();
+    if (listen_spec)
+        close(listen_fd);
+    fcgi_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* request.h: one FastCGI request as the handlers see it. Everything is
+ * copied out of the FastCGI parameters, so the struct stays valid after the
+ * FCGX_Request is finished or handed to the stream loop. One per request,
+ * owned by the worker that accepted it. */
+#ifndef OPENOVA_REQUEST_H
+#define OPENOVA_REQUEST_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "route.h"
+
+#define FCGI_REQUEST_ID_MAX 128
+#define FCGI_LAST_EVENT_ID_MAX 256
+
+struct upstream_client;
+struct stream_loop;
+
+struct fcgi_request {
+    FCGX_Request *fcgx;           /* borrowed; NULL once a stream took the connection */
+    const struct fcgi_config *cfg;
+    struct upstream_client *upstream; /* the worker's own, reused */
+    struct stream_loop *streams;
+
+    char method[16];
+    char *request_uri;
+    char *content_type;           /* NULL when the client sent none */
+    char *accept;
+    char *last_event_id;          /* NULL when absent or not acceptable */
+    char *user;                   /* the authenticated user, NULL for none */
+    char *remote_addr;
+    long long content_length;     /* -1 when absent */
+    char request_id[FCGI_REQUEST_ID_MAX + 1];
+
+    const struct fcgi_route_entry *route;
+    char id[FCGI_ID_MAX + 1];
+
+    /* Response state: one function writes the head and remembers it did. */
+    bool head_sent;
+    int status;
+    unsigned long long bytes_out;
+    struct timespec started;
+};
+
+/* fcgi_request_load: copies what the proxy needs from fcgx's parameters into
+ * req (zeroed first). Returns 0, or -1 when out of memory (req then holds
+ * what fcgi_request_free releases). */
+int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct fcgi_config *cfg);
+
+/* fcgi_request_free: frees the copies req owns; NULL-safe. */
+void fcgi_request_free(struct fcgi_request *req);
+
+/* fcgi_request_id_acceptable: printable ASCII without spaces, 1..128 chars. */
+bool fcgi_request_id_acceptable(const char *id);
+
+/* fcgi_request_id_generate: 32 random lowercase hex characters into out
+ * (at least 33 bytes). */
+void fcgi_request_id_generate(char *out);
+
+/* fcgi_header_value_acceptable: visible ASCII and spaces only, 1..max chars:
+ * nothing that could end a header line or smuggle another. */
+bool fcgi_header_value_acceptable(const char *value, size_t max);
+
+/* fcgi_elapsed_ms: milliseconds since req->started. */
+long fcgi_elapsed_ms(const struct fcgi_request *req);
+
+#endif

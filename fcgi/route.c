@@ -1,0 +1,87 @@
+/* route.c: the route table and request-line matching. Routing uses
+ * REQUEST_URI because every web server passes it unmodified, while
+ * SCRIPT_NAME/PATH_INFO differ between servers and lighttpd collapses "//". */
+#include <string.h>
+
+#include "../handlers/handlers.h"
+#include "route.h"
+
+static const struct fcgi_route_entry routes[] = {
+    {FCGI_ROUTE_SNAPSHOT, "GET", "snapshot", handle_snapshot, 0},
+    {FCGI_ROUTE_EVENTS, "POST", "events", handle_events, FCGI_ROUTE_READS_BODY},
+    {FCGI_ROUTE_STREAM, "GET", "stream", handle_stream, FCGI_ROUTE_LONG_LIVED},
+};
+
+bool fcgi_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > FCGI_ID_MAX)
+        return false;
+    if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        /* RFC 3986 unreserved characters: safe in a URL path without escaping. */
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '~' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+const char *fcgi_route_allow(const struct fcgi_route_entry *entry)
+{
+    return entry->method;
+}
+
+enum fcgi_route_result fcgi_route_match(const char *base, const char *method, const char *request_uri,
+                                        struct fcgi_route_match *match)
+{
+    match->entry = NULL;
+    match->id[0] = '\0';
+    if (!request_uri || !method)
+        return FCGI_ROUTE_NOT_FOUND;
+
+    size_t path_len = strcspn(request_uri, "?#");
+    if (path_len > FCGI_PATH_MAX)
+        return FCGI_ROUTE_URI_TOO_LONG;
+    size_t base_len = strlen(base);
+    if (path_len <= base_len + 1 || strncmp(request_uri, base, base_len) != 0 || request_uri[base_len] != '/')
+        return FCGI_ROUTE_NOT_FOUND;
+
+    /* {base}/{id}/{suffix}: the suffix is the last segment, the id all between. */
+    const char *rest = request_uri + base_len + 1;
+    size_t rest_len = path_len - base_len - 1;
+    const char *slash = NULL;
+    for (size_t i = rest_len; i > 0; i--) {
+        if (rest[i - 1] == '/') {
+            slash = rest + i - 1;
+            break;
+        }
+    }
+    if (!slash)
+        return FCGI_ROUTE_NOT_FOUND;
+    const char *suffix = slash + 1;
+    size_t suffix_len = rest_len - (size_t)(suffix - rest);
+    size_t id_len = (size_t)(slash - rest);
+
+    const struct fcgi_route_entry *entry = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strlen(routes[i].suffix) == suffix_len && memcmp(routes[i].suffix, suffix, suffix_len) == 0) {
+            entry = &routes[i];
+            break;
+        }
+    }
+    if (!entry)
+        return FCGI_ROUTE_NOT_FOUND;
+    match->entry = entry;
+    if (strcmp(entry->method, method) != 0)
+        return FCGI_ROUTE_BAD_METHOD;
+    if (id_len == 0)
+        return FCGI_ROUTE_ID_REQUIRED;
+    if (!fcgi_id_valid(rest, id_len))
+        return FCGI_ROUTE_ID_INVALID;
+    memcpy(match->id, rest, id_len);
+    match->id[id_len] = '\0';
+    return FCGI_ROUTE_OK;
+}

@@ -1,0 +1,206 @@
+/* server.c: worker threads, request -> dispatch -> handler, and the stop. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../handlers/handlers.h"
+#include "../handlers/stream_loop.h"
+#include "../handlers/upstream.h"
+#include "log.h"
+#include "response.h"
+#include "server.h"
+
+struct worker {
+    pthread_t thread;
+    const struct fcgi_config *cfg;
+    int listen_fd;
+    struct stream_loop *streams;
+    atomic_bool *stopping;
+};
+
+static const char *route_name(const struct fcgi_request *req)
+{
+    return req->route ? req->route->suffix : "-";
+}
+
+/* Decides who the caller is; 0 to go on, or the status already answered. */
+static int authenticate(struct fcgi_request *req)
+{
+    if (req->cfg->auth == FCGI_AUTH_NONE)
+        return 0;
+    const char *user = FCGX_GetParam("REMOTE_USER", req->fcgx->envp);
+    /* nginx passes REMOTE_USER empty for anonymous requests: absent. */
+    if (!user || !*user || !fcgi_header_value_acceptable(user, 256)) {
+        fcgi_log(FCGI_LOG_WARN, req->request_id, "msg=\"refused: no authenticated user (REMOTE_USER %s)\"",
+                 user && *user ? "unusable" : "absent");
+        fcgi_response_error(req, 401, "unauthorized", "Authentication is required.", NULL);
+        return 401;
+    }
+    req->user = strdup(user);
+    if (!req->user) {
+        fcgi_response_error(req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
+        return 500;
+    }
+    return 0;
+}
+
+void fcgi_dispatch(struct fcgi_request *req)
+{
+    struct fcgi_route_match match;
+    enum fcgi_route_result result = fcgi_route_match(req->cfg->base_path, req->method, req->request_uri, &match);
+    req->route = match.entry;
+    char allow[64];
+    switch (result) {
+    case FCGI_ROUTE_NOT_FOUND:
+        fcgi_response_error(req, 404, "not_found", "No such route.", NULL);
+        break;
+    case FCGI_ROUTE_URI_TOO_LONG:
+        fcgi_response_error(req, 414, "uri_too_long", "The request path is too long.", NULL);
+        break;
+    case FCGI_ROUTE_BAD_METHOD:
+        snprintf(allow, sizeof allow, "Allow: %s\r\n", fcgi_route_allow(match.entry));
+        fcgi_response_error(req, 405, "method_not_allowed", "This route does not take that method.", allow);
+        break;
+    case FCGI_ROUTE_ID_REQUIRED:
+    case FCGI_ROUTE_ID_INVALID:
+    case FCGI_ROUTE_OK:
+        if (authenticate(req) != 0)
+            break;
+        if (result == FCGI_ROUTE_ID_REQUIRED) {
+            fcgi_response_error(req, 400, "bad_request", "deploymentId required", NULL);
+            break;
+        }
+        if (result == FCGI_ROUTE_ID_INVALID) {
+            fcgi_response_error(req, 400, "invalid_deployment_id",
+                                "deploymentId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -.", NULL);
+            break;
+        }
+        memcpy(req->id, match.id, sizeof req->id);
+        match.entry->handler(req);
+        if (!req->fcgx)
+            return; /* a stream: the loop owns it and logs it */
+        break;
+    }
+    if (!req->head_sent)
+        fcgi_response_error(req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
+    fcgi_log(FCGI_LOG_INFO, req->request_id, "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld",
+             req->method[0] ? req->method : "-", route_name(req), req->id[0] ? req->id : "-", req->status,
+             req->bytes_out, fcgi_elapsed_ms(req));
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct upstream_client *client = upstream_client_new(w->cfg);
+    FCGX_Request fcgx;
+    if (!client || FCGX_InitRequest(&fcgx, w->listen_fd, 0) != 0) {
+        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
+        upstream_client_free(client);
+        return NULL;
+    }
+    while (!atomic_load(w->stopping)) {
+        if (FCGX_Accept_r(&fcgx) < 0)
+            break; /* the listening socket was shut down, or failed */
+        struct fcgi_request req;
+        if (fcgi_request_load(&req, &fcgx, w->cfg) != 0) {
+            fcgi_response_error(&req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
+            fcgi_log(FCGI_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
+        } else {
+            req.upstream = client;
+            req.streams = w->streams;
+            fcgi_dispatch(&req);
+        }
+        fcgi_request_free(&req);
+        FCGX_Finish_r(&fcgx);
+    }
+    FCGX_Finish_r(&fcgx);
+    FCGX_Free(&fcgx, 1);
+    upstream_client_free(client);
+    return NULL;
+}
+
+int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_atomic_t *stop)
+{
+    atomic_bool stopping = false;
+    /* Only this thread takes SIGTERM and friends: block them in every
+     * thread started from here on. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    struct stream_loop *streams = stream_loop_start(cfg);
+    struct worker *workers = calloc(cfg->workers, sizeof *workers);
+    if (!streams || !workers) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot start: out of memory\"");
+        stream_loop_stop(streams);
+        free(workers);
+        return 1;
+    }
+
+    unsigned started = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    /* Handlers keep at most a 16 KiB chunk on the stack; libcurl and
+     * OpenSSL want some room beyond that. */
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        workers[i] = (struct worker){.cfg = cfg, .listen_fd = listen_fd, .streams = streams, .stopping = &stopping};
+        if (pthread_create(&workers[i].thread, &attr, worker_main, &workers[i]) != 0)
+            break;
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == 0) {
+        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
+        stream_loop_stop(streams);
+        free(workers);
+        return 1;
+    }
+    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"serving\" upstream=%s workers=%u max_streams=%u", cfg->upstream_url, started,
+             cfg->max_streams);
+
+    while (!*stop)
+        pause(); /* SIGTERM/SIGINT arrive here: no SA_RESTART, the flag is set */
+
+    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(streams));
+    atomic_store(&stopping, true);
+    FCGX_ShutdownPending();
+    /* Wakes every worker blocked in accept(): it fails with EINVAL. */
+    shutdown(listen_fd, SHUT_RDWR);
+    stream_loop_begin_stop(streams);
+    /* In-flight snapshot and events calls get two seconds, then are cut; a
+     * worker still blocked after that (reading a kept-alive web server
+     * connection) is left to the process exit, to stop within 5 s. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 2;
+    unsigned joined = 0;
+    for (unsigned i = 0; i < started; i++)
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) == 0)
+            joined++;
+        else
+            break;
+    if (joined < started) {
+        upstream_abort_all();
+        deadline.tv_sec += 1;
+        for (unsigned i = joined; i < started; i++)
+            if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0)
+                fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"a worker did not stop in time\"");
+    }
+    stream_loop_stop(streams);
+    free(workers);
+    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopped\"");
+    return 0;
+}

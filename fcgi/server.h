@@ -1,0 +1,21 @@
+/* server.h: the FastCGI responder: worker threads accepting on one
+ * listening socket, the dispatcher, and the orderly stop. */
+#ifndef OPENOVA_SERVER_H
+#define OPENOVA_SERVER_H
+
+#include <signal.h>
+
+#include "config.h"
+#include "request.h"
+
+/* fcgi_dispatch: routes, authenticates and answers one loaded request; the
+ * only place that answers 404/405/400/401. Logs the request's line unless a
+ * stream took it over (the stream logs when it ends). */
+void fcgi_dispatch(struct fcgi_request *req);
+
+/* fcgi_server_run: serves on listen_fd with cfg->workers threads until
+ * *stop becomes non-zero (set from a signal handler), then stops accepting,
+ * ends open streams and returns 0 (1 if the threads could not start). */
+int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,8 @@
+/* snapshot.c: GET {base}/{id}/snapshot -> GET {upstream}/v1/flows/{id}/snapshot. */
+#include "handlers.h"
+#include "upstream.h"
+
+enum fcgi_err handle_snapshot(struct fcgi_request *req)
+{
+    return upstream_relay(req->upstream, req, "snapshot", NULL, 0);
+}

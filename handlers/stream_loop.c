@@ -1,0 +1,665 @@
+/* stream_loop.c: one thread, epoll and curl_multi carrying every open SSE
+ * stream from the upstream to its FastCGI connection, flushing each chunk
+ * the moment it arrives. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../fcgi/buf.h"
+#include "../fcgi/log.h"
+#include "../fcgi/record.h"
+#include "../fcgi/response.h"
+#include "sse.h"
+#include "stream_loop.h"
+#include "upstream.h"
+
+/* Bytes a slow client may leave unwritten before the upstream is paused;
+ * beyond it the stream waits rather than growing. */
+#define STREAM_PENDING_HIGH (256 * 1024)
+/* A record's content plus what one curl read may add while paused. */
+#define STREAM_PENDING_MAX (STREAM_PENDING_HIGH + 2 * FCGI_REC_MAX_CONTENT)
+/* After the upstream ends, how long the last bytes may take to leave. */
+#define STREAM_DRAIN_MS 5000
+#define KEEPALIVE_COMMENT ": keepalive\n\n"
+
+enum watch_kind { WATCH_WAKE, WATCH_CURL, WATCH_CLIENT };
+
+/* What an epoll event points at. Watches and streams that end during one
+ * batch of events are freed only after the batch (the graveyard), so a later
+ * event of the same batch never points at freed memory. */
+struct watch {
+    enum watch_kind kind;
+    int fd;
+    bool dead;
+    struct stream *stream; /* WATCH_CLIENT */
+    struct watch *next_dead;
+};
+
+enum stream_state {
+    STREAM_RUNNING,  /* upstream transfer in progress */
+    STREAM_DRAINING, /* upstream done, END_REQUEST queued, writing out */
+};
+
+struct stream {
+    struct stream_loop *loop;
+    struct stream *prev, *next;
+    enum stream_state state;
+
+    struct fcgi_request req; /* moved in from the worker */
+    int fd;
+    unsigned fcgi_id;
+    struct watch client_watch;
+    bool want_out;           /* EPOLLOUT registered */
+
+    CURL *easy;
+    struct upstream_exchange x;
+    bool paused;
+
+    struct fcgi_record_scanner scan;
+    struct fcgi_buf pending; /* records not yet accepted by the socket */
+    struct sse_tracker sse;
+    bool sse_mode;           /* a 200 event stream: keepalives allowed */
+    long long quiet_since_ms; /* last upstream byte or keepalive */
+    long long drain_deadline_ms;
+    const char *end_reason;
+};
+
+struct stream_loop {
+    const struct fcgi_config *cfg;
+    pthread_t thread;
+    int epfd;
+    struct watch wake;
+    CURLM *multi;
+    long curl_timeout_ms; /* -1: none requested */
+
+    atomic_uint open;     /* reserved slots, including streams in flight */
+    atomic_bool stopping;
+
+    pthread_mutex_t lock; /* guards incoming */
+    struct stream *incoming;
+
+    struct stream *streams; /* owned by the loop thread only */
+    struct stream *dead_streams;
+    struct watch *dead_watches;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake_loop(struct stream_loop *loop)
+{
+    uint64_t one = 1;
+    ssize_t ignored = write(loop->wake.fd, &one, sizeof one);
+    (void)ignored;
+}
+
+/* ---- writing to the web server ---- */
+
+static void watch_output(struct stream *s, bool want)
+{
+    if (s->want_out == want)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = &s->client_watch};
+    if (epoll_ctl(s->loop->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0)
+        s->want_out = want;
+}
+
+/* Writes what is pending. Returns FCGI_OK (maybe with bytes left, EPOLLOUT
+ * then watches) or FCGI_ERR_CLIENT_GONE. */
+static enum fcgi_err flush_pending(struct stream *s)
+{
+    while (s->pending.len) {
+        ssize_t n = write(s->fd, s->pending.data, s->pending.len);
+        if (n > 0) {
+            fcgi_buf_consume(&s->pending, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            watch_output(s, true);
+            return FCGI_OK;
+        }
+        return FCGI_ERR_CLIENT_GONE;
+    }
+    watch_output(s, false);
+    return FCGI_OK;
+}
+
+/* Sends data as FCGI_STDOUT records: straight to the socket when nothing
+ * waits (no copy), the rest into pending. */
+static enum fcgi_err send_stdout(struct stream *s, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t part = len > FCGI_REC_MAX_CONTENT ? FCGI_REC_MAX_CONTENT : len;
+        unsigned char header[FCGI_REC_HEADER_LEN];
+        fcgi_record_header(header, FCGI_REC_STDOUT, s->fcgi_id, part);
+        size_t done = 0, total = sizeof header + part;
+        if (s->pending.len == 0) {
+            struct iovec iov[2] = {{header, sizeof header}, {(void *)data, part}};
+            ssize_t n;
+            do
+                n = writev(s->fd, iov, 2);
+            while (n < 0 && errno == EINTR);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                return FCGI_ERR_CLIENT_GONE;
+            done = n > 0 ? (size_t)n : 0;
+        }
+        if (done < total) {
+            int rc = 0;
+            if (done < sizeof header)
+                rc = fcgi_buf_append(&s->pending, header + done, sizeof header - done);
+            size_t data_done = done > sizeof header ? done - sizeof header : 0;
+            if (!rc)
+                rc = fcgi_buf_append(&s->pending, data + data_done, part - data_done);
+            if (rc)
+                return rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_WOULD_BLOCK;
+            watch_output(s, true);
+        }
+        s->req.bytes_out += part;
+        data += part;
+        len -= part;
+    }
+    return FCGI_OK;
+}
+
+static enum fcgi_err send_head(struct stream *s, int status, const char *lines, size_t len)
+{
+    struct fcgi_buf head;
+    fcgi_buf_init(&head, UPSTREAM_MAX_HEADER_BYTES + 1024);
+    int rc = fcgi_response_format_head(&head, status, s->req.request_id, lines, len);
+    enum fcgi_err err = rc ? FCGI_ERR_UPSTREAM_TOO_LARGE : FCGI_OK;
+    if (!err) {
+        unsigned long long before = s->req.bytes_out;
+        err = send_stdout(s, head.data, head.len);
+        s->req.bytes_out = before; /* count body bytes only, as the log does for short requests */
+    }
+    if (!err) {
+        s->req.head_sent = true;
+        s->req.status = status;
+    }
+    fcgi_buf_free(&head);
+    return err;
+}
+
+/* ---- upstream callbacks ---- */
+
+static enum fcgi_err stream_on_head(void *ctx, long status, const char *lines, size_t len)
+{
+    struct stream *s = ctx;
+    if (status != 200)
+        return send_head(s, (int)status, lines, len); /* passed on, body and all */
+    /* Our own SSE head: the upstream's framing and caching lines are about
+     * its hop, and anti-buffering must hold whatever it said. */
+    static const char sse_head[] = "Content-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache, no-transform\r\n"
+                                   "X-Accel-Buffering: no\r\n";
+    s->sse_mode = true;
+    s->quiet_since_ms = now_ms();
+    return send_head(s, 200, sse_head, sizeof sse_head - 1);
+}
+
+static enum fcgi_err stream_on_body(void *ctx, const char *data, size_t len)
+{
+    struct stream *s = ctx;
+    if (s->pending.len >= STREAM_PENDING_HIGH) {
+        s->paused = true; /* libcurl keeps these bytes and offers them again */
+        return FCGI_ERR_WOULD_BLOCK;
+    }
+    sse_tracker_feed(&s->sse, data, len);
+    s->quiet_since_ms = now_ms();
+    return send_stdout(s, data, len);
+}
+
+/* ---- stream lifecycle ---- */
+
+static void log_end(struct stream *s)
+{
+    struct fcgi_request *r = &s->req;
+    fcgi_log(FCGI_LOG_INFO, r->request_id, "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s",
+             r->method, r->id, r->head_sent ? r->status : 0, r->bytes_out, fcgi_elapsed_ms(r),
+             s->end_reason ? s->end_reason : "done");
+}
+
+static void detach_upstream(struct stream *s)
+{
+    if (!s->easy)
+        return;
+    /* Removing an unfinished transfer makes libcurl close its connection:
+     * that is how the upstream learns the client left. */
+    curl_multi_remove_handle(s->loop->multi, s->easy);
+    curl_easy_cleanup(s->easy);
+    s->easy = NULL;
+    upstream_exchange_release(&s->x);
+}
+
+static void destroy(struct stream *s)
+{
+    struct stream_loop *loop = s->loop;
+    detach_upstream(s);
+    log_end(s);
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    close(s->fd);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        loop->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    fcgi_buf_free(&s->pending);
+    fcgi_request_free(&s->req);
+    s->client_watch.dead = true;
+    s->prev = NULL;
+    s->next = loop->dead_streams;
+    loop->dead_streams = s;
+    atomic_fetch_sub(&loop->open, 1);
+}
+
+static void bury_the_dead(struct stream_loop *loop)
+{
+    while (loop->dead_streams) {
+        struct stream *s = loop->dead_streams;
+        loop->dead_streams = s->next;
+        free(s);
+    }
+    while (loop->dead_watches) {
+        struct watch *w = loop->dead_watches;
+        loop->dead_watches = w->next_dead;
+        free(w);
+    }
+}
+
+/* The client (or the web server) left: drop everything now. */
+static void abandon(struct stream *s, const char *why)
+{
+    s->end_reason = why;
+    destroy(s);
+}
+
+/* The response is complete: queue END_REQUEST and let it drain. */
+static void finish(struct stream *s, enum fcgi_err err)
+{
+    detach_upstream(s);
+    if (err == FCGI_ERR_CLIENT_GONE) {
+        abandon(s, "client-gone");
+        return;
+    }
+    if (!s->end_reason)
+        s->end_reason = err ? fcgi_strerror(err) : "upstream-ended";
+    if (err && !s->req.head_sent) {
+        int status = upstream_error_status(err);
+        fcgi_log(FCGI_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s\"", fcgi_strerror(err));
+        const char *code = status == 504 ? "upstream_timeout" : status == 503 ? "shutting_down" : "upstream_unavailable";
+        const char *message = status == 504   ? "The flow server did not answer in time."
+                              : status == 503 ? "The proxy is shutting down; retry shortly."
+                                              : "The flow server could not be reached or answered badly.";
+        char *body = fcgi_error_json(code, message, s->req.request_id);
+        char lines[128];
+        snprintf(lines, sizeof lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                 body ? strlen(body) : 0);
+        if (body && send_head(s, status, lines, strlen(lines)) == FCGI_OK)
+            send_stdout(s, body, strlen(body));
+        free(body);
+    } else if (err) {
+        fcgi_log(FCGI_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s\"", fcgi_strerror(err));
+    }
+    unsigned char end[24];
+    fcgi_record_end_request(end, s->fcgi_id, 0);
+    if (fcgi_buf_append(&s->pending, end, sizeof end) != 0) {
+        abandon(s, "out-of-memory");
+        return;
+    }
+    s->state = STREAM_DRAINING;
+    s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
+    if (flush_pending(s) != FCGI_OK || s->pending.len == 0)
+        destroy(s);
+}
+
+static void start_stream(struct stream_loop *loop, struct stream *s)
+{
+    s->next = loop->streams;
+    if (loop->streams)
+        loop->streams->prev = s;
+    loop->streams = s;
+
+    int flags = fcntl(s->fd, F_GETFL, 0);
+    fcntl(s->fd, F_SETFL, flags | O_NONBLOCK);
+    s->client_watch = (struct watch){.kind = WATCH_CLIENT, .fd = s->fd, .stream = s};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &s->client_watch};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+        abandon(s, "epoll-failed");
+        return;
+    }
+    s->easy = upstream_easy_new(loop->cfg, true);
+    s->x = (struct upstream_exchange){
+        .req = &s->req,
+        .action = "stream",
+        .sink = {.ctx = s, .on_head = stream_on_head, .on_body = stream_on_body},
+    };
+    if (!s->easy || upstream_exchange_prepare(s->easy, loop->cfg, &s->x) != FCGI_OK ||
+        curl_multi_add_handle(loop->multi, s->easy) != CURLM_OK) {
+        finish(s, FCGI_ERR_NOMEM);
+        return;
+    }
+}
+
+/* ---- the loop ---- */
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct stream_loop *loop = userp;
+    struct watch *w = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (w) {
+            epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+            curl_multi_assign(loop->multi, fd, NULL);
+            w->dead = true;
+            w->next_dead = loop->dead_watches;
+            loop->dead_watches = w;
+        }
+        return 0;
+    }
+    uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w)
+            return -1;
+        *w = (struct watch){.kind = WATCH_CURL, .fd = fd};
+        ev.data.ptr = w;
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev);
+        curl_multi_assign(loop->multi, fd, w);
+    } else {
+        epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct stream_loop *loop = userp;
+    loop->curl_timeout_ms = timeout_ms;
+    return 0;
+}
+
+static void reap_transfers(struct stream_loop *loop)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(loop->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct upstream_exchange *x = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        struct stream *s = x->sink.ctx;
+        finish(s, upstream_exchange_result(x, msg->data.result));
+    }
+}
+
+static void on_client_event(struct stream *s, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        unsigned char scratch[4096];
+        for (;;) {
+            ssize_t n = read(s->fd, scratch, sizeof scratch);
+            if (n > 0) {
+                if (fcgi_record_scan(&s->scan, scratch, (size_t)n)) {
+                    abandon(s, "aborted");
+                    return;
+                }
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            abandon(s, "client-gone"); /* EOF or error: the web server closed */
+            return;
+        }
+    }
+    if (events & EPOLLOUT) {
+        if (flush_pending(s) != FCGI_OK) {
+            abandon(s, "client-gone");
+            return;
+        }
+        if (s->state == STREAM_DRAINING && s->pending.len == 0) {
+            destroy(s);
+            return;
+        }
+        if (s->paused && s->pending.len < STREAM_PENDING_HIGH / 2) {
+            s->paused = false;
+            curl_easy_pause(s->easy, CURLPAUSE_CONT);
+        }
+    }
+}
+
+static void take_incoming(struct stream_loop *loop)
+{
+    uint64_t count;
+    ssize_t ignored = read(loop->wake.fd, &count, sizeof count);
+    (void)ignored;
+    pthread_mutex_lock(&loop->lock);
+    struct stream *list = loop->incoming;
+    loop->incoming = NULL;
+    pthread_mutex_unlock(&loop->lock);
+    while (list) {
+        struct stream *s = list;
+        list = s->next;
+        s->next = s->prev = NULL;
+        start_stream(loop, s);
+    }
+}
+
+/* Keepalive comments and drain deadlines: cheap enough to check every
+ * stream on each tick even with thousands open. */
+static void tick(struct stream_loop *loop)
+{
+    long long now = now_ms();
+    long keepalive = loop->cfg->keepalive_ms;
+    struct stream *s = loop->streams;
+    while (s) {
+        struct stream *next = s->next;
+        if (s->state == STREAM_DRAINING) {
+            if (now >= s->drain_deadline_ms)
+                abandon(s, "drain-timeout");
+        } else if (keepalive > 0 && s->sse_mode && !s->paused && s->pending.len == 0 &&
+                   now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
+            s->quiet_since_ms = now;
+            /* Also how a vanished client is noticed behind lighttpd and
+             * Apache, which do not watch an idle client socket. */
+            if (send_stdout(s, KEEPALIVE_COMMENT, sizeof KEEPALIVE_COMMENT - 1) != FCGI_OK)
+                abandon(s, "client-gone");
+        }
+        s = next;
+    }
+}
+
+static void stop_all(struct stream_loop *loop)
+{
+    struct stream *s = loop->streams;
+    while (s) {
+        struct stream *next = s->next;
+        if (s->state == STREAM_RUNNING) {
+            s->end_reason = "shutdown";
+            finish(s, s->req.head_sent ? FCGI_OK : FCGI_ERR_SHUTDOWN);
+        }
+        s = next;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct stream_loop *loop = arg;
+    struct epoll_event events[256];
+    long long stop_deadline = 0;
+    int running = 0;
+    for (;;) {
+        if (atomic_load(&loop->stopping)) {
+            if (!stop_deadline) {
+                take_incoming(loop);
+                stop_all(loop);
+                stop_deadline = now_ms() + 2000;
+            }
+            if (!loop->streams || now_ms() >= stop_deadline)
+                break;
+        }
+        int wait_ms = loop->cfg->keepalive_ms > 0 ? 250 : 1000;
+        if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
+            wait_ms = (int)(loop->cfg->keepalive_ms / 4) + 1;
+        if (loop->curl_timeout_ms >= 0 && loop->curl_timeout_ms < wait_ms)
+            wait_ms = (int)loop->curl_timeout_ms;
+        int n = epoll_wait(loop->epfd, events, (int)(sizeof events / sizeof events[0]), wait_ms);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct watch *w = events[i].data.ptr;
+            uint32_t ev = events[i].events;
+            if (w->dead)
+                continue;
+            if (w->kind == WATCH_WAKE) {
+                take_incoming(loop);
+            } else if (w->kind == WATCH_CURL) {
+                int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                           (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+                curl_multi_socket_action(loop->multi, w->fd, mask, &running);
+                reap_transfers(loop);
+            } else {
+                on_client_event(w->stream, ev);
+            }
+        }
+        curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        reap_transfers(loop);
+        tick(loop);
+        bury_the_dead(loop);
+    }
+    /* Whatever is left could not drain in time. */
+    while (loop->streams)
+        abandon(loop->streams, "shutdown");
+    bury_the_dead(loop);
+    return NULL;
+}
+
+/* ---- the API the workers use ---- */
+
+struct stream_loop *stream_loop_start(const struct fcgi_config *cfg)
+{
+    struct stream_loop *loop = calloc(1, sizeof *loop);
+    if (!loop)
+        return NULL;
+    loop->cfg = cfg;
+    loop->curl_timeout_ms = -1;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    loop->wake = (struct watch){.kind = WATCH_WAKE, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+    loop->multi = curl_multi_init();
+    pthread_mutex_init(&loop->lock, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &loop->wake};
+    if (loop->epfd < 0 || loop->wake.fd < 0 || !loop->multi ||
+        epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake.fd, &ev) != 0)
+        goto fail;
+    curl_multi_setopt(loop->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
+    curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
+
+    /* The loop only polls and copies: a small stack is plenty. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&loop->thread, &attr, loop_main, loop);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        goto fail;
+    return loop;
+
+fail:
+    if (loop->multi)
+        curl_multi_cleanup(loop->multi);
+    if (loop->wake.fd >= 0)
+        close(loop->wake.fd);
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    pthread_mutex_destroy(&loop->lock);
+    free(loop);
+    return NULL;
+}
+
+bool stream_loop_reserve(struct stream_loop *loop)
+{
+    if (atomic_load(&loop->stopping))
+        return false;
+    unsigned open = atomic_load(&loop->open);
+    do {
+        if (open >= loop->cfg->max_streams)
+            return false;
+    } while (!atomic_compare_exchange_weak(&loop->open, &open, open + 1));
+    return true;
+}
+
+void stream_loop_unreserve(struct stream_loop *loop)
+{
+    atomic_fetch_sub(&loop->open, 1);
+}
+
+unsigned stream_loop_open_streams(struct stream_loop *loop)
+{
+    return atomic_load(&loop->open);
+}
+
+int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int fd, unsigned fcgi_request_id)
+{
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return -1;
+    s->loop = loop;
+    s->state = STREAM_RUNNING;
+    s->req = *req;
+    memset(req, 0, sizeof *req); /* moved: the worker must not free these */
+    s->req.upstream = NULL;
+    s->fd = fd;
+    s->fcgi_id = fcgi_request_id;
+    s->scan.request_id = fcgi_request_id;
+    fcgi_buf_init(&s->pending, STREAM_PENDING_MAX);
+    sse_tracker_init(&s->sse);
+
+    pthread_mutex_lock(&loop->lock);
+    s->next = loop->incoming;
+    loop->incoming = s;
+    pthread_mutex_unlock(&loop->lock);
+    wake_loop(loop);
+    return 0;
+}
+
+void stream_loop_begin_stop(struct stream_loop *loop)
+{
+    atomic_store(&loop->stopping, true);
+    wake_loop(loop);
+}
+
+void stream_loop_stop(struct stream_loop *loop)
+{
+    if (!loop)
+        return;
+    stream_loop_begin_stop(loop);
+    pthread_join(loop->thread, NULL);
+    curl_multi_cleanup(loop->multi);
+    close(loop->wake.fd);
+    close(loop->epfd);
+    pthread_mutex_destroy(&loop->lock);
+    free(loop);
+}

@@ -1,0 +1,45 @@
+/* stream_loop.h: the event loop that carries every open stream. A stream
+ * costs its buffers and two file descriptors, not a thread: one thread
+ * drives all upstream transfers with curl_multi over epoll, watches each
+ * FastCGI connection for the web server leaving, and writes the FastCGI
+ * records itself, without ever blocking on one slow client. */
+#ifndef OPENOVA_STREAM_LOOP_H
+#define OPENOVA_STREAM_LOOP_H
+
+#include <stdbool.h>
+
+#include "../fcgi/config.h"
+#include "../fcgi/request.h"
+
+struct stream_loop;
+
+/* stream_loop_start: creates the loop and its thread. NULL on failure. */
+struct stream_loop *stream_loop_start(const struct fcgi_config *cfg);
+
+/* stream_loop_reserve: takes one of OPENOVA_FLOW_MAX_STREAMS slots; false
+ * when all are taken or the loop is stopping. Thread-safe. */
+bool stream_loop_reserve(struct stream_loop *loop);
+
+/* stream_loop_unreserve: gives back a slot that was not used. */
+void stream_loop_unreserve(struct stream_loop *loop);
+
+/* stream_loop_submit: hands a reserved stream to the loop. The loop takes
+ * ownership of fd (the FastCGI connection, whose request libfcgi no longer
+ * holds) and of *req's contents (req is left empty). fcgi_request_id is the
+ * FastCGI request id the records must carry. Returns 0, or -1 when out of
+ * memory (then nothing was taken: the caller still owns fd and req). */
+int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int fd, unsigned fcgi_request_id);
+
+/* stream_loop_open_streams: how many streams are open now. */
+unsigned stream_loop_open_streams(struct stream_loop *loop);
+
+/* stream_loop_begin_stop: refuses new streams from now on and starts
+ * ending the open ones; returns at once. Thread-safe. */
+void stream_loop_begin_stop(struct stream_loop *loop);
+
+/* stream_loop_stop: ends every open stream cleanly (the client's response
+ * ends, the upstream connection closes), joins the thread and frees the
+ * loop. NULL-safe. */
+void stream_loop_stop(struct stream_loop *loop);
+
+#endif

@@ -1,0 +1,506 @@
+/* upstream.c: every libcurl detail of talking to the flow server. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../fcgi/log.h"
+#include "../fcgi/response.h"
+#include "upstream.h"
+
+static atomic_bool abort_all_transfers;
+
+int upstream_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void upstream_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+void upstream_abort_all(void)
+{
+    atomic_store(&abort_all_transfers, true);
+}
+
+/* ---- response header filtering (pure) ---- */
+
+/* RFC 9110 7.6.1: hop-by-hop fields, never forwarded by a proxy. */
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+    "TE", "Trailer", "Transfer-Encoding", "Upgrade", NULL,
+};
+
+/* Fields a web server acts on when a FastCGI app sends them (CGI Status,
+ * lighttpd/Apache X-Sendfile, nginx X-Accel-Redirect): the upstream must not
+ * steer our web server. Set-Cookie: the flow server has no business setting
+ * cookies on the console's origin. */
+static const char *const never_relayed[] = {
+    "Set-Cookie", "Status", "X-Sendfile", "X-Sendfile2", "X-Request-ID", NULL,
+};
+static const char *const never_relayed_prefixes[] = {"X-Accel-", "X-LIGHTTPD-", NULL};
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+static bool name_in(const char *name, size_t len, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strlen(list[i]) == len && strncasecmp(list[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+static bool name_has_prefix(const char *name, size_t len, const char *const *prefixes)
+{
+    for (size_t i = 0; prefixes[i]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (len >= n && strncasecmp(prefixes[i], name, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct header_line {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+    bool valid;
+};
+
+/* Splits the next line of raw at *pos; false at the end. */
+static bool next_header_line(const char *raw, size_t len, size_t *pos, struct header_line *h)
+{
+    if (*pos >= len)
+        return false;
+    const char *start = raw + *pos;
+    const char *nl = memchr(start, '\n', len - *pos);
+    size_t line_len = nl ? (size_t)(nl - start) : len - *pos;
+    *pos += line_len + (nl ? 1 : 0);
+    if (line_len && start[line_len - 1] == '\r')
+        line_len--;
+
+    memset(h, 0, sizeof *h);
+    size_t i = 0;
+    while (i < line_len && is_tchar((unsigned char)start[i]))
+        i++;
+    if (i == 0 || i >= line_len || start[i] != ':')
+        return true; /* empty, obs-fold continuation or junk: invalid */
+    h->name = start;
+    h->name_len = i;
+    size_t v = i + 1, end = line_len;
+    while (v < end && (start[v] == ' ' || start[v] == '\t'))
+        v++;
+    while (end > v && (start[end - 1] == ' ' || start[end - 1] == '\t'))
+        end--;
+    for (size_t k = v; k < end; k++) {
+        unsigned char c = (unsigned char)start[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true; /* a control character could split the line downstream */
+    }
+    h->value = start + v;
+    h->value_len = end - v;
+    h->valid = true;
+    return true;
+}
+
+#define MAX_CONNECTION_TOKENS 32
+
+int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out)
+{
+    /* Connection may name further hop-by-hop fields, and may come after
+     * them: collect its tokens first. */
+    struct { const char *p; size_t n; } tokens[MAX_CONNECTION_TOKENS];
+    size_t ntokens = 0, pos = 0;
+    struct header_line h;
+    while (next_header_line(raw, len, &pos, &h)) {
+        if (!h.valid || h.name_len != 10 || strncasecmp(h.name, "Connection", 10) != 0)
+            continue;
+        size_t i = 0;
+        while (i < h.value_len && ntokens < MAX_CONNECTION_TOKENS) {
+            while (i < h.value_len && (h.value[i] == ',' || h.value[i] == ' ' || h.value[i] == '\t'))
+                i++;
+            size_t s = i;
+            while (i < h.value_len && h.value[i] != ',' && h.value[i] != ' ' && h.value[i] != '\t')
+                i++;
+            if (i > s) {
+                tokens[ntokens].p = h.value + s;
+                tokens[ntokens].n = i - s;
+                ntokens++;
+            }
+        }
+    }
+
+    pos = 0;
+    while (next_header_line(raw, len, &pos, &h)) {
+        if (!h.valid || name_in(h.name, h.name_len, hop_by_hop) || name_in(h.name, h.name_len, never_relayed) ||
+            name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also))
+            continue;
+        bool named = false;
+        for (size_t t = 0; t < ntokens && !named; t++)
+            named = tokens[t].n == h.name_len && strncasecmp(tokens[t].p, h.name, h.name_len) == 0;
+        if (named)
+            continue;
+        int rc = fcgi_buf_append(out, h.name, h.name_len);
+        if (!rc)
+            rc = fcgi_buf_append(out, ": ", 2);
+        if (!rc)
+            rc = fcgi_buf_append(out, h.value, h.value_len);
+        if (!rc)
+            rc = fcgi_buf_append(out, "\r\n", 2);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- status mapping (pure) ---- */
+
+enum fcgi_err upstream_error_of(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return FCGI_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return FCGI_ERR_UPSTREAM_TIMEOUT;
+    case CURLE_OUT_OF_MEMORY:
+        return FCGI_ERR_NOMEM;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+        return FCGI_ERR_UPSTREAM_UNREACHABLE;
+    default:
+        return FCGI_ERR_UPSTREAM_PROTOCOL;
+    }
+}
+
+int upstream_error_status(enum fcgi_err err)
+{
+    switch (err) {
+    case FCGI_OK: return 200;
+    case FCGI_ERR_UPSTREAM_UNREACHABLE: return 502;
+    case FCGI_ERR_UPSTREAM_PROTOCOL: return 502;
+    case FCGI_ERR_UPSTREAM_TOO_LARGE: return 502;
+    case FCGI_ERR_UPSTREAM_TIMEOUT: return 504;
+    case FCGI_ERR_SHUTDOWN: return 503;
+    case FCGI_ERR_BODY_TOO_LARGE: return 413;
+    case FCGI_ERR_NOMEM:
+    case FCGI_ERR_IO:
+    case FCGI_ERR_WOULD_BLOCK:
+    case FCGI_ERR_CLIENT_GONE:
+        return 500;
+    }
+    return 500;
+}
+
+static const char *error_code(enum fcgi_err err)
+{
+    switch (upstream_error_status(err)) {
+    case 502: return "upstream_unavailable";
+    case 504: return "upstream_timeout";
+    case 503: return "shutting_down";
+    case 413: return "body_too_large";
+    default: return "internal_error";
+    }
+}
+
+static const char *error_message(enum fcgi_err err)
+{
+    switch (upstream_error_status(err)) {
+    case 502: return "The flow server could not be reached or answered badly.";
+    case 504: return "The flow server did not answer in time.";
+    case 503: return "The proxy is shutting down; retry shortly.";
+    case 413: return "The request body is larger than allowed.";
+    default: return "The proxy failed to handle the request.";
+    }
+}
+
+void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *detail)
+{
+    if (err == FCGI_ERR_CLIENT_GONE)
+        return;
+    fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
+             fcgi_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
+    fcgi_response_error(req, upstream_error_status(err), error_code(err), error_message(err), NULL);
+}
+
+/* ---- libcurl plumbing ---- */
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct upstream_exchange *x = userdata;
+    size_t len = size * nmemb;
+    if (x->head_delivered)
+        return len; /* trailers after a chunked body: nothing to relay */
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new response (after 100 Continue, say): start over. */
+        fcgi_buf_reset(&x->raw_headers);
+        x->status = 0;
+        const char *sp = memchr(data, ' ', len);
+        if (sp && (size_t)(sp - data) + 4 <= len)
+            x->status = strtol(sp + 1, NULL, 10);
+        return len;
+    }
+    if ((len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n')) {
+        if (x->status >= 100 && x->status < 200)
+            return len; /* interim response: the final one follows */
+        struct fcgi_buf lines;
+        fcgi_buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
+        int rc = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len, NULL,
+                                         &lines);
+        enum fcgi_err err = rc ? FCGI_ERR_NOMEM : FCGI_OK;
+        if (!err) {
+            x->head_delivered = true;
+            err = x->sink.on_head(x->sink.ctx, x->status, lines.data ? lines.data : "", lines.len);
+        }
+        fcgi_buf_free(&lines);
+        if (err) {
+            x->abort_reason = err;
+            return 0;
+        }
+        return len;
+    }
+    int rc = fcgi_buf_append(&x->raw_headers, data, len);
+    if (rc) {
+        x->abort_reason = rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_UPSTREAM_TOO_LARGE;
+        return 0;
+    }
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct upstream_exchange *x = userdata;
+    size_t len = size * nmemb;
+    if (!x->head_delivered) {
+        x->abort_reason = FCGI_ERR_UPSTREAM_PROTOCOL;
+        return 0;
+    }
+    enum fcgi_err err = x->sink.on_body(x->sink.ctx, data, len);
+    if (err == FCGI_ERR_WOULD_BLOCK)
+        return CURL_WRITEFUNC_PAUSE; /* the sink asks to wait: its buffer is full */
+    if (err) {
+        x->abort_reason = err;
+        return 0;
+    }
+    return len;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct upstream_exchange *x = userdata;
+    if (atomic_load(&abort_all_transfers)) {
+        x->abort_reason = FCGI_ERR_SHUTDOWN;
+        return 1;
+    }
+    return 0;
+}
+
+CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived)
+{
+    CURL *easy = curl_easy_init();
+    if (!easy)
+        return NULL;
+    /* Worker threads: signals would hit any thread; timeouts use no alarm(). */
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Bodies pass through undecoded: no Accept-Encoding of our own. */
+    curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(easy, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
+    if (cfg->tls_skip_verify) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cfg->ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
+    long connect_ms = cfg->proxy_timeout_ms < 10000 ? cfg->proxy_timeout_ms : 10000;
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    /* A stream lives for hours: only its connect is bounded. */
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long_lived ? 0L : cfg->proxy_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+    /* Small reads keep a stream's memory small; 16 KiB still moves a
+     * snapshot in few calls. */
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, long_lived ? 8192L : 16384L);
+    return easy;
+}
+
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[FCGI_LAST_EVENT_ID_MAX + 1024];
+    /* "Name:" with nothing after it tells libcurl to drop its own default. */
+    int n = value ? snprintf(line, sizeof line, "%s: %s", name, value) : snprintf(line, sizeof line, "%s:", name);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return 0; /* too long to be one of ours: values are bounded before */
+    struct curl_slist *grown = curl_slist_append(*list, line);
+    if (!grown)
+        return -1;
+    *list = grown;
+    return 0;
+}
+
+enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cfg, struct upstream_exchange *x)
+{
+    const struct fcgi_request *req = x->req;
+    bool stream = strcmp(x->action, "stream") == 0;
+    fcgi_buf_init(&x->raw_headers, UPSTREAM_MAX_HEADER_BYTES);
+    x->request_headers = NULL;
+    x->status = 0;
+    x->head_delivered = false;
+    x->abort_reason = FCGI_OK;
+
+    char *url = NULL;
+    size_t url_len = strlen(cfg->upstream_url) + strlen(req->id) + strlen(x->action) + 16;
+    if (!(url = malloc(url_len)))
+        return FCGI_ERR_NOMEM;
+    /* The id was checked to be unreserved characters only: no escaping. */
+    snprintf(url, url_len, "%s/v1/flows/%s/%s", cfg->upstream_url, req->id, x->action);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    free(url); /* libcurl keeps its own copy */
+
+    /* The allowlist: nothing else of the client's headers goes upstream. */
+    struct curl_slist **h = &x->request_headers;
+    int rc = 0;
+    if (stream)
+        rc |= add_header(h, "Accept", "text/event-stream");
+    else
+        rc |= add_header(h, "Accept", req->accept && fcgi_header_value_acceptable(req->accept, 1024) ? req->accept : NULL);
+    if (x->body)
+        rc |= add_header(h, "Content-Type", req->content_type);
+    if (stream && req->last_event_id)
+        rc |= add_header(h, "Last-Event-ID", req->last_event_id);
+    rc |= add_header(h, "X-Request-ID", req->request_id);
+    if (req->user)
+        rc |= add_header(h, "X-Forwarded-User", req->user);
+    if (req->remote_addr && fcgi_header_value_acceptable(req->remote_addr, 64))
+        rc |= add_header(h, "X-Forwarded-For", req->remote_addr);
+    rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
+    if (rc) {
+        upstream_exchange_release(x);
+        return FCGI_ERR_NOMEM;
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->request_headers);
+
+    if (x->body) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, x->body);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    return FCGI_OK;
+}
+
+void upstream_exchange_release(struct upstream_exchange *x)
+{
+    if (!x)
+        return;
+    curl_slist_free_all(x->request_headers);
+    x->request_headers = NULL;
+    fcgi_buf_free(&x->raw_headers);
+}
+
+enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc)
+{
+    if (x->abort_reason)
+        return x->abort_reason;
+    return upstream_error_of(rc);
+}
+
+/* ---- a worker's synchronous client ---- */
+
+struct upstream_client {
+    const struct fcgi_config *cfg;
+    CURL *easy;
+    char error[CURL_ERROR_SIZE];
+};
+
+struct upstream_client *upstream_client_new(const struct fcgi_config *cfg)
+{
+    struct upstream_client *client = calloc(1, sizeof *client);
+    if (!client)
+        return NULL;
+    client->cfg = cfg;
+    client->easy = upstream_easy_new(cfg, false);
+    if (!client->easy) {
+        free(client);
+        return NULL;
+    }
+    curl_easy_setopt(client->easy, CURLOPT_ERRORBUFFER, client->error);
+    return client;
+}
+
+void upstream_client_free(struct upstream_client *client)
+{
+    if (!client)
+        return;
+    curl_easy_cleanup(client->easy);
+    free(client);
+}
+
+static enum fcgi_err relay_head(void *ctx, long status, const char *lines, size_t len)
+{
+    return fcgi_response_head(ctx, (int)status, lines, len);
+}
+
+static enum fcgi_err relay_body(void *ctx, const char *data, size_t len)
+{
+    return fcgi_response_write(ctx, data, len);
+}
+
+enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+                             const char *body, size_t body_len)
+{
+    struct upstream_exchange x = {
+        .req = req,
+        .action = action,
+        .body = body,
+        .body_len = body_len,
+        .sink = {.ctx = req, .on_head = relay_head, .on_body = relay_body},
+    };
+    client->error[0] = '\0';
+    enum fcgi_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
+    if (err) {
+        upstream_fail(req, err, NULL);
+        return err;
+    }
+    CURLcode rc = curl_easy_perform(client->easy);
+    err = upstream_exchange_result(&x, rc);
+    upstream_exchange_release(&x);
+    /* The handle outlives the call: leave no pointer into this frame behind. */
+    curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(client->easy, CURLOPT_POSTFIELDS, NULL);
+    if (err == FCGI_OK && !req->head_sent) {
+        /* An empty answer with headers only still has a head. */
+        err = FCGI_ERR_UPSTREAM_PROTOCOL;
+    }
+    if (err && err != FCGI_ERR_CLIENT_GONE) {
+        if (req->head_sent)
+            fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s: %s\"", action,
+                     fcgi_strerror(err), client->error);
+        else
+            upstream_fail(req, err, client->error);
+    }
+    return err;
+}

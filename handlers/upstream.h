@@ -1,0 +1,108 @@
+/* upstream.h: the upstream HTTP client. Owns every libcurl detail: handle
+ * options, the allowlist of request headers, response header filtering, and
+ * the one mapping from upstream failures to HTTP statuses. */
+#ifndef OPENOVA_UPSTREAM_H
+#define OPENOVA_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "../fcgi/buf.h"
+#include "../fcgi/config.h"
+#include "../fcgi/error.h"
+#include "../fcgi/request.h"
+
+#define UPSTREAM_MAX_HEADER_BYTES (64 * 1024)
+
+/* Where the upstream's answer goes. Each callback returns 0 to go on, or an
+ * fcgi_err to abort the transfer (the upstream connection is then closed). */
+struct upstream_sink {
+    void *ctx;
+    /* The final response's status and its header lines, filtered and
+     * formatted "Name: value\r\n". Called once, before any body byte. */
+    enum fcgi_err (*on_head)(void *ctx, long status, const char *lines, size_t len);
+    /* Called with body bytes exactly as the upstream sent them (chunked
+     * framing removed, content encoding untouched). */
+    enum fcgi_err (*on_body)(void *ctx, const char *data, size_t len);
+};
+
+/* One upstream call: what the request asks for and where its answer goes.
+ * Lives as long as the transfer; the caller owns it. */
+struct upstream_exchange {
+    const struct fcgi_request *req;
+    const char *action;       /* "snapshot", "events" or "stream" */
+    const char *body;         /* POST body (events), not copied */
+    size_t body_len;
+    struct upstream_sink sink;
+
+    /* Filled in during the transfer. */
+    struct fcgi_buf raw_headers;
+    struct curl_slist *request_headers;
+    long status;
+    bool head_delivered;
+    enum fcgi_err abort_reason; /* why a callback stopped the transfer */
+};
+
+/* upstream_global_init / cleanup: once per process, before threads start. */
+int upstream_global_init(void);
+void upstream_global_cleanup(void);
+
+/* upstream_abort_all: every transfer in progress or started later aborts
+ * (with FCGI_ERR_SHUTDOWN) at its next progress check; for the stop. */
+void upstream_abort_all(void);
+
+/* upstream_easy_new: an easy handle with the options every call shares
+ * (TLS, timeouts, no signals). NULL when out of memory. The caller frees it
+ * with curl_easy_cleanup. */
+CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived);
+
+/* upstream_exchange_prepare: points easy at the call described by x (URL,
+ * method, body, allowlisted headers, callbacks into x->sink). Returns
+ * FCGI_OK or FCGI_ERR_NOMEM. Release with upstream_exchange_release. */
+enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cfg, struct upstream_exchange *x);
+
+/* upstream_exchange_release: frees what prepare allocated; NULL-safe. */
+void upstream_exchange_release(struct upstream_exchange *x);
+
+/* upstream_exchange_result: the outcome of a finished transfer. */
+enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc);
+
+/* upstream_error_status: the one mapping from a failed call to an HTTP
+ * status: unreachable 502, timeout 504, an oversized or malformed upstream
+ * answer 502, shutdown 503, anything else 500. Pure. */
+int upstream_error_status(enum fcgi_err err);
+
+/* upstream_error_of: libcurl's result -> the proxy's error. Pure. */
+enum fcgi_err upstream_error_of(CURLcode rc);
+
+/* upstream_filter_headers: copies the header lines of raw (one response's
+ * header block without its status line, "Name: value" per CRLF or LF line)
+ * to out, dropping hop-by-hop headers (RFC 9110 7.6.1, including those named
+ * in Connection), Set-Cookie, headers a web server would act on (Status,
+ * X-Sendfile, X-Accel-*, X-LIGHTTPD-*), X-Request-ID (the proxy sets its own),
+ * names in drop_also (NULL-terminated, may be NULL), and any line with
+ * control characters or without a valid name. Pure. Returns
+ * fcgi_buf_append's result. */
+int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out);
+
+/* A worker's client: one easy handle, reused so connections stay alive. */
+struct upstream_client;
+
+/* upstream_client_new: NULL when out of memory. Free with upstream_client_free. */
+struct upstream_client *upstream_client_new(const struct fcgi_config *cfg);
+void upstream_client_free(struct upstream_client *client);
+
+/* upstream_relay: performs the call and relays the answer to req's client:
+ * status, filtered headers and body as they arrive. If the call fails
+ * before the head went out, writes the JSON error with the mapped status.
+ * Logs failures with the request id. Returns the outcome. */
+enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+                             const char *body, size_t body_len);
+
+/* upstream_fail: answers req with the JSON error for err (status from
+ * upstream_error_status) unless its head is out; logs the cause. */
+void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *detail);
+
+#endif

@@ -1,0 +1,372 @@
+"""upstream.py: a stand-in flow server that runs inside the pytest process,
+records exactly what it receives and misbehaves on purpose.
+
+Raw sockets, one thread per connection, so that every byte is under the
+test's control: header names keep their case, stream frames go out one
+chunk at a time, and a connection can be dropped mid-stream or held open in
+silence. Each test registers a Reply per flow id; each received request is
+recorded with its connection, and each connection with when it opened and
+closed.
+"""
+import dataclasses
+import re
+import select
+import socket
+import threading
+import time
+
+MAX_HEAD = 64 * 1024
+
+
+@dataclasses.dataclass
+class Reply:
+    """What the upstream answers for one flow id.
+
+    For a plain reply: status, headers (a list of (name, value), sent as
+    given, in order), body. Content-Length is added unless the headers
+    already have it or chunked is set (then the body goes out in chunks of
+    chunk_size with Transfer-Encoding: chunked).
+
+    For a stream (frames is not None): status and headers, then each
+    (delay_seconds, bytes) frame as one chunk, flushed on its own; then
+    end: "clean" (terminating chunk), "drop" (close the socket without it)
+    or "hold" (stay open and silent until the client leaves).
+
+    delay: seconds to wait before answering at all (for timeouts).
+    """
+    status: int = 200
+    reason: str = ""
+    headers: list = dataclasses.field(default_factory=list)
+    body: bytes = b""
+    chunked: bool = False
+    chunk_size: int = 1000
+    frames: list = None
+    end: str = "clean"
+    delay: float = 0.0
+
+
+SSE_HEADERS = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache, no-transform"),
+    ("X-Accel-Buffering", "no"),
+]
+
+
+def stream_reply(frames, end="hold", status=200, headers=None, delay=0.0):
+    return Reply(status=status, headers=list(SSE_HEADERS if headers is None else headers),
+                 frames=list(frames), end=end, delay=delay)
+
+
+def json_reply(status=200, body=b'{"ok":true}', headers=()):
+    return Reply(status=status, headers=[("Content-Type", "application/json")] + list(headers), body=body)
+
+
+@dataclasses.dataclass
+class Received:
+    """One request as the upstream received it."""
+    conn: "Connection"
+    method: str
+    target: str
+    version: str
+    headers: list           # [(name, value)], names as sent
+    body: bytes
+    received_at: float
+    frames_sent_at: list = dataclasses.field(default_factory=list)  # monotonic time per frame
+    finished_at: float = None
+
+    @property
+    def path(self):
+        return self.target
+
+    def header(self, name):
+        """The value of the one header called name (any case), or None; a
+        header sent twice is an error in these tests."""
+        vals = self.header_all(name)
+        assert len(vals) <= 1, f"header {name} received {len(vals)} times: {vals}"
+        return vals[0] if vals else None
+
+    def header_all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def header_names(self):
+        return [n.lower() for n, _ in self.headers]
+
+
+class Connection:
+    def __init__(self, number, peer):
+        self.number = number
+        self.peer = peer
+        self.opened_at = time.monotonic()
+        self.closed_at = None
+        self.requests = []
+
+    @property
+    def open(self):
+        return self.closed_at is None
+
+
+class _PeerGone(Exception):
+    pass
+
+
+class Upstream:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.replies = {}
+        self.connections = []
+        self.received = []
+        self._stopping = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(512)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._sockets = set()
+        self._thread = threading.Thread(target=self._accept_loop, name="upstream-accept", daemon=True)
+        self._thread.start()
+
+    # --- the test's side -------------------------------------------------
+
+    def set(self, flow_id, reply, route=None):
+        """Registers the reply for a flow id (all routes, or one route)."""
+        with self.lock:
+            self.replies[(flow_id, route)] = reply
+
+    def reset(self):
+        """Forgets the recorded requests (not the connections' states)."""
+        with self.lock:
+            self.received = []
+
+    def requests(self, flow_id=None):
+        with self.lock:
+            recs = list(self.received)
+        if flow_id is None:
+            return recs
+        return [r for r in recs if f"/v1/flows/{flow_id}/" in r.target]
+
+    def wait_requests(self, flow_id, count=1, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recs = self.requests(flow_id)
+            if len(recs) >= count:
+                return recs
+            time.sleep(0.01)
+        raise AssertionError(f"upstream: {count} request(s) for {flow_id} expected, "
+                             f"got {len(self.requests(flow_id))} in {timeout}s")
+
+    def open_connections(self):
+        with self.lock:
+            return [c for c in self.connections if c.open]
+
+    def wait_closed(self, conn, timeout):
+        """Seconds until conn closed, or None when still open after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if conn.closed_at is not None:
+                return conn.closed_at
+            time.sleep(0.01)
+        return conn.closed_at
+
+    def close(self):
+        self._stopping.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        with self.lock:
+            socks = list(self._sockets)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=2)
+
+    # --- the server's side -----------------------------------------------
+
+    def _accept_loop(self):
+        number = 0
+        while not self._stopping.is_set():
+            try:
+                sock, peer = self._listener.accept()
+            except OSError:
+                return
+            number += 1
+            conn = Connection(number, peer)
+            with self.lock:
+                self.connections.append(conn)
+                self._sockets.add(sock)
+            threading.Thread(target=self._serve, args=(sock, conn), name=f"upstream-conn-{number}",
+                             daemon=True).start()
+
+    def _serve(self, sock, conn):
+        buf = b""
+        try:
+            while not self._stopping.is_set():
+                head, buf = self._read_head(sock, buf)
+                if head is None:
+                    return
+                rec, buf = self._read_request(sock, conn, head, buf)
+                keep = self._answer(sock, rec)
+                rec.finished_at = time.monotonic()
+                if not keep:
+                    return
+        except (_PeerGone, OSError):
+            return
+        finally:
+            conn.closed_at = time.monotonic()
+            with self.lock:
+                self._sockets.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _recv(self, sock, timeout=0.2):
+        """recv with a poll, so that stopping the upstream ends every thread."""
+        while not self._stopping.is_set():
+            r, _, _ = select.select([sock], [], [], timeout)
+            if r:
+                data = sock.recv(65536)
+                if not data:
+                    raise _PeerGone()
+                return data
+        raise _PeerGone()
+
+    def _read_head(self, sock, buf):
+        while b"\r\n\r\n" not in buf:
+            if len(buf) > MAX_HEAD:
+                raise _PeerGone()
+            try:
+                buf += self._recv(sock)
+            except _PeerGone:
+                return None, b""
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        return head, rest
+
+    def _read_request(self, sock, conn, head, buf):
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ", 2)
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name, value.strip()))
+        rec = Received(conn=conn, method=method, target=target, version=version, headers=headers, body=b"",
+                       received_at=time.monotonic())
+        if any(v.lower() == "100-continue" for n, v in headers if n.lower() == "expect"):
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        length = rec.header("Content-Length")
+        te = (rec.header("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            body = b""
+            while True:
+                while b"\r\n" not in buf:
+                    buf += self._recv(sock)
+                size_line, _, buf = buf.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                while len(buf) < size + 2:
+                    buf += self._recv(sock)
+                body += buf[:size]
+                buf = buf[size + 2:]
+                if size == 0:
+                    break
+            rec.body = body
+        elif length is not None:
+            n = int(length)
+            while len(buf) < n:
+                buf += self._recv(sock)
+            rec.body, buf = buf[:n], buf[n:]
+        conn.requests.append(rec)
+        with self.lock:
+            self.received.append(rec)
+        return rec, buf
+
+    def _lookup(self, target):
+        m = re.match(r"^/v1/flows/([^/?]*)/([^/?]*)", target)
+        with self.lock:
+            if m:
+                for key in ((m.group(1), m.group(2)), (m.group(1), None)):
+                    if key in self.replies:
+                        return self.replies[key]
+        return json_reply(404, b'{"error":"not found","message":"flow never ingested"}')
+
+    def _wait(self, sock, seconds):
+        """Sleeps, but notices the peer closing meanwhile (raises _PeerGone).
+        Bytes the peer sends meanwhile (a pipelined request) are not expected."""
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stopping.is_set():
+                if self._stopping.is_set():
+                    raise _PeerGone()
+                return
+            r, _, _ = select.select([sock], [], [], min(remaining, 0.2))
+            if r:
+                data = sock.recv(65536, socket.MSG_PEEK)
+                if not data:
+                    raise _PeerGone()
+                time.sleep(min(remaining, 0.01))
+
+    def _answer(self, sock, rec):
+        reply = self._lookup(rec.target)
+        if reply.delay:
+            self._wait(sock, reply.delay)
+        reason = reply.reason or _REASONS.get(reply.status, "Whatever")
+        head = f"HTTP/1.1 {reply.status} {reason}\r\n"
+        names = {n.lower() for n, _ in reply.headers}
+        for name, value in reply.headers:
+            head += f"{name}: {value}\r\n"
+        close_after = any("close" in v.lower() for n, v in reply.headers if n.lower() == "connection")
+
+        if reply.frames is not None:
+            if "transfer-encoding" not in names:
+                head += "Transfer-Encoding: chunked\r\n"
+            sock.sendall(head.encode("latin-1") + b"\r\n")
+            for delay, data in reply.frames:
+                if delay:
+                    self._wait(sock, delay)
+                sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                rec.frames_sent_at.append(time.monotonic())
+            if reply.end == "clean":
+                sock.sendall(b"0\r\n\r\n")
+                return not close_after
+            if reply.end == "drop":
+                return False
+            # hold: silent until the client leaves (or the upstream stops)
+            while True:
+                self._wait(sock, 3600)
+
+        if reply.chunked:
+            if "transfer-encoding" not in names:
+                head += "Transfer-Encoding: chunked\r\n"
+            data = head.encode("latin-1") + b"\r\n"
+            for i in range(0, len(reply.body), reply.chunk_size):
+                piece = reply.body[i:i + reply.chunk_size]
+                data += b"%x\r\n%s\r\n" % (len(piece), piece)
+            data += b"0\r\n\r\n"
+        else:
+            if "content-length" not in names:
+                head += f"Content-Length: {len(reply.body)}\r\n"
+            data = head.encode("latin-1") + b"\r\n" + reply.body
+        sock.sendall(data)
+        return not close_after
+
+
+_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
+            401: "Unauthorized", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+class RefusingPort:
+    """A port on 127.0.0.1 where nothing listens: bound but never listening,
+    so no one else takes it while the test runs and connect() is refused."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.sock.close()
