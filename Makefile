@@ -101,7 +101,8 @@ check-valgrind: $(UNIT_TESTS)
 	$(Q)set -e; for t in $(UNIT_TESTS); do \
 		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 
-run: $(BIN)
+# Installs what is missing, builds, and serves under lighttpd on :8080.
+run:
 	$(Q)tools/run.sh
 
 install: $(BIN)

@@ -2,7 +2,6 @@
 instances (each spawning the built app) started on first use, one per
 configuration, torn down at the end of the session."""
 import itertools
-import json
 import os
 import re
 
@@ -110,19 +109,3 @@ def fid(request):
     def make(tag=""):
         return f"{base}{'-' + tag if tag else ''}-{next(_ids)}"
     return make
-
-
-def assert_proxy_error(resp, status, request_id=None):
-    """An error the proxy made itself: JSON, exactly error/message/requestId."""
-    assert resp.status == status, resp
-    ctype = resp.header("Content-Type") or ""
-    assert ctype.split(";")[0].strip() == "application/json", resp
-    body = json.loads(resp.body)
-    assert isinstance(body, dict) and set(body) == {"error", "message", "requestId"}, body
-    assert isinstance(body["error"], str) and body["error"] and " " not in body["error"], body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert isinstance(body["requestId"], str) and body["requestId"], body
-    assert resp.header("X-Request-ID") == body["requestId"], resp
-    if request_id is not None:
-        assert body["requestId"] == request_id, body
-    return body
