@@ -14,7 +14,7 @@ OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DOPENOVA_VERSION='"$(VERSION)"' -MMD -MP
 CFLAGS += $(OPT) $(WARNINGS) -pthread
 # libfcgi ships no .pc file on Debian: fall back to -lfcgi.
-PKG_CFLAGS := $(shell pkg-config --cflags libcurl json-c 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags libcurl json-c 2>/dev/null) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null) $(shell pkg-config --libs fcgi 2>/dev/null || echo -lfcgi)
 CFLAGS += $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -pthread
@@ -49,6 +49,13 @@ CORE_OBJS := \
 
 MAIN_OBJ := $(BUILD)/fcgi/main.o
 
+# The local flow server (issue 3): a development and test upstream.
+DEV_BIN := $(BUILD)/openova-flow-devserver
+DEV_SRCS := $(filter-out devserver/main.c,$(wildcard devserver/*.c))
+DEV_OBJS := $(DEV_SRCS:%.c=$(BUILD)/%.o)
+DEV_MAIN_OBJ := $(BUILD)/devserver/main.o
+DEV_UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_devserver_*.c))
+
 UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_config \
 	$(BUILD)/tests/unit/test_route \
@@ -62,7 +69,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 
 .PHONY: all check unit integration run install uninstall clean check-asan check-valgrind
 
-all: $(BIN)
+all: $(BIN) $(if $(wildcard devserver/main.c),$(DEV_BIN))
 
 $(BIN): $(MAIN_OBJ) $(BUILD)/libproxy.a
 	@echo "  LD      $@"
@@ -71,6 +78,20 @@ $(BIN): $(MAIN_OBJ) $(BUILD)/libproxy.a
 $(BUILD)/libproxy.a: $(CORE_OBJS)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(DEV_BIN): $(DEV_MAIN_OBJ) $(BUILD)/libdevserver.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+
+$(BUILD)/libdevserver.a: $(DEV_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/unit/test_devserver_%: tests/unit/test_devserver_%.c $(BUILD)/libdevserver.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka libmicrohttpd) -o $@ $< $(BUILD)/libdevserver.a \
+		$(LDFLAGS) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -83,11 +104,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libproxy.a
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libproxy.a \
 		$(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
-unit: $(UNIT_TESTS)
-	$(Q)set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+unit: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
+	$(Q)set -e; for t in $(UNIT_TESTS) $(DEV_UNIT_TESTS); do echo "== $$t"; $$t; done
 
-integration: $(BIN)
-	$(Q)$(PYTEST) -q tests/integration
+integration: all
+	$(Q)OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) $(PYTEST) -q tests/integration
 
 check: unit integration
 
@@ -97,15 +118,15 @@ check-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
-check-valgrind: $(UNIT_TESTS)
-	$(Q)set -e; for t in $(UNIT_TESTS); do \
+check-valgrind: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
+	$(Q)set -e; for t in $(UNIT_TESTS) $(DEV_UNIT_TESTS); do \
 		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 
 # Installs what is missing, builds, and serves under lighttpd on :8080.
 run:
 	$(Q)tools/run.sh
 
-install: $(BIN)
+install: $(BIN) $(if $(wildcard devserver/main.c),$(DEV_BIN))
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
 
@@ -115,4 +136,4 @@ uninstall:
 clean:
 	rm -rf $(BUILD)
 
--include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(DEV_OBJS:.o=.d) $(DEV_MAIN_OBJ:.o=.d)

@@ -69,6 +69,7 @@ struct stream {
     struct sse_tracker sse;
     bool sse_mode;           /* a 200 event stream: keepalives allowed */
     long long quiet_since_ms; /* last upstream byte or keepalive */
+    long long head_deadline_ms; /* the upstream must answer by then: 504 */
     long long drain_deadline_ms;
     const char *end_reason;
 };
@@ -343,6 +344,7 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
         abandon(s, "epoll-failed");
         return;
     }
+    s->head_deadline_ms = now_ms() + loop->cfg->proxy_timeout_ms;
     s->easy = upstream_easy_new(loop->cfg, true);
     s->x = (struct upstream_exchange){
         .req = &s->req,
@@ -478,6 +480,10 @@ static void tick(struct stream_loop *loop)
         if (s->state == STREAM_DRAINING) {
             if (now >= s->drain_deadline_ms)
                 abandon(s, "drain-timeout");
+        } else if (!s->x.head_delivered && now >= s->head_deadline_ms) {
+            /* Only the wait for the answer is bounded; the stream itself
+             * may then live for hours. */
+            finish(s, FCGI_ERR_UPSTREAM_TIMEOUT);
         } else if (keepalive > 0 && s->sse_mode && !s->paused && s->pending.len == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;
@@ -519,7 +525,9 @@ static void *loop_main(void *arg)
             if (!loop->streams || now_ms() >= stop_deadline)
                 break;
         }
-        int wait_ms = loop->cfg->keepalive_ms > 0 ? 250 : 1000;
+        /* The tick also enforces answer deadlines, so it runs even without
+         * keepalives. */
+        int wait_ms = 250;
         if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
             wait_ms = (int)(loop->cfg->keepalive_ms / 4) + 1;
         if (loop->curl_timeout_ms >= 0 && loop->curl_timeout_ms < wait_ms)

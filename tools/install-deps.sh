@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config ca-certificates curl
-    libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev
+    libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
     lighttpd python3 python3-pytest valgrind
 )
 

@@ -16,7 +16,6 @@ export OPENOVA_LIGHTTPD_ROOT="$root"
 export OPENOVA_LIGHTTPD_BIN="$root/build/openova-flow-fcgi"
 # The local demo has no login: the app lets everyone in and says so in the log.
 export OPENOVA_FLOW_AUTH="${OPENOVA_FLOW_AUTH:-none}"
-touch "$rundir/error.log"
 
 base="http://127.0.0.1:$OPENOVA_LIGHTTPD_PORT/api/v1/flows"
 cat <<MSG
@@ -26,10 +25,8 @@ try:
   curl -i $base/dep-demo/snapshot
   curl -N $base/dep-demo/stream
   curl -i -H 'Content-Type: application/json' --data '{"type":"upsert-flow","flow":{"id":"dep-demo","status":"running","startedAt":0}}' $base/dep-demo/events
-logs: $rundir/error.log (shown below). Ctrl-C stops.
+The app logs here, one line per request; lighttpd's own log: $rundir/error.log
+Ctrl-C stops.
 MSG
 
-tail -n +1 -F "$rundir/error.log" 2>/dev/null &
-tail_pid=$!
-trap 'kill $tail_pid 2>/dev/null || true' EXIT
-/usr/sbin/lighttpd -D -f conf/lighttpd/lighttpd-noauth.conf
+exec /usr/sbin/lighttpd -D -f conf/lighttpd/lighttpd-noauth.conf

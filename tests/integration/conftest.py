@@ -59,9 +59,10 @@ def _fresh_records(request):
 
 
 class Instances:
-    def __init__(self, upstream, refusing_port):
+    def __init__(self, upstream, refusing_port, tmp_path_factory):
         self.upstream = upstream
         self.refusing_port = refusing_port
+        self.tmp = tmp_path_factory
         self.running = {}
 
     def app_env(self, name):
@@ -75,7 +76,7 @@ class Instances:
     def get(self, name):
         if name not in self.running:
             conf, env = self.app_env(name)
-            server = servers.Lighttpd(env, conf=conf, name=name)
+            server = servers.Lighttpd(env, self.tmp.mktemp(name), conf=conf)
             self.running[name] = server
             server.start()
         return self.running[name]
@@ -87,8 +88,8 @@ class Instances:
 
 
 @pytest.fixture(scope="session")
-def instances(upstream, refusing_port):
-    inst = Instances(upstream, refusing_port)
+def instances(upstream, refusing_port, tmp_path_factory):
+    inst = Instances(upstream, refusing_port, tmp_path_factory)
     yield inst
     inst.stop_all()
 

@@ -76,7 +76,6 @@ def test_each_frame_arrives_within_200ms(main, upstream, fid):
         events = s.events()
         assert [e[1] for e in events] == frames
         lags = [arrived - sent for (arrived, _), sent in zip(events, rec.frames_sent_at)]
-        print("lags", [f"{lag * 1000:.0f}ms" for lag in lags])
         assert max(lags) < 0.2, [f"{lag * 1000:.0f}ms" for lag in lags]
     finally:
         s.close()

@@ -1,6 +1,7 @@
 """servers.py: starts and stops a real lighttpd from conf/lighttpd (which
 spawns the built app), or the app alone on a socket, each in its own
-temporary directory and process group, and always tears them down."""
+directory (pytest's tmp_path: kept for the last runs, for their logs) and
+process group, and always tears them down."""
 import hashlib
 import base64
 import json
@@ -8,13 +9,13 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 from . import client
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BINARY = os.path.join(REPO, "build", "openova-flow-fcgi")
+# make check-asan points this at the sanitizer build.
+BINARY = os.environ.get("OPENOVA_FLOW_FCGI_BIN") or os.path.join(REPO, "build", "openova-flow-fcgi")
 LIGHTTPD = "/usr/sbin/lighttpd"
 CONF_DIR = os.path.join(REPO, "conf", "lighttpd")
 
@@ -79,11 +80,12 @@ class Lighttpd:
     environment. app_env holds the OPENOVA_FLOW_* settings; lighttpd passes
     its environment on to the app it spawns."""
 
-    def __init__(self, app_env, conf="lighttpd.conf", name="lighttpd"):
+    def __init__(self, app_env, workdir, conf="lighttpd.conf"):
         self.conf = os.path.join(CONF_DIR, conf)
         self.auth = conf == "lighttpd.conf"
         self.app_env = dict(app_env)
-        self.dir = tempfile.mkdtemp(prefix=f"openova-{name}-")
+        self.dir = str(workdir)   # the run dir: logs, pid, sockets, htpasswd
+        os.makedirs(self.dir, exist_ok=True)
         self.port = None
         self.proc = None
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -186,8 +188,9 @@ class Lighttpd:
 class App:
     """The binary run directly: build/openova-flow-fcgi --listen ADDRESS."""
 
-    def __init__(self, app_env, listen=None, name="app"):
-        self.dir = tempfile.mkdtemp(prefix=f"openova-{name}-")
+    def __init__(self, app_env, workdir, listen=None):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
         self.socket_path = os.path.join(self.dir, "app.sock")
         self.listen = listen or f"unix:{self.socket_path}"
         self.app_env = dict(app_env)

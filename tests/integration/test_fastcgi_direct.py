@@ -1,0 +1,135 @@
+"""The faster layer beside lighttpd: the app driven over FastCGI directly,
+to see exactly the CGI head it writes (lighttpd adds and drops some
+headers itself, Connection and Transfer-Encoding among them) and to send
+request lines lighttpd would rewrite (".." segments)."""
+import time
+
+import pytest
+
+from harness import servers
+from harness.fastcgi import FcgiConnection, cgi_params, fcgi_request
+from harness.upstream import Reply, stream_reply
+
+BASE = "/api/v1/flows"
+
+
+@pytest.fixture(scope="module")
+def app(upstream, tmp_path_factory):
+    a = servers.App({"OPENOVA_FLOW_SERVER_URL": upstream.url, "OPENOVA_FLOW_KEEPALIVE": "1s"},
+                    tmp_path_factory.mktemp("direct"))
+    a.start()
+    yield a
+    a.stop()
+
+
+def get(app, target, headers=(), user="alice", method="GET", body=b""):
+    return fcgi_request(app.address, method, target, headers, body, remote_user=user)
+
+
+# Every hop-by-hop header of RFC 9110 7.6.1, one named by Connection, and
+# Set-Cookie; each must be absent from the head the app writes.
+HOP = [
+    ("Connection", "close, X-Hop-Secret"),
+    ("X-Hop-Secret", "s3cr3t"),
+    ("Keep-Alive", "timeout=5"),
+    ("Proxy-Authenticate", 'Basic realm="up"'),
+    ("Proxy-Authorization", "Basic dXA6c2VjcmV0"),
+    ("TE", "trailers"),
+    ("Trailer", "X-Checksum"),
+    ("Upgrade", "h2c"),
+    ("Set-Cookie", "session=abc"),
+    ("Set-Cookie", "b=2"),
+]
+KEPT = [("Content-Type", "application/json"), ("X-Flow-Version", "7"), ("ETag", '"v7"'),
+        ("Cache-Control", "no-store")]
+REMOVED = sorted({name for name, _ in HOP} | {"Transfer-Encoding"})
+
+
+@pytest.mark.parametrize("route", ["snapshot", "events"])
+@pytest.mark.parametrize("removed", REMOVED)
+def test_app_head_has_no_hop_by_hop_headers(app, upstream, fid, route, removed):
+    flow = fid()
+    # Chunked, so the upstream's Transfer-Encoding is there to be dropped.
+    upstream.set(flow, Reply(status=200, headers=KEPT + HOP, body=b'{"nodes":[]}', chunked=True))
+    method, body = ("POST", b"{}") if route == "events" else ("GET", b"")
+    resp = get(app, f"{BASE}/{flow}/{route}", method=method, body=body,
+               headers=[("Content-Type", "application/json")] if body else [])
+    assert resp.ended and resp.status == 200, resp.raw[:500]
+    assert resp.body == b'{"nodes":[]}'
+    names = [n.lower() for n in resp.header_names()]
+    assert removed.lower() not in names, resp.headers
+    for name, value in KEPT:
+        assert [v for n, v in resp.headers if n.lower() == name.lower()] == [value], resp.headers
+
+
+# Request lines lighttpd normalizes before they reach this check.
+# (row id, REQUEST_URI, status, message or None)
+RAW_PATHS = [
+    ("dotdot", f"{BASE}/../snapshot", 400, None),
+    ("dot", f"{BASE}/./snapshot", 400, None),
+    ("empty", f"{BASE}//snapshot", 400, "deploymentId required"),
+    ("empty-with-query", f"{BASE}//snapshot?x=1", 400, "deploymentId required"),
+    ("escaped", f"{BASE}/dep%2D1/snapshot", 400, None),
+    ("too-long", f"{BASE}/{'a' * 129}/snapshot", 400, None),
+    ("outside-base", "/api/v1/other/dep-1/snapshot", 404, None),
+]
+
+
+@pytest.mark.parametrize("target,status,message", [r[1:] for r in RAW_PATHS], ids=[r[0] for r in RAW_PATHS])
+def test_raw_request_uri_checks(app, upstream, target, status, message):
+    import json
+    resp = get(app, target)
+    assert resp.status == status, resp.raw[:500]
+    body = json.loads(resp.body)
+    assert set(body) == {"error", "message", "requestId"}
+    if message:
+        assert body["message"] == message
+    assert upstream.requests() == []
+
+
+def test_stream_head_and_frames_flushed(app, upstream, fid):
+    flow = fid()
+    frames = [b"id: 1\ndata: {}\n\n", b"id: 2\ndata: {}\n\n"]
+    upstream.set(flow, stream_reply([(0.8, frames[0]), (0.5, frames[1])], end="clean"))
+    conn = FcgiConnection(app.address)
+    try:
+        sent = time.monotonic()
+        conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
+        while not conn.resp.parse_head():
+            assert conn.read_some(3)
+        assert time.monotonic() - sent < 0.5, "head waited for the first frame"
+        assert conn.resp.status == 200
+        assert conn.resp.header("Content-Type") == "text/event-stream"
+        assert conn.resp.header("X-Accel-Buffering") == "no"
+        (rec,) = upstream.requests(flow)
+        arrived = []
+        while conn.read_some(5):
+            for i, f in enumerate(frames):
+                if f in conn.resp.body and len(arrived) == i:
+                    arrived.append(time.monotonic())
+        assert conn.resp.ended
+        assert conn.resp.body.replace(b": keepalive\n\n", b"") == b"".join(frames)
+        lags = [a - s for a, s in zip(arrived, rec.frames_sent_at)]
+        assert len(lags) == 2 and max(lags) < 0.2, lags
+    finally:
+        conn.close()
+
+
+def test_web_server_gone_closes_upstream(app, upstream, fid):
+    """The web server drops the FastCGI connection (its client left): the
+    app notices on its next write (keepalive 1 s) and closes upstream."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, b"data: 1\n\n")], end="hold"))
+    conn = FcgiConnection(app.address)
+    conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
+    while b"data: 1\n\n" not in conn.resp.body:
+        assert conn.read_some(3)
+    (rec,) = upstream.requests(flow)
+    conn.close()
+    assert upstream.wait_closed(rec.conn, 4) is not None
+
+
+def test_missing_remote_user_is_401(app, upstream, fid):
+    resp = get(app, f"{BASE}/{fid()}/snapshot", user=None)
+    assert resp.status == 401
+    assert upstream.requests() == []

@@ -1,0 +1,117 @@
+"""Request ids: a client's acceptable X-Request-ID is kept, otherwise the
+proxy makes one; either way it goes upstream, back in the response header,
+into error bodies, and into the app's log line for the request.
+
+The app logs to stderr. lighttpd spawns it with lighttpd's own stderr
+(bin-path processes start before server.errorlog is opened and are not
+redirected to it), so under `lighttpd -D` the lines land in lighttpd's
+stderr: the harness keeps that in <rundir>/stderr.log."""
+import itertools
+import re
+import string
+
+import pytest
+
+from harness import client
+from harness.checks import assert_proxy_error, wait_for
+from harness.upstream import json_reply
+
+BASE = "/api/v1/flows"
+PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7f))
+
+# (row id, X-Request-ID sent or None, kept?). "{n}" becomes a number unique
+# to the request so that each id's log lines are its own.
+REQUEST_IDS = [
+    ("absent", None, False),
+    ("simple", "req-{n}", True),
+    ("uuid", "3f2b8c1e-9d4a-4e7b-8a1c-{n:012d}", True),
+    ("punctuation", "a.b_c~d:e/f=g+h-{n}", True),
+    ("128-chars", "{n:06d}" + "r" * 121 + "Z", True),
+    ("129-chars", "{n:06d}" + "r" * 123, False),
+    ("200-chars", "{n:06d}" + "x" * 194, False),
+]
+_counter = itertools.count(1)
+
+
+def _rid(template):
+    return template.format(n=next(_counter)) if template else None
+
+
+def _log_line(server, rid):
+    pattern = re.compile(r"^openova-flow-fcgi: level=\w+ rid=" + re.escape(rid) + r" .*$", re.M)
+    return wait_for(lambda: pattern.findall(server.app_log()), 3)
+
+
+@pytest.mark.parametrize("sent,kept", [r[1:] for r in REQUEST_IDS], ids=[r[0] for r in REQUEST_IDS])
+def test_request_id_on_success(main, upstream, fid, sent, kept):
+    sent = _rid(sent)
+    flow = fid()
+    upstream.set(flow, json_reply(200, b"{}"))
+    headers = main.auth_headers() + ([("X-Request-ID", sent)] if sent else [])
+    resp = client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", headers)
+    assert resp.status == 200, resp
+    rid = resp.header("X-Request-ID")
+    assert rid, resp.headers
+    if kept:
+        assert rid == sent
+    else:
+        assert rid != sent
+        assert 1 <= len(rid) <= 128 and all(c in PRINTABLE for c in rid), rid
+    (rec,) = upstream.requests(flow)
+    assert rec.header("X-Request-ID") == rid
+
+    lines = _log_line(main, rid)
+    assert len(lines) == 1, f"one log line with rid={rid} expected: {lines}\n{main.app_log()[-3000:]}"
+    assert "route=snapshot" in lines[0] and "status=200" in lines[0], lines[0]
+    assert f"id={flow}" in lines[0], lines[0]
+
+
+def test_generated_ids_differ(main, upstream, fid):
+    flow = fid()
+    upstream.set(flow, json_reply(200, b"{}"))
+    rids = {client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", main.auth_headers()).header("X-Request-ID")
+            for _ in range(5)}
+    assert len(rids) == 5, rids
+
+
+@pytest.mark.parametrize("sent,kept", [r[1:] for r in REQUEST_IDS], ids=[r[0] for r in REQUEST_IDS])
+def test_request_id_in_error_body_and_log(main, upstream, sent, kept):
+    sent = _rid(sent)
+    headers = main.auth_headers() + ([("X-Request-ID", sent)] if sent else [])
+    resp = client.request(main.port, "GET", f"{BASE}/dep%2D1/snapshot", headers)
+    err = assert_proxy_error(resp, 400, request_id=sent if kept else None)
+    if not kept:
+        assert err["requestId"] != sent
+    assert upstream.requests() == []
+    lines = _log_line(main, err["requestId"])
+    assert len(lines) == 1, lines
+    assert "status=400" in lines[0], lines[0]
+
+
+def test_request_id_on_stream(main, upstream, fid):
+    from harness.upstream import stream_reply
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, b"data: 1\n\n")], end="clean"))
+    s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers() + [("X-Request-ID", "stream-rid-9")])
+    try:
+        assert s.header("X-Request-ID") == "stream-rid-9"
+        assert s.wait_eof(5)
+    finally:
+        s.close()
+    (rec,) = upstream.requests(flow)
+    assert rec.header("X-Request-ID") == "stream-rid-9"
+    lines = _log_line(main, "stream-rid-9")
+    assert lines and "route=stream" in lines[-1], lines
+
+
+def test_log_line_format(main, upstream, fid):
+    flow = fid()
+    upstream.set(flow, json_reply(202, b'{"seq":3}'))
+    resp = client.request(main.port, "POST", f"{BASE}/{flow}/events",
+                          main.auth_headers() + [("X-Request-ID", "fmt-rid-1"), ("Content-Type", "application/json")],
+                          b'{"type":"upsert-flow"}')
+    assert resp.status == 202
+    (line,) = _log_line(main, "fmt-rid-1")
+    assert re.fullmatch(r"openova-flow-fcgi: level=info rid=fmt-rid-1 method=POST route=events "
+                        + re.escape(f"id={flow}") + r" status=202 bytes=\d+ ms=\d+", line), line
+    assert set(line) <= set(string.printable)
