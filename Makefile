@@ -136,4 +136,4 @@ uninstall:
 clean:
 	rm -rf $(BUILD)
 
--include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(DEV_OBJS:.o=.d) $(DEV_MAIN_OBJ:.o=.d)
+-include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(DEV_OBJS:.o=.d) $(DEV_MAIN_OBJ:.o=.d) $(UNIT_TESTS:=.d) $(DEV_UNIT_TESTS:=.d)

@@ -2,6 +2,7 @@
  * variable; Go-style duration parsing (the names and formats are shared with
  * the flow server's own Go deployment). */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -50,10 +51,9 @@ int fcgi_parse_duration(const char *text, long *out_ms)
     if (!text || !*text)
         return -1;
     const char *p = text;
-    if (*p == '+')
-        p++;
-    else if (*p == '-')
-        return -1;
+    bool negative = false;
+    if (*p == '+' || *p == '-')
+        negative = *p++ == '-';
     if (strcmp(p, "0") == 0) {
         *out_ms = 0;
         return 0;
@@ -97,11 +97,16 @@ int fcgi_parse_duration(const char *text, long *out_ms)
         uint64_t term = whole * unit->ns;
         /* frac < frac_scale <= 1e18 and unit->ns <= 3.6e12: divide first to stay in range. */
         long double frac_ns = (long double)frac * (long double)unit->ns / (long double)frac_scale;
+        if ((uint64_t)frac_ns > UINT64_MAX - term)
+            return -1;
         term += (uint64_t)frac_ns;
-        if (term > UINT64_MAX - total_ns)
+        /* Go's limit: a duration is an int64 count of nanoseconds. */
+        if (term > (uint64_t)INT64_MAX - total_ns)
             return -1;
         total_ns += term;
     }
+    if (negative && total_ns != 0)
+        return -1; /* Go accepts them; no setting here means anything by one */
     uint64_t ms = total_ns / 1000000ULL + (total_ns % 1000000ULL ? 1 : 0);
     if (ms > (uint64_t)LONG_MAX)
         return -1;

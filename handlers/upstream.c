@@ -110,46 +110,48 @@ static bool next_header_line(const char *raw, size_t len, size_t *pos, struct he
     return true;
 }
 
-#define MAX_CONNECTION_TOKENS 32
-
-int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out)
+/* Whether name is listed in any Connection header of raw: such a field is
+ * hop-by-hop too, wherever it stands (RFC 9110 7.6.1). */
+static bool named_by_connection(const char *raw, size_t len, const char *name, size_t name_len)
 {
-    /* Connection may name further hop-by-hop fields, and may come after
-     * them: collect its tokens first. */
-    struct { const char *p; size_t n; } tokens[MAX_CONNECTION_TOKENS];
-    size_t ntokens = 0, pos = 0;
+    size_t pos = 0;
     struct header_line h;
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || h.name_len != 10 || strncasecmp(h.name, "Connection", 10) != 0)
             continue;
         size_t i = 0;
-        while (i < h.value_len && ntokens < MAX_CONNECTION_TOKENS) {
+        while (i < h.value_len) {
             while (i < h.value_len && (h.value[i] == ',' || h.value[i] == ' ' || h.value[i] == '\t'))
                 i++;
-            size_t s = i;
+            size_t start = i;
             while (i < h.value_len && h.value[i] != ',' && h.value[i] != ' ' && h.value[i] != '\t')
                 i++;
-            if (i > s) {
-                tokens[ntokens].p = h.value + s;
-                tokens[ntokens].n = i - s;
-                ntokens++;
-            }
+            if (i - start == name_len && strncasecmp(h.value + start, name, name_len) == 0)
+                return true;
         }
     }
+    return false;
+}
 
-    pos = 0;
+int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out)
+{
+    size_t pos = 0;
+    struct header_line h;
+    /* RFC 9112 5.2: a proxy either unfolds obs-fold or answers 502; a flow
+     * server has no reason to fold, so refuse rather than guess. */
+    for (size_t i = 0; i + 1 < len; i++)
+        if (raw[i] == '\n' && (raw[i + 1] == ' ' || raw[i + 1] == '\t'))
+            return -3;
+    if (len && (raw[0] == ' ' || raw[0] == '\t'))
+        return -3;
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || name_in(h.name, h.name_len, hop_by_hop) || name_in(h.name, h.name_len, never_relayed) ||
-            name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also))
-            continue;
-        bool named = false;
-        for (size_t t = 0; t < ntokens && !named; t++)
-            named = tokens[t].n == h.name_len && strncasecmp(tokens[t].p, h.name, h.name_len) == 0;
-        if (named)
+            name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also) ||
+            named_by_connection(raw, len, h.name, h.name_len))
             continue;
         int rc = fcgi_buf_append(out, h.name, h.name_len);
         if (!rc)
-            rc = fcgi_buf_append(out, ": ", 2);
+            rc = h.value_len ? fcgi_buf_append(out, ": ", 2) : fcgi_buf_append(out, ":", 1);
         if (!rc)
             rc = fcgi_buf_append(out, h.value, h.value_len);
         if (!rc)
@@ -259,7 +261,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         fcgi_buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
         int rc = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len, NULL,
                                          &lines);
-        enum fcgi_err err = rc ? FCGI_ERR_NOMEM : FCGI_OK;
+        enum fcgi_err err = rc == -3 ? FCGI_ERR_UPSTREAM_PROTOCOL : rc == -2 ? FCGI_ERR_NOMEM
+                            : rc                                   ? FCGI_ERR_UPSTREAM_TOO_LARGE
+                                                                   : FCGI_OK;
         if (!err) {
             x->head_delivered = true;
             err = x->sink.on_head(x->sink.ctx, x->status, lines.data ? lines.data : "", lines.len);

@@ -1,0 +1,396 @@
+/* test_config.c: Go duration parsing, configuration from a fake environment, and its JSON form. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "../../fcgi/config.h"
+#include "unit.h"
+
+/* ---- fcgi_parse_duration ---- */
+
+struct duration_row {
+    const char *text;
+    int rc;      /* 0 or -1 */
+    long ms;     /* when rc == 0 */
+};
+
+/* Expectations are Go's time.ParseDuration, in milliseconds rounded up. */
+static const struct duration_row duration_rows[] = {
+    {"10s", 0, 10000},
+    {"1500ms", 0, 1500},
+    {"1m30s", 0, 90000},
+    {"0", 0, 0},
+    {"+0", 0, 0},
+    {"0s", 0, 0},
+    {"0ms", 0, 0},
+    {"1h", 0, 3600000},
+    {"1.5h", 0, 5400000},
+    {"2h45m", 0, 9900000},
+    {"1h1m1s1ms", 0, 3661001},
+    {"300us", 0, 1},                /* a fraction of a millisecond rounds up */
+    {"300\xc2\xb5s", 0, 1},        /* U+00B5 micro sign */
+    {"300\xce\xbcs", 0, 1},        /* U+03BC greek mu */
+    {"1ns", 0, 1},
+    {"1000000ns", 0, 1},
+    {"1000001ns", 0, 2},
+    {"1.1ms", 0, 2},
+    {".5s", 0, 500},
+    {"0.001s", 0, 1},
+    {"10.5s", 0, 10500},
+    {"1.s", 0, 1000},               /* Go accepts a bare trailing dot */
+    {"+5s", 0, 5000},
+    {"1.0000000000000000000001s", 0, 1000}, /* digits past what fits are ignored */
+    {"2562047h", 0, 9223369200000}, /* the largest whole hour Go accepts */
+    {"", -1, 0},
+    {"abc", -1, 0},
+    {"10", -1, 0},                  /* a unit is required except for "0" */
+    {"00", -1, 0},
+    {"-1s", -1, 0},                 /* Go accepts; negatives are refused here */
+    {"-0", 0, 0},                   /* zero is not negative, as in Go */
+    {"-0s", 0, 0},
+    {"18446744073.9s", -1, 0},      /* the fraction would wrap past 2^64 */
+    {"5124095.9h", -1, 0},
+    {"2562048h", -1, 0},            /* past Go's int64 nanoseconds */
+    {"5x", -1, 0},
+    {"5S", -1, 0},
+    {"5sec", -1, 0},
+    {"1hh", -1, 0},
+    {"1m5", -1, 0},
+    {"s", -1, 0},
+    {".s", -1, 0},
+    {"1.", -1, 0},
+    {"1s.", -1, 0},
+    {".", -1, 0},
+    {"+", -1, 0},
+    {"-", -1, 0},
+    {" 1s", -1, 0},
+    {"1s ", -1, 0},
+    {"1 s", -1, 0},
+    {"99999999999999999999h", -1, 0},
+    {"18446744073709551616ns", -1, 0},
+};
+
+static void test_parse_duration(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    char esc[128];
+    for (size_t i = 0; i < UNIT_LEN(duration_rows); i++) {
+        const struct duration_row *r = &duration_rows[i];
+        const char *name = unit_escape(r->text, strlen(r->text), esc, sizeof esc);
+        long ms = -12345;
+        int rc = fcgi_parse_duration(r->text, &ms);
+        if (rc != r->rc)
+            unit_fail(&failures, i, name, "returned %d, want %d (ms=%ld)", rc, r->rc, ms);
+        else if (rc == 0 && ms != r->ms)
+            unit_fail(&failures, i, name, "gave %ld ms, want %ld", ms, r->ms);
+    }
+    long ms = 7;
+    if (fcgi_parse_duration(NULL, &ms) != -1)
+        unit_fail(&failures, UNIT_LEN(duration_rows), "NULL", "NULL text accepted");
+    unit_done(failures);
+}
+
+/* ---- fcgi_config_load ---- */
+
+struct env_var {
+    const char *name;
+    const char *value;
+};
+
+#define MAX_VARS 4
+
+/* The variables of the row being run; fake_env looks names up here. */
+static const struct env_var *current_env;
+
+static const char *fake_env(const char *name)
+{
+    for (size_t i = 0; current_env && i < MAX_VARS && current_env[i].name; i++)
+        if (strcmp(current_env[i].name, name) == 0)
+            return current_env[i].value;
+    return NULL;
+}
+
+struct config_want {
+    const char *upstream_url;
+    long proxy_timeout_ms;
+    const char *base_path;
+    enum fcgi_auth_mode auth;
+    size_t max_body;
+    long keepalive_ms;
+    unsigned max_streams;
+    bool tls_skip_verify;
+    const char *ca_file;
+    unsigned workers;
+};
+
+struct config_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *bad_var;       /* NULL: loads; else the variable the error names */
+    struct config_want want;   /* when bad_var is NULL */
+};
+
+#define U FCGI_DEFAULT_UPSTREAM
+#define B FCGI_DEFAULT_BASE_PATH
+#define RU FCGI_AUTH_REMOTE_USER
+#define MB 1048576
+
+static const struct config_row config_rows[] = {
+    /* name, env, bad_var, {url, timeout, base, auth, max_body, keepalive, max_streams, tls, ca, workers} */
+    {"defaults", {{NULL, NULL}}, NULL, {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"url trimmed", {{"OPENOVA_FLOW_SERVER_URL", "  http://x:1/ "}}, NULL,
+     {"http://x:1", 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"url trailing slashes", {{"OPENOVA_FLOW_SERVER_URL", "http://x//"}}, NULL,
+     {"http://x", 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"https url with path", {{"OPENOVA_FLOW_SERVER_URL", "https://flow.example:8443/prefix"}}, NULL,
+     {"https://flow.example:8443/prefix", 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"timeout and keepalive", {{"OPENOVA_FLOW_PROXY_TIMEOUT", "1m30s"}, {"OPENOVA_FLOW_KEEPALIVE", "0"}}, NULL,
+     {U, 90000, B, RU, MB, 0, 1024, false, NULL, 16}},
+    {"keepalive 500ms", {{"OPENOVA_FLOW_KEEPALIVE", "500ms"}}, NULL, {U, 10000, B, RU, MB, 500, 1024, false, NULL, 16}},
+    {"auth none", {{"OPENOVA_FLOW_AUTH", "none"}}, NULL,
+     {U, 10000, B, FCGI_AUTH_NONE, MB, 15000, 1024, false, NULL, 16}},
+    {"auth remote-user", {{"OPENOVA_FLOW_AUTH", "remote-user"}}, NULL,
+     {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"largest limits",
+     {{"OPENOVA_FLOW_MAX_BODY", "4294967296"}, {"OPENOVA_FLOW_MAX_STREAMS", "1000000"}, {"OPENOVA_FLOW_WORKERS", "1024"}},
+     NULL, {U, 10000, B, RU, 4294967296u, 15000, 1000000, false, NULL, 1024}},
+    {"smallest limits",
+     {{"OPENOVA_FLOW_MAX_BODY", "1"}, {"OPENOVA_FLOW_MAX_STREAMS", "1"}, {"OPENOVA_FLOW_WORKERS", "1"}}, NULL,
+     {U, 10000, B, RU, 1, 15000, 1, false, NULL, 1}},
+    {"tls skip true, ca file", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", "true"}, {"OPENOVA_FLOW_CA_FILE", "/etc/ca.pem"}}, NULL,
+     {U, 10000, B, RU, MB, 15000, 1024, true, "/etc/ca.pem", 16}},
+    {"tls skip false", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", "false"}}, NULL,
+     {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"tls skip empty", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", ""}}, NULL, {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"ca file empty", {{"OPENOVA_FLOW_CA_FILE", ""}}, NULL, {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
+    {"base root", {{"OPENOVA_FLOW_BASE_PATH", "/"}}, NULL, {U, 10000, "", RU, MB, 15000, 1024, false, NULL, 16}},
+    {"base trailing slash trimmed", {{"OPENOVA_FLOW_BASE_PATH", " /flows/ "}}, NULL,
+     {U, 10000, "/flows", RU, MB, 15000, 1024, false, NULL, 16}},
+
+    {"url ftp", {{"OPENOVA_FLOW_SERVER_URL", "ftp://x"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url no host", {{"OPENOVA_FLOW_SERVER_URL", "http://"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url only slashes", {{"OPENOVA_FLOW_SERVER_URL", "http:////"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url empty", {{"OPENOVA_FLOW_SERVER_URL", ""}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url inner space", {{"OPENOVA_FLOW_SERVER_URL", "http://x y"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url query", {{"OPENOVA_FLOW_SERVER_URL", "http://x/?a=1"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"url fragment", {{"OPENOVA_FLOW_SERVER_URL", "http://x/#f"}}, "OPENOVA_FLOW_SERVER_URL", {0}},
+    {"timeout abc", {{"OPENOVA_FLOW_PROXY_TIMEOUT", "abc"}}, "OPENOVA_FLOW_PROXY_TIMEOUT", {0}},
+    {"timeout 0", {{"OPENOVA_FLOW_PROXY_TIMEOUT", "0"}}, "OPENOVA_FLOW_PROXY_TIMEOUT", {0}},
+    {"timeout 0s", {{"OPENOVA_FLOW_PROXY_TIMEOUT", "0s"}}, "OPENOVA_FLOW_PROXY_TIMEOUT", {0}},
+    {"timeout empty", {{"OPENOVA_FLOW_PROXY_TIMEOUT", ""}}, "OPENOVA_FLOW_PROXY_TIMEOUT", {0}},
+    {"timeout negative", {{"OPENOVA_FLOW_PROXY_TIMEOUT", "-5s"}}, "OPENOVA_FLOW_PROXY_TIMEOUT", {0}},
+    {"auth magic", {{"OPENOVA_FLOW_AUTH", "magic"}}, "OPENOVA_FLOW_AUTH", {0}},
+    {"auth case", {{"OPENOVA_FLOW_AUTH", "None"}}, "OPENOVA_FLOW_AUTH", {0}},
+    {"max body -1", {{"OPENOVA_FLOW_MAX_BODY", "-1"}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"max body 0", {{"OPENOVA_FLOW_MAX_BODY", "0"}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"max body abc", {{"OPENOVA_FLOW_MAX_BODY", "abc"}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"max body 10k", {{"OPENOVA_FLOW_MAX_BODY", "10k"}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"max body over 4 GiB", {{"OPENOVA_FLOW_MAX_BODY", "4294967297"}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"max body empty", {{"OPENOVA_FLOW_MAX_BODY", ""}}, "OPENOVA_FLOW_MAX_BODY", {0}},
+    {"keepalive x", {{"OPENOVA_FLOW_KEEPALIVE", "x"}}, "OPENOVA_FLOW_KEEPALIVE", {0}},
+    {"keepalive unitless", {{"OPENOVA_FLOW_KEEPALIVE", "15"}}, "OPENOVA_FLOW_KEEPALIVE", {0}},
+    {"max streams 0", {{"OPENOVA_FLOW_MAX_STREAMS", "0"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
+    {"max streams over", {{"OPENOVA_FLOW_MAX_STREAMS", "1000001"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
+    {"max streams sign", {{"OPENOVA_FLOW_MAX_STREAMS", "+5"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
+    {"workers 0", {{"OPENOVA_FLOW_WORKERS", "0"}}, "OPENOVA_FLOW_WORKERS", {0}},
+    {"workers over", {{"OPENOVA_FLOW_WORKERS", "1025"}}, "OPENOVA_FLOW_WORKERS", {0}},
+    {"tls skip yes", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", "yes"}}, "OPENOVA_FLOW_TLS_SKIP_VERIFY", {0}},
+    {"tls skip 1", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", "1"}}, "OPENOVA_FLOW_TLS_SKIP_VERIFY", {0}},
+    {"base relative", {{"OPENOVA_FLOW_BASE_PATH", "relative"}}, "OPENOVA_FLOW_BASE_PATH", {0}},
+    {"base empty", {{"OPENOVA_FLOW_BASE_PATH", ""}}, "OPENOVA_FLOW_BASE_PATH", {0}},
+    {"base query", {{"OPENOVA_FLOW_BASE_PATH", "/a?b"}}, "OPENOVA_FLOW_BASE_PATH", {0}},
+    {"base percent", {{"OPENOVA_FLOW_BASE_PATH", "/a%20b"}}, "OPENOVA_FLOW_BASE_PATH", {0}},
+    /* A later variable fails after earlier strings were allocated: nothing may leak. */
+    {"late failure frees", {{"OPENOVA_FLOW_CA_FILE", "/etc/ca.pem"}, {"OPENOVA_FLOW_WORKERS", "x"}},
+     "OPENOVA_FLOW_WORKERS", {0}},
+};
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void check_config(unsigned *failures, size_t i, const char *name, const struct fcgi_config *c,
+                         const struct config_want *w)
+{
+    if (!str_eq(c->upstream_url, w->upstream_url))
+        unit_fail(failures, i, name, "upstream_url \"%s\", want \"%s\"", c->upstream_url, w->upstream_url);
+    if (c->proxy_timeout_ms != w->proxy_timeout_ms)
+        unit_fail(failures, i, name, "proxy_timeout_ms %ld, want %ld", c->proxy_timeout_ms, w->proxy_timeout_ms);
+    if (!str_eq(c->base_path, w->base_path))
+        unit_fail(failures, i, name, "base_path \"%s\", want \"%s\"", c->base_path, w->base_path);
+    if (c->auth != w->auth)
+        unit_fail(failures, i, name, "auth %d, want %d", (int)c->auth, (int)w->auth);
+    if (c->max_body != w->max_body)
+        unit_fail(failures, i, name, "max_body %zu, want %zu", c->max_body, w->max_body);
+    if (c->keepalive_ms != w->keepalive_ms)
+        unit_fail(failures, i, name, "keepalive_ms %ld, want %ld", c->keepalive_ms, w->keepalive_ms);
+    if (c->max_streams != w->max_streams)
+        unit_fail(failures, i, name, "max_streams %u, want %u", c->max_streams, w->max_streams);
+    if (c->tls_skip_verify != w->tls_skip_verify)
+        unit_fail(failures, i, name, "tls_skip_verify %d, want %d", c->tls_skip_verify, w->tls_skip_verify);
+    if (!str_eq(c->ca_file, w->ca_file))
+        unit_fail(failures, i, name, "ca_file \"%s\", want \"%s\"", c->ca_file ? c->ca_file : "(null)",
+                  w->ca_file ? w->ca_file : "(null)");
+    if (c->workers != w->workers)
+        unit_fail(failures, i, name, "workers %u, want %u", c->workers, w->workers);
+}
+
+static void test_config_load(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(config_rows); i++) {
+        const struct config_row *r = &config_rows[i];
+        struct fcgi_config cfg;
+        char err[256] = "";
+        current_env = r->env;
+        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (!r->bad_var) {
+            if (rc != 0)
+                unit_fail(&failures, i, r->name, "failed: %s", err);
+            else
+                check_config(&failures, i, r->name, &cfg, &r->want);
+        } else {
+            size_t n = strlen(r->bad_var);
+            if (rc != -1)
+                unit_fail(&failures, i, r->name, "returned %d, want -1", rc);
+            else if (strncmp(err, r->bad_var, n) != 0 || err[n] != ':' || err[n + 1] != ' ' || !err[n + 2])
+                unit_fail(&failures, i, r->name, "error \"%s\" does not start with \"%s: \"", err, r->bad_var);
+            else if (cfg.upstream_url || cfg.ca_file || cfg.base_path)
+                unit_fail(&failures, i, r->name, "a failed load left strings in cfg");
+        }
+        fcgi_config_free(&cfg);
+        fcgi_config_free(&cfg); /* idempotent */
+    }
+    fcgi_config_free(NULL);
+    unit_done(failures);
+}
+
+/* ---- fcgi_config_json ---- */
+
+struct json_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *upstream_url;
+    long proxy_timeout_ms;
+    bool tls_skip_verify;
+    const char *ca_file; /* NULL: JSON null */
+    const char *base_path;
+    const char *auth;
+    int64_t max_body;
+    long keepalive_ms;
+    int64_t max_streams;
+    int64_t workers;
+};
+
+static const struct json_row json_rows[] = {
+    {"defaults", {{NULL, NULL}}, U, 10000, false, NULL, B, "remote-user", MB, 15000, 1024, 16},
+    {"everything set",
+     {{"OPENOVA_FLOW_SERVER_URL", "https://a\"b/"},
+      {"OPENOVA_FLOW_CA_FILE", "/etc/ca \"x\".pem"},
+      {"OPENOVA_FLOW_AUTH", "none"},
+      {"OPENOVA_FLOW_BASE_PATH", "/"}},
+     "https://a\"b", 10000, false, "/etc/ca \"x\".pem", "/", "none", MB, 15000, 1024, 16},
+    {"numbers",
+     {{"OPENOVA_FLOW_MAX_BODY", "4294967296"},
+      {"OPENOVA_FLOW_KEEPALIVE", "0"},
+      {"OPENOVA_FLOW_TLS_SKIP_VERIFY", "true"},
+      {"OPENOVA_FLOW_PROXY_TIMEOUT", "2h"}},
+     U, 7200000, true, NULL, B, "remote-user", 4294967296, 0, 1024, 16},
+};
+
+static const char *const json_keys[] = {
+    "upstream_url", "proxy_timeout_ms", "tls_skip_verify", "ca_file", "base_path",
+    "auth", "max_body", "keepalive_ms", "max_streams", "workers",
+};
+
+static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
+                              const char *want)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v))
+        unit_fail(failures, i, name, "no key %s", key);
+    else if (!want && v)
+        unit_fail(failures, i, name, "%s is %s, want null", key, json_object_to_json_string(v));
+    else if (want && (!json_object_is_type(v, json_type_string) || strcmp(json_object_get_string(v), want) != 0))
+        unit_fail(failures, i, name, "%s is %s, want \"%s\"", key, json_object_to_json_string(v), want);
+}
+
+static void check_json_int(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
+                           int64_t want)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        unit_fail(failures, i, name, "%s missing or not an integer", key);
+    else if (json_object_get_int64(v) != want)
+        unit_fail(failures, i, name, "%s is %lld, want %lld", key, (long long)json_object_get_int64(v),
+                  (long long)want);
+}
+
+static void test_config_json(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(json_rows); i++) {
+        const struct json_row *r = &json_rows[i];
+        struct fcgi_config cfg;
+        char err[256] = "";
+        current_env = r->env;
+        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (rc != 0) {
+            unit_fail(&failures, i, r->name, "load failed: %s", err);
+            continue;
+        }
+        char *text = fcgi_config_json(&cfg);
+        json_object *o = text ? json_tokener_parse(text) : NULL;
+        if (!o || !json_object_is_type(o, json_type_object)) {
+            unit_fail(&failures, i, r->name, "not a JSON object: %s", text ? text : "(null)");
+        } else {
+            if ((size_t)json_object_object_length(o) != UNIT_LEN(json_keys))
+                unit_fail(&failures, i, r->name, "%d keys, want %zu: %s", json_object_object_length(o),
+                          UNIT_LEN(json_keys), text);
+            for (size_t k = 0; k < UNIT_LEN(json_keys); k++)
+                if (!json_object_object_get_ex(o, json_keys[k], NULL))
+                    unit_fail(&failures, i, r->name, "key %s missing: %s", json_keys[k], text);
+            check_json_string(&failures, i, r->name, o, "upstream_url", r->upstream_url);
+            check_json_int(&failures, i, r->name, o, "proxy_timeout_ms", r->proxy_timeout_ms);
+            json_object *tls = NULL;
+            if (!json_object_object_get_ex(o, "tls_skip_verify", &tls) || !json_object_is_type(tls, json_type_boolean) ||
+                json_object_get_boolean(tls) != r->tls_skip_verify)
+                unit_fail(&failures, i, r->name, "tls_skip_verify wrong: %s", text);
+            check_json_string(&failures, i, r->name, o, "ca_file", r->ca_file);
+            check_json_string(&failures, i, r->name, o, "base_path", r->base_path);
+            check_json_string(&failures, i, r->name, o, "auth", r->auth);
+            check_json_int(&failures, i, r->name, o, "max_body", r->max_body);
+            check_json_int(&failures, i, r->name, o, "keepalive_ms", r->keepalive_ms);
+            check_json_int(&failures, i, r->name, o, "max_streams", r->max_streams);
+            check_json_int(&failures, i, r->name, o, "workers", r->workers);
+        }
+        json_object_put(o);
+        free(text);
+        fcgi_config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_config_load),
+        cmocka_unit_test(test_config_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
