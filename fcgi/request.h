@@ -41,6 +41,7 @@ struct fcgi_request {
     /* Response state: one function writes the head and remembers it did. */
     bool head_sent;
     int status;
+    const char *error_code;       /* static; set when the proxy answered with its own error */
     unsigned long long bytes_out;
     struct timespec started;
 };

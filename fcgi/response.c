@@ -115,6 +115,7 @@ enum fcgi_err fcgi_response_error(struct fcgi_request *req, int status, const ch
 {
     if (req->head_sent)
         return FCGI_OK;
+    req->error_code = code;
     char *body = fcgi_error_json(code, message, req->request_id);
     if (!body)
         return FCGI_ERR_NOMEM;

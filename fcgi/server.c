@@ -90,9 +90,11 @@ void fcgi_dispatch(struct fcgi_request *req)
     }
     if (!req->head_sent)
         fcgi_response_error(req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
-    fcgi_log(FCGI_LOG_INFO, req->request_id, "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld",
-             req->method[0] ? req->method : "-", route_name(req), req->id[0] ? req->id : "-", req->status,
-             req->bytes_out, fcgi_elapsed_ms(req));
+    /* Refusals name their reason: the error code the client got too. */
+    fcgi_log(req->status >= 500 ? FCGI_LOG_ERROR : req->error_code ? FCGI_LOG_WARN : FCGI_LOG_INFO, req->request_id,
+             "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld%s%s", req->method[0] ? req->method : "-",
+             route_name(req), req->id[0] ? req->id : "-", req->status, req->bytes_out, fcgi_elapsed_ms(req),
+             req->error_code ? " error=" : "", req->error_code ? req->error_code : "");
 }
 
 static void *worker_main(void *arg)

@@ -115,3 +115,23 @@ def test_log_line_format(main, upstream, fid):
     assert re.fullmatch(r"openova-flow-fcgi: level=info rid=fmt-rid-1 method=POST route=events "
                         + re.escape(f"id={flow}") + r" status=202 bytes=\d+ ms=\d+", line), line
     assert set(line) <= set(string.printable)
+
+
+# (row id, method, path under the base, status, error code in body and log)
+REFUSALS = [
+    ("bad-id", "GET", "/bad%20id/snapshot", 400, "invalid_deployment_id"),
+    ("empty-id", "GET", "//snapshot", 400, "bad_request"),
+    ("bad-method", "DELETE", "/dep-1/snapshot", 405, "method_not_allowed"),
+    ("unknown-route", "GET", "/dep-1/nothing", 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize("method,path,status,code", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_refusal_is_logged_with_its_reason(main, upstream, method, path, status, code):
+    rid = f"refused-{next(_counter)}"
+    resp = client.request(main.port, method, BASE + path, main.auth_headers() + [("X-Request-ID", rid)])
+    assert resp.status == status, resp
+    assert resp.json()["error"] == code
+    (line,) = _log_line(main, rid)
+    assert re.fullmatch(r"openova-flow-fcgi: level=warn rid=" + re.escape(rid) + r" method=" + method
+                        + r" route=\S+ id=\S+ status=" + str(status) + r" bytes=\d+ ms=\d+ error=" + code, line), line
