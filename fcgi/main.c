@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,8 @@ static void usage(FILE *out)
             "  GET  {base}/{deploymentId}/stream   (Server-Sent Events, flushed per chunk)\n"
             "\n"
             "Without --listen it serves on the FastCGI listening socket inherited on\n"
-            "fd 0 (lighttpd bin-path, spawn-fcgi, systemd socket activation).\n"
+            "fd 0 (lighttpd bin-path, spawn-fcgi) or passed by systemd socket\n"
+            "activation (LISTEN_FDS=1, fd 3).\n"
             "\n"
             "Options:\n"
             "  --listen unix:PATH   bind a unix socket (a stale socket file is replaced)\n"
@@ -135,16 +137,41 @@ static int listen_tcp(const char *spec)
     return fd;
 }
 
-static int inherited_listener(void)
+static bool is_listening_socket(int fd)
 {
     int accepting = 0;
     socklen_t len = sizeof accepting;
-    if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
-        fprintf(stderr, "openova-flow-fcgi: fd 0 is not a listening socket: start it from a web server "
-                        "(bin-path), spawn-fcgi, or with --listen\n");
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
+}
+
+/* The socket a spawner handed over: systemd socket activation passes it as
+ * fd 3 with LISTEN_FDS/LISTEN_PID (sd_listen_fds(3)); web servers and
+ * spawn-fcgi pass it as fd 0 (the FastCGI convention). Returns the fd or -1. */
+static int inherited_listener(void)
+{
+    const char *fds = getenv("LISTEN_FDS");
+    const char *pid = getenv("LISTEN_PID");
+    if (fds && pid && strtol(pid, NULL, 10) == (long)getpid()) {
+        if (strcmp(fds, "1") != 0) {
+            fprintf(stderr, "openova-flow-fcgi: LISTEN_FDS: expected exactly one socket, got %s\n", fds);
+            return -1;
+        }
+        /* Not for our children (libcurl spawns none, but be tidy). */
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDNAMES");
+        if (is_listening_socket(3)) {
+            fcntl(3, F_SETFD, FD_CLOEXEC);
+            return 3;
+        }
+        fprintf(stderr, "openova-flow-fcgi: LISTEN_FDS: fd 3 is not a listening socket\n");
         return -1;
     }
-    return 0;
+    if (is_listening_socket(0))
+        return 0;
+    fprintf(stderr, "openova-flow-fcgi: fd 0 is not a listening socket: start it from a web server "
+                    "(bin-path), spawn-fcgi, systemd socket activation, or with --listen\n");
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -186,11 +213,11 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    int listen_fd = 0;
+    int listen_fd;
     if (listen_spec)
         listen_fd = strncmp(listen_spec, "unix:", 5) == 0 ? listen_unix(listen_spec + 5) : listen_tcp(listen_spec);
-    else if (inherited_listener() != 0)
-        listen_fd = -1;
+    else
+        listen_fd = inherited_listener();
     if (listen_fd < 0) {
         fcgi_config_free(&cfg);
         return 2;
