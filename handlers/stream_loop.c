@@ -230,9 +230,10 @@ static enum fcgi_err stream_on_body(void *ctx, const char *data, size_t len)
 static void log_end(struct stream *s)
 {
     struct fcgi_request *r = &s->req;
-    fcgi_log(FCGI_LOG_INFO, r->request_id, "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s",
-             r->method, r->id, r->head_sent ? r->status : 0, r->bytes_out, fcgi_elapsed_ms(r),
-             s->end_reason ? s->end_reason : "done");
+    fcgi_log(r->error_code ? FCGI_LOG_WARN : FCGI_LOG_INFO, r->request_id,
+             "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s%s%s", r->method, r->id,
+             r->head_sent ? r->status : 0, r->bytes_out, fcgi_elapsed_ms(r), s->end_reason ? s->end_reason : "done",
+             r->error_code ? " error=" : "", r->error_code ? r->error_code : "");
 }
 
 static void detach_upstream(struct stream *s)
@@ -303,11 +304,8 @@ static void finish(struct stream *s, enum fcgi_err err)
     if (err && !s->req.head_sent) {
         int status = upstream_error_status(err);
         fcgi_log(FCGI_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s\"", fcgi_strerror(err));
-        const char *code = status == 504 ? "upstream_timeout" : status == 503 ? "shutting_down" : "upstream_unavailable";
-        const char *message = status == 504   ? "The flow server did not answer in time."
-                              : status == 503 ? "The proxy is shutting down; retry shortly."
-                                              : "The flow server could not be reached or answered badly.";
-        char *body = fcgi_error_json(code, message, s->req.request_id);
+        s->req.error_code = upstream_error_code(err);
+        char *body = fcgi_error_json(s->req.error_code, upstream_error_message(err), s->req.request_id);
         char lines[128];
         snprintf(lines, sizeof lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                  body ? strlen(body) : 0);

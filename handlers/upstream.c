@@ -206,7 +206,7 @@ int upstream_error_status(enum fcgi_err err)
     return 500;
 }
 
-static const char *error_code(enum fcgi_err err)
+const char *upstream_error_code(enum fcgi_err err)
 {
     switch (upstream_error_status(err)) {
     case 502: return "upstream_unavailable";
@@ -217,7 +217,7 @@ static const char *error_code(enum fcgi_err err)
     }
 }
 
-static const char *error_message(enum fcgi_err err)
+const char *upstream_error_message(enum fcgi_err err)
 {
     switch (upstream_error_status(err)) {
     case 502: return "The flow server could not be reached or answered badly.";
@@ -234,7 +234,7 @@ void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *deta
         return;
     fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
              fcgi_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
-    fcgi_response_error(req, upstream_error_status(err), error_code(err), error_message(err), NULL);
+    fcgi_response_error(req, upstream_error_status(err), upstream_error_code(err), upstream_error_message(err), NULL);
 }
 
 /* ---- libcurl plumbing ---- */

@@ -74,6 +74,11 @@ enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLco
  * answer 502, shutdown 503, anything else 500. Pure. */
 int upstream_error_status(enum fcgi_err err);
 
+/* upstream_error_code, upstream_error_message: the short code and the one
+ * sentence a client gets for err; static strings, no internal detail. */
+const char *upstream_error_code(enum fcgi_err err);
+const char *upstream_error_message(enum fcgi_err err);
+
 /* upstream_error_of: libcurl's result -> the proxy's error. Pure. */
 enum fcgi_err upstream_error_of(CURLcode rc);
 
