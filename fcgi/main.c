@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,6 +65,26 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
             "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n",
             FCGI_DEFAULT_UPSTREAM, FCGI_DEFAULT_BASE_PATH);
+}
+
+/* Each open stream holds two descriptors (the web server's connection and
+ * the upstream's): raise the soft limit to the hard one, and say so when
+ * even that is short of what OPENOVA_FLOW_MAX_STREAMS allows. */
+static void raise_fd_limit(const struct fcgi_config *cfg)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    rlim_t need = (rlim_t)cfg->max_streams * 2 + cfg->workers * 2 + 64;
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need)
+        fcgi_log(FCGI_LOG_WARN, NULL,
+                 "msg=\"open file limit %llu is below the %llu that OPENOVA_FLOW_MAX_STREAMS=%u needs\"",
+                 (unsigned long long)lim.rlim_cur, (unsigned long long)need, cfg->max_streams);
 }
 
 static const char *env_lookup(const char *name)
@@ -235,6 +256,7 @@ int main(int argc, char **argv)
     /* Some spawners (lighttpd) send SIGUSR1 for a graceful restart. */
     sigaction(SIGUSR1, &sa, NULL);
 
+    raise_fd_limit(&cfg);
     if (cfg.auth == FCGI_AUTH_NONE)
         fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_AUTH=none: every request is let in unauthenticated\"");
     if (cfg.tls_skip_verify)
