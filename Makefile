@@ -51,10 +51,22 @@ MAIN_OBJ := $(BUILD)/fcgi/main.o
 
 # The local flow server (issue 3): a development and test upstream.
 DEV_BIN := $(BUILD)/openova-flow-devserver
-DEV_SRCS := $(filter-out devserver/main.c,$(wildcard devserver/*.c))
-DEV_OBJS := $(DEV_SRCS:%.c=$(BUILD)/%.o)
+DEV_OBJS := \
+	$(BUILD)/devserver/config.o \
+	$(BUILD)/devserver/error.o \
+	$(BUILD)/devserver/flow.o \
+	$(BUILD)/devserver/fold.o \
+	$(BUILD)/devserver/http.o \
+	$(BUILD)/devserver/message.o \
+	$(BUILD)/devserver/ring.o \
+	$(BUILD)/devserver/route.o
 DEV_MAIN_OBJ := $(BUILD)/devserver/main.o
-DEV_UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_devserver_*.c))
+DEV_UNIT_TESTS := \
+	$(BUILD)/tests/unit/test_devserver_config \
+	$(BUILD)/tests/unit/test_devserver_flow \
+	$(BUILD)/tests/unit/test_devserver_message \
+	$(BUILD)/tests/unit/test_devserver_ring \
+	$(BUILD)/tests/unit/test_devserver_route
 
 UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_config \
@@ -67,9 +79,9 @@ UNIT_TESTS := \
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all check unit integration run install uninstall clean check-asan check-valgrind
+.PHONY: all check unit contract integration run install uninstall clean check-asan check-valgrind
 
-all: $(BIN) $(if $(wildcard devserver/main.c),$(DEV_BIN))
+all: $(BIN) $(DEV_BIN)
 
 $(BIN): $(MAIN_OBJ) $(BUILD)/libproxy.a
 	@echo "  LD      $@"
@@ -110,7 +122,10 @@ unit: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
 integration: all
 	$(Q)OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) $(PYTEST) -q tests/integration
 
-check: unit integration
+contract: all
+	$(Q)OPENOVA_FLOW_DEVSERVER_BIN=$(abspath $(DEV_BIN)) $(PYTEST) -q tests/contract
+
+check: unit contract integration
 
 # The same tests with AddressSanitizer and UndefinedBehaviorSanitizer, in a
 # build tree of their own.
@@ -126,7 +141,7 @@ check-valgrind: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
 run:
 	$(Q)tools/run.sh
 
-install: $(BIN) $(if $(wildcard devserver/main.c),$(DEV_BIN))
+install: $(BIN) $(DEV_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
 

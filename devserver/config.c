@@ -1,0 +1,186 @@
+/* config.c: environment settings of the flow server (see config.h). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int ds_parse_duration(const char *text, uint64_t *ms)
+{
+    static const struct {
+        const char *name;
+        uint64_t ns;
+    } units[] = {
+        /* longest names first, so "ms" is not read as "m" */
+        {"ns", 1u}, {"us", 1000u}, {"\xc2\xb5s", 1000u}, {"\xce\xbcs", 1000u}, {"ms", 1000000u},
+        {"s", 1000000000u}, {"m", 60000000000u}, {"h", 3600000000000u},
+    };
+    const char *p = text;
+    uint64_t total_ns = 0;
+    if (!p || !*p)
+        return -1;
+    if (*p == '+')
+        p++;
+    if (strcmp(p, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    if (!*p)
+        return -1;
+    while (*p) {
+        /* one number: digits, optionally a fraction */
+        uint64_t whole = 0, frac = 0, scale = 1;
+        bool digits = false;
+        while (is_digit(*p)) {
+            if (whole > (UINT64_MAX - 9) / 10)
+                return -1;
+            whole = whole * 10 + (uint64_t)(*p++ - '0');
+            digits = true;
+        }
+        if (*p == '.') {
+            p++;
+            while (is_digit(*p)) {
+                if (scale < 1000000000000000000u) { /* 18 digits of fraction are plenty */
+                    frac = frac * 10 + (uint64_t)(*p - '0');
+                    scale *= 10;
+                }
+                p++;
+                digits = true;
+            }
+        }
+        if (!digits)
+            return -1;
+        size_t u = 0, ulen = 0;
+        for (; u < sizeof units / sizeof units[0]; u++) {
+            ulen = strlen(units[u].name);
+            if (strncmp(p, units[u].name, ulen) == 0)
+                break;
+        }
+        if (u == sizeof units / sizeof units[0])
+            return -1; /* a missing or unknown unit */
+        p += ulen;
+        uint64_t unit = units[u].ns;
+        if (whole > UINT64_MAX / unit)
+            return -1;
+        uint64_t ns = whole * unit;
+        /* frac/scale of a unit, without overflow: unit <= 3.6e12 and
+         * frac < scale <= 1e18, so split the division */
+        ns += (uint64_t)((long double)frac * (long double)unit / (long double)scale);
+        if (ns < whole * unit || total_ns > UINT64_MAX - ns)
+            return -1;
+        total_ns += ns;
+    }
+    *ms = total_ns / 1000000u;
+    return 0;
+}
+
+int ds_parse_hostport(const char *text, char *host, size_t hostlen, unsigned *port, char *err, size_t errlen)
+{
+    const char *colon;
+    size_t hlen;
+    const char *h = text;
+    if (!text || !*text) {
+        snprintf(err, errlen, "must be HOST:PORT");
+        return -1;
+    }
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "must be HOST:PORT, with an IPv6 address in brackets");
+            return -1;
+        }
+        h = text + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon) {
+            snprintf(err, errlen, "must be HOST:PORT");
+            return -1;
+        }
+        hlen = (size_t)(colon - text);
+        if (memchr(text, ':', hlen)) {
+            snprintf(err, errlen, "must be HOST:PORT, with an IPv6 address in brackets");
+            return -1;
+        }
+    }
+    if (hlen >= hostlen || hlen > DS_HOST_MAX) {
+        snprintf(err, errlen, "host is too long");
+        return -1;
+    }
+    const char *ps = colon + 1;
+    unsigned long v = 0;
+    if (!*ps || strlen(ps) > 5) {
+        snprintf(err, errlen, "port must be a number from 0 to 65535");
+        return -1;
+    }
+    for (const char *q = ps; *q; q++) {
+        if (!is_digit(*q)) {
+            snprintf(err, errlen, "port must be a number from 0 to 65535");
+            return -1;
+        }
+        v = v * 10 + (unsigned long)(*q - '0');
+    }
+    if (v > 65535) {
+        snprintf(err, errlen, "port must be a number from 0 to 65535");
+        return -1;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (unsigned)v;
+    return 0;
+}
+
+static const char *value(ds_config_getenv_fn *get, const char *name)
+{
+    const char *v = get(name);
+    return v && *v ? v : NULL;
+}
+
+int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen)
+{
+    char why[128];
+    const char *v;
+
+    v = value(get, "FLOW_SERVER_LISTEN_ADDR");
+    if (ds_parse_hostport(v ? v : DS_DEFAULT_LISTEN, cfg->host, sizeof cfg->host, &cfg->port, why, sizeof why)) {
+        snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: %s (got \"%.64s\")", why, v);
+        return -1;
+    }
+
+    cfg->ring_capacity = DS_DEFAULT_RING;
+    v = value(get, "FLOW_SERVER_RING_CAPACITY");
+    if (v) {
+        unsigned long n = 0;
+        bool ok = strlen(v) <= 8;
+        for (const char *q = v; ok && *q; q++) {
+            ok = is_digit(*q);
+            n = n * 10 + (unsigned long)(*q - '0');
+        }
+        if (!ok || n < 1 || n > DS_RING_MAX) {
+            snprintf(err, errlen, "FLOW_SERVER_RING_CAPACITY: must be a whole number from 1 to %u (got \"%.64s\")",
+                     DS_RING_MAX, v);
+            return -1;
+        }
+        cfg->ring_capacity = n;
+    }
+
+    cfg->heartbeat_ms = DS_DEFAULT_HEARTBEAT_MS;
+    v = value(get, "FLOW_SERVER_HEARTBEAT");
+    if (v) {
+        uint64_t ms = 0;
+        if (ds_parse_duration(v, &ms) || ms < 1 || ms > DS_HEARTBEAT_MAX_MS) {
+            snprintf(err, errlen,
+                     "FLOW_SERVER_HEARTBEAT: must be a duration from 1ms to 24h such as 15s or 500ms (got \"%.64s\")",
+                     v);
+            return -1;
+        }
+        cfg->heartbeat_ms = ms;
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* config.h: the flow server's settings from the environment, parsed by pure
+ * functions (the environment is passed in, so tests feed tables). */
+#ifndef OPENOVA_DS_CONFIG_H
+#define OPENOVA_DS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DS_DEFAULT_LISTEN "127.0.0.1:8081"
+#define DS_DEFAULT_RING 4096u
+#define DS_RING_MAX (1u << 20)
+#define DS_DEFAULT_HEARTBEAT_MS 15000u
+#define DS_HEARTBEAT_MAX_MS (24u * 3600u * 1000u)
+#define DS_HOST_MAX 255
+
+struct ds_config {
+    char host[DS_HOST_MAX + 1]; /* "" for every interface; IPv6 without brackets */
+    unsigned port;              /* 0: any free port (the bound one is logged) */
+    size_t ring_capacity;       /* FLOW_SERVER_RING_CAPACITY */
+    uint64_t heartbeat_ms;      /* FLOW_SERVER_HEARTBEAT */
+};
+
+/* ds_config_getenv_fn: how ds_config_load reads a variable (getenv, or a
+ * table in tests); NULL for unset. */
+typedef const char *ds_config_getenv_fn(const char *name);
+
+/* ds_config_load: fills cfg from FLOW_SERVER_LISTEN_ADDR (HOST:PORT,
+ * default 127.0.0.1:8081), FLOW_SERVER_RING_CAPACITY (1 to 1048576, default
+ * 4096) and FLOW_SERVER_HEARTBEAT (Go duration, 1ms to 24h, default 15s).
+ * An empty variable counts as unset. Returns 0, or -1 with one line in err
+ * that starts with the variable's name. */
+int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen);
+
+/* ds_parse_hostport: splits "HOST:PORT" ("[v6]:PORT" for IPv6, ":PORT" for
+ * every interface; PORT decimal 0-65535) into host (brackets removed) and
+ * *port. Returns 0, or -1 with the reason in err. */
+int ds_parse_hostport(const char *text, char *host, size_t hostlen, unsigned *port, char *err, size_t errlen);
+
+/* ds_parse_duration: a Go duration ("15s", "500ms", "1m30s", "1.5h",
+ * units ns us µs ms s m h; "0" alone is zero) in whole milliseconds,
+ * truncated. Negative or overflowing values are refused. Returns 0 or -1. */
+int ds_parse_duration(const char *text, uint64_t *ms);
+
+#endif

@@ -1,0 +1,390 @@
+/* http.c: libmicrohttpd handlers of the flow server: the dispatcher alone
+ * answers 404/405/400; each route has one function; every request is logged
+ * in one line when it completes. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "http.h"
+#include "message.h"
+#include "route.h"
+
+#define LOG_PATH_MAX 256
+/* MHD asks a content reader for at most this much at a time */
+#define SSE_BLOCK (16u * 1024u)
+
+struct ds_http {
+    struct MHD_Daemon *daemon;
+    struct ds_store *store;
+    uint64_t heartbeat_ms;
+    char url[DS_HOST_MAX + 32];
+};
+
+/* One per request, from MHD's first call to the completion callback, which
+ * logs and frees it. */
+struct request {
+    struct timespec start;
+    char method[16];
+    char path[LOG_PATH_MAX];
+    char client[INET6_ADDRSTRLEN];
+    enum ds_route_result result;
+    struct ds_route_match match;
+    char *body; /* bounded by DS_MESSAGE_MAX */
+    size_t len, cap;
+    bool too_large;
+    unsigned status; /* 0 until a response is queued */
+};
+
+/* copy_printable: a log-safe copy: control bytes (a decoded %0A) become '?'. */
+static void copy_printable(char *dst, size_t dstlen, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < dstlen; i++)
+        dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ? '?' : src[i];
+    dst[i] = '\0';
+}
+
+static void client_address(struct MHD_Connection *c, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, outlen, "-");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (getnameinfo(sa, len, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, outlen, "-");
+}
+
+/* body_append: keeps at most DS_MESSAGE_MAX bytes; past that the request is
+ * marked too large and the rest is read and dropped, so the client, still
+ * sending, gets the 413 instead of a reset connection. */
+static void body_append(struct request *rq, const char *data, size_t len)
+{
+    if (rq->too_large)
+        return;
+    if (len > DS_MESSAGE_MAX - rq->len) {
+        rq->too_large = true;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return;
+    }
+    if (rq->len + len > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 4096;
+        while (cap < rq->len + len)
+            cap *= 2;
+        char *p = realloc(rq->body, cap);
+        if (!p) {
+            /* out of memory: answered 500 when the body is complete */
+            rq->status = 500;
+            return;
+        }
+        rq->body = p;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, len);
+    rq->len += len;
+}
+
+/* respond: the one function that queues a response with a complete body. */
+static enum MHD_Result respond(struct MHD_Connection *c, struct request *rq, unsigned status, const char *body,
+                               size_t len, const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    if (len)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    rq->status = status;
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* respond_error: {"error":"<code>","message":"<sentence>"}, JSON-escaped. */
+static enum MHD_Result respond_error(struct MHD_Connection *c, struct request *rq, unsigned status, const char *code,
+                                     const char *message, const char *allow)
+{
+    static const char fallback[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
+    struct json_object *o = json_object_new_object();
+    char *body = NULL;
+    size_t len = 0;
+    if (o && json_object_object_add(o, "error", json_object_new_string(code)) == 0 &&
+        json_object_object_add(o, "message", json_object_new_string(message)) == 0)
+        body = ds_json_dup(o, &len);
+    json_object_put(o);
+    enum MHD_Result ret =
+        body ? respond(c, rq, status, body, len, allow) : respond(c, rq, 500, fallback, sizeof fallback - 1, NULL);
+    free(body);
+    return ret;
+}
+
+/* route_events: the body is read as JSON whatever its Content-Type says. */
+static enum MHD_Result route_events(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
+{
+    char err[256];
+    struct ds_message m;
+    if (rq->too_large) {
+        snprintf(err, sizeof err, "the body is larger than %u bytes", DS_MESSAGE_MAX);
+        return respond_error(c, rq, 413, "body_too_large", err, NULL);
+    }
+    if (rq->status == 500)
+        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
+    enum ds_err rc = ds_message_parse(rq->body ? rq->body : "", rq->len, &m, err, sizeof err);
+    if (rc == DS_ERR_JSON)
+        return respond_error(c, rq, 400, "invalid_json", err, NULL);
+    if (rc == DS_ERR_SCHEMA)
+        return respond_error(c, rq, 400, "invalid_message", err, NULL);
+    if (rc != DS_OK)
+        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
+    uint64_t seq = 0;
+    rc = ds_store_ingest(h->store, rq->match.flow_id, &m, &seq);
+    if (rc != DS_OK)
+        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
+    char body[48];
+    int n = snprintf(body, sizeof body, "{\"seq\":%" PRIu64 "}", seq);
+    return respond(c, rq, 200, body, (size_t)n, NULL);
+}
+
+static enum MHD_Result route_snapshot(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
+{
+    char *json = NULL;
+    size_t len = 0;
+    enum ds_err rc = ds_store_snapshot(h->store, rq->match.flow_id, &json, &len);
+    if (rc == DS_ERR_NOT_FOUND) {
+        char msg[DS_FLOW_ID_MAX + 96];
+        snprintf(msg, sizeof msg, "flow \"%s\" has no messages: never ingested, or purged", rq->match.flow_id);
+        return respond_error(c, rq, 404, "not_found", msg, NULL);
+    }
+    if (rc != DS_OK)
+        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
+    enum MHD_Result ret = respond(c, rq, 200, json, len, NULL);
+    free(json);
+    return ret;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    /* Blocking here is allowed: each connection has its own thread. */
+    ssize_t n = ds_sub_read(cls, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void sse_free(void *cls)
+{
+    ds_sub_close(cls);
+}
+
+/* route_stream: 200 and SSE at once, also for a flow never ingested (a
+ * snapshot frame of an empty flow, id 0, then live), so a browser can open
+ * the page before the first message; the snapshot route alone says 404.
+ * The connection's thread waits inside ds_sub_read, so a client that left
+ * is noticed when the next frame or heartbeat fails to go out. */
+static enum MHD_Result route_stream(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
+{
+    /* WHATWG SSE: EventSource sends the last id it saw on reconnection */
+    const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    struct ds_sub *sub = ds_sub_open(h->store, rq->match.flow_id, last, h->heartbeat_ms);
+    if (!sub)
+        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
+    /* unknown size on HTTP/1.1: MHD sends it chunked */
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_read, sub, sse_free);
+    if (!r) {
+        ds_sub_close(sub);
+        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-transform");
+    /* nginx and proxies that honour it must not buffer the stream */
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    rq->status = 200;
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r); /* MHD holds its own reference until the end */
+    return ret;
+}
+
+static enum MHD_Result dispatch(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
+{
+    char msg[LOG_PATH_MAX + 64];
+    switch (rq->result) {
+    case DS_ROUTE_NOT_FOUND:
+        snprintf(msg, sizeof msg, "no route for %s %s", rq->method, rq->path);
+        return respond_error(c, rq, 404, "not_found", msg, NULL);
+    case DS_ROUTE_BAD_METHOD:
+        snprintf(msg, sizeof msg, "%s accepts %s only", rq->path, rq->match.entry->method);
+        return respond_error(c, rq, 405, "method_not_allowed", msg, rq->match.entry->method);
+    case DS_ROUTE_BAD_FLOW_ID:
+        return respond_error(c, rq, 400, "invalid_flow_id",
+                             "a flow id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..)", NULL);
+    case DS_ROUTE_OK:
+        break;
+    }
+    switch (rq->match.entry->route) {
+    case DS_ROUTE_EVENTS:
+        return route_events(h, c, rq);
+    case DS_ROUTE_SNAPSHOT:
+        return route_snapshot(h, c, rq);
+    case DS_ROUTE_STREAM:
+        return route_stream(h, c, rq);
+    case DS_ROUTE_PURGE:
+        /* idempotent: an unknown flow is purged already */
+        ds_store_purge(h->store, rq->match.flow_id);
+        return respond(c, rq, 204, "", 0, NULL);
+    case DS_ROUTE_HEALTHZ:
+    case DS_ROUTE_READYZ:
+        return respond(c, rq, 200, "{\"status\":\"ok\"}", strlen("{\"status\":\"ok\"}"), NULL);
+    }
+    return respond_error(c, rq, 500, "internal", "unhandled route", NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct ds_http *h = cls;
+    struct request *rq = *con_cls;
+    (void)version;
+    if (!rq) {
+        /* first call: the head is in, the body (if any) is not */
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &rq->start);
+        copy_printable(rq->method, sizeof rq->method, method);
+        copy_printable(rq->path, sizeof rq->path, url);
+        client_address(c, rq->client, sizeof rq->client);
+        rq->result = ds_route_match(method, url, &rq->match);
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* only the events route reads its body; others drop theirs */
+        if (rq->result == DS_ROUTE_OK && rq->match.entry->route == DS_ROUTE_EVENTS)
+            body_append(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(h, c, rq);
+}
+
+static const char *termination(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return NULL;
+    case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "read error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client gone";
+    }
+    return "unknown";
+}
+
+/* on_completed: the request's one log line, then its memory. stdio holds
+ * stderr's lock for a whole fprintf, so lines from threads never interleave. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct request *rq = *con_cls;
+    (void)cls;
+    (void)c;
+    if (!rq)
+        return;
+    struct timespec now, wall;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(CLOCK_REALTIME, &wall);
+    long ms = (long)(now.tv_sec - rq->start.tv_sec) * 1000 + (now.tv_nsec - rq->start.tv_nsec) / 1000000;
+    struct tm tm;
+    char when[32] = "-";
+    if (gmtime_r(&wall.tv_sec, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    char status[12] = "-";
+    if (rq->status)
+        snprintf(status, sizeof status, "%u", rq->status);
+    const char *how = termination(toe);
+    fprintf(stderr, "%s.%03ldZ %s \"%s %s\" %s %ldms%s%s%s\n", when, wall.tv_nsec / 1000000, rq->client, rq->method,
+            rq->path, status, ms, how ? " (" : "", how ? how : "", how ? ")" : "");
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}
+
+struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *store, char *err, size_t errlen)
+{
+    struct ds_http *h = calloc(1, sizeof *h);
+    struct addrinfo *ai = NULL;
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->store = store;
+    h->heartbeat_ms = cfg->heartbeat_ms;
+
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    if (!cfg->host[0]) {
+        /* ":PORT": every IPv4 interface */
+        hints.ai_family = AF_INET;
+        hints.ai_flags |= AI_PASSIVE;
+    }
+    int gai = getaddrinfo(cfg->host[0] ? cfg->host : NULL, port, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: cannot resolve \"%s\": %s", cfg->host, gai_strerror(gai));
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    /* No idle timeout shorter than a few heartbeats: a stream's thread may
+     * wait a whole heartbeat inside the content reader. */
+    uint64_t timeout_s = cfg->heartbeat_ms / 1000 * 3 + 1;
+    if (timeout_s < 120)
+        timeout_s = 120;
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)timeout_s, MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: cannot listen on %s:%u (in use, or not an address of this host)",
+                 cfg->host, cfg->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    char host[INET6_ADDRSTRLEN] = "0.0.0.0";
+    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    snprintf(h->url, sizeof h->url, ai->ai_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
+             di ? (unsigned)di->port : cfg->port);
+    freeaddrinfo(ai);
+    return h;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    free(h);
+    return NULL;
+}
+
+const char *ds_http_url(const struct ds_http *h)
+{
+    return h->url;
+}
+
+void ds_http_stop(struct ds_http *h)
+{
+    if (!h)
+        return;
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    free(h);
+}
