@@ -79,7 +79,7 @@ UNIT_TESTS := \
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all check unit contract integration run install uninstall clean check-asan check-valgrind
+.PHONY: all check unit contract integration run demo-events install uninstall clean check-asan check-valgrind
 
 all: $(BIN) $(DEV_BIN)
 
@@ -137,9 +137,13 @@ check-valgrind: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
 	$(Q)set -e; for t in $(UNIT_TESTS) $(DEV_UNIT_TESTS); do \
 		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 
-# Installs what is missing, builds, and serves under lighttpd on :8080.
+# Installs what is missing, builds, and serves devserver + proxy + lighttpd on :8080.
 run:
 	$(Q)tools/run.sh
+
+# Plays a realistic two-region deployment through the proxy of `make run`.
+demo-events:
+	$(Q)tools/demo-events $(DEMO_ARGS)
 
 install: $(BIN) $(DEV_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
