@@ -78,8 +78,10 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_status
 
 PYTEST ?= /usr/bin/python3 -m pytest
+# The Python suites run the binaries of this build tree (check-asan's too).
+TEST_ENV = OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) OPENOVA_FLOW_DEVSERVER_BIN=$(abspath $(DEV_BIN))
 
-.PHONY: all check unit contract integration run demo-events install uninstall clean check-asan check-valgrind
+.PHONY: all check unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind
 
 all: $(BIN) $(DEV_BIN)
 
@@ -120,12 +122,17 @@ unit: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
 	$(Q)set -e; for t in $(UNIT_TESTS) $(DEV_UNIT_TESTS); do echo "== $$t"; $$t; done
 
 integration: all
-	$(Q)OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) $(PYTEST) -q tests/integration
+	$(Q)$(TEST_ENV) $(PYTEST) -q tests/integration
 
 contract: all
-	$(Q)OPENOVA_FLOW_DEVSERVER_BIN=$(abspath $(DEV_BIN)) $(PYTEST) -q tests/contract
+	$(Q)$(TEST_ENV) $(PYTEST) -q tests/contract
 
-check: unit contract integration
+# The live page in headless Chromium through lighttpd, the proxy and the
+# devserver (tools/install-deps.sh installs chromium and playwright-core).
+browser: all
+	$(Q)$(TEST_ENV) $(PYTEST) -q tests/browser
+
+check: unit contract integration browser
 
 # The same tests with AddressSanitizer and UndefinedBehaviorSanitizer, in a
 # build tree of their own.

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs the Debian 12 packages that building, running and
-# testing openova-flow-fcgi need. With --if-missing it does nothing when they
-# are all there (so `make run` stays fast and works without root then).
+# testing openova-flow-fcgi need, and the browser test's npm packages.
+# `--if-missing` (what `make run` uses) installs only what building and
+# running need, and does nothing when that is all there (so it works without
+# root then).
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
     build-essential pkg-config ca-certificates curl
     libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
     lighttpd python3 python3-pytest valgrind
+)
+# Only the tests need these: a browser for the page's test (Debian's: no
+# browser download), driven by playwright-core from npm with the machine's
+# Node.js (20 or later; Debian 12's own nodejs 18 is too old for it).
+test_packages=(
+    chromium
 )
 
 if [ "${1:-}" = "--if-missing" ]; then
@@ -23,4 +32,9 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+if [ "${1:-}" = "--if-missing" ]; then
+    $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+    exit 0
+fi
+$sudo apt-get install -y -q --no-install-recommends "${packages[@]}" "${test_packages[@]}"
+npm ci --prefix "$root/tests/browser" --no-audit --no-fund
