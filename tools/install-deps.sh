@@ -11,6 +11,11 @@ packages=(
     build-essential pkg-config ca-certificates curl
     libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
     lighttpd python3 python3-pytest valgrind
+    # The other web servers and launchers the integration suite runs for
+    # real (conf/apache2, conf/nginx, conf/spawn-fcgi, conf/systemd):
+    # systemd brings systemd-socket-activate and systemd-analyze (no running
+    # systemd is needed); util-linux's setpriv drops the app's privileges.
+    apache2 nginx spawn-fcgi systemd util-linux
 )
 # Only the tests need these: a browser for the page's test (Debian's: no
 # browser download), driven by playwright-core from npm with the machine's

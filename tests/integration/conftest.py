@@ -1,32 +1,42 @@
-"""Shared fixtures: one test upstream for the session, and real lighttpd
-instances (each spawning the built app) started on first use, one per
-configuration, torn down at the end of the session."""
+"""Shared fixtures: one test upstream for the session, and real web servers
+(lighttpd spawning the built app; Apache httpd and nginx in front of the
+app started with spawn-fcgi) started on first use, one per web server and
+configuration, torn down at the end of the session.
+
+A test that takes `main` (or `web` and instances.get(name, web)) runs once
+per web server: WEB_SERVERS below."""
 import itertools
 import os
 import re
 
 import pytest
 
-from harness import servers
+from harness import launchers, servers
 from harness.upstream import RefusingPort, Upstream
 
-# Each configuration the suite needs: which lighttpd conf and the app's
+# The web servers every behavioural test runs against, each from its conf/
+# files: lighttpd (conf/lighttpd/), Apache httpd (conf/apache2/) and nginx
+# (conf/nginx/).
+WEB_SERVERS = list(servers.WEB_SERVERS)
+
+# Each configuration the suite needs: the web server's config ("auth": the
+# server's basic auth in front; "noauth": none) and the app's
 # OPENOVA_FLOW_* settings (OPENOVA_FLOW_SERVER_URL is the test upstream
 # unless given). Started lazily, so running one file starts only its own.
 CONFIGS = {
-    # basic auth in lighttpd, remote-user in the app; no keepalive comments
-    # so that stream bodies are exactly the upstream's bytes
-    "main": ("lighttpd.conf", {"OPENOVA_FLOW_KEEPALIVE": "0"}),
+    # basic auth in the web server, remote-user in the app; no keepalive
+    # comments so that stream bodies are exactly the upstream's bytes
+    "main": ("auth", {"OPENOVA_FLOW_KEEPALIVE": "0"}),
     # keepalive every second: comments, and a client that left is noticed
-    "keepalive": ("lighttpd.conf", {"OPENOVA_FLOW_KEEPALIVE": "1s"}),
-    # lighttpd without mod_auth, app without authentication
-    "authnone": ("lighttpd-noauth.conf", {"OPENOVA_FLOW_AUTH": "none", "OPENOVA_FLOW_KEEPALIVE": "0"}),
-    # lighttpd without mod_auth, app still expecting REMOTE_USER: 401
-    "nouser": ("lighttpd-noauth.conf", {"OPENOVA_FLOW_AUTH": "remote-user"}),
-    "timeout": ("lighttpd.conf", {"OPENOVA_FLOW_PROXY_TIMEOUT": "1s", "OPENOVA_FLOW_KEEPALIVE": "0"}),
-    "refused": ("lighttpd.conf", {"OPENOVA_FLOW_SERVER_URL": "<refused>"}),
-    "maxbody": ("lighttpd.conf", {"OPENOVA_FLOW_MAX_BODY": "1024"}),
-    "maxstreams": ("lighttpd.conf", {"OPENOVA_FLOW_MAX_STREAMS": "2", "OPENOVA_FLOW_KEEPALIVE": "1s"}),
+    "keepalive": ("auth", {"OPENOVA_FLOW_KEEPALIVE": "1s"}),
+    # web server without authentication, app without authentication
+    "authnone": ("noauth", {"OPENOVA_FLOW_AUTH": "none", "OPENOVA_FLOW_KEEPALIVE": "0"}),
+    # web server without authentication, app still expecting REMOTE_USER: 401
+    "nouser": ("noauth", {"OPENOVA_FLOW_AUTH": "remote-user"}),
+    "timeout": ("auth", {"OPENOVA_FLOW_PROXY_TIMEOUT": "1s", "OPENOVA_FLOW_KEEPALIVE": "0"}),
+    "refused": ("auth", {"OPENOVA_FLOW_SERVER_URL": "<refused>"}),
+    "maxbody": ("auth", {"OPENOVA_FLOW_MAX_BODY": "1024"}),
+    "maxstreams": ("auth", {"OPENOVA_FLOW_MAX_STREAMS": "2", "OPENOVA_FLOW_KEEPALIVE": "1s"}),
 }
 
 
@@ -34,7 +44,9 @@ CONFIGS = {
 def built_binary():
     assert os.access(servers.BINARY, os.X_OK), \
         f"{servers.BINARY} missing: run `make` first (make check does)"
-    assert os.access(servers.LIGHTTPD, os.X_OK), "lighttpd missing: apt-get install lighttpd"
+    for tool in (servers.LIGHTTPD, servers.APACHE, servers.NGINX, launchers.SPAWN_FCGI_BIN,
+                 launchers.SOCKET_ACTIVATE):
+        assert os.access(tool, os.X_OK), f"{tool} missing: run tools/install-deps.sh"
 
 
 @pytest.fixture(scope="session")
@@ -73,13 +85,14 @@ class Instances:
             full["OPENOVA_FLOW_SERVER_URL"] = self.refusing_port.url
         return conf, full
 
-    def get(self, name):
-        if name not in self.running:
+    def get(self, name, web="lighttpd"):
+        key = (name, web)
+        if key not in self.running:
             conf, env = self.app_env(name)
-            server = servers.Lighttpd(env, self.tmp.mktemp(name), conf=conf)
-            self.running[name] = server
+            server = servers.WEB_SERVERS[web](env, self.tmp.mktemp(f"{web}-{name}"), conf=conf)
+            self.running[key] = server
             server.start()
-        return self.running[name]
+        return self.running[key]
 
     def stop_all(self):
         for server in self.running.values():
@@ -94,9 +107,15 @@ def instances(upstream, refusing_port, tmp_path_factory):
     inst.stop_all()
 
 
+@pytest.fixture(params=WEB_SERVERS)
+def web(request):
+    """The web server's name; a test taking it runs once per web server."""
+    return request.param
+
+
 @pytest.fixture
-def main(instances):
-    return instances.get("main")
+def main(instances, web):
+    return instances.get("main", web)
 
 
 _ids = itertools.count(1)

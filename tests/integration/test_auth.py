@@ -1,10 +1,11 @@
 """Authentication and the header allowlist.
 
-- remote-user (default) behind lighttpd's basic auth: the upstream gets
-  X-Forwarded-User with the user lighttpd authenticated.
-- remote-user without mod_auth in front ("nouser"): no REMOTE_USER, 401,
-  and the upstream is never called.
-- none ("authnone", lighttpd without mod_auth): requests pass, no user.
+- remote-user (default) behind the web server's basic auth: the upstream
+  gets X-Forwarded-User with the user the web server authenticated.
+- remote-user without authentication in front ("nouser"): no REMOTE_USER
+  (nginx: the shipped noauth config passes none, not even a name from a
+  client's Authorization header), 401, and the upstream is never called.
+- none ("authnone", web server without auth): requests pass, no user.
 - Only allowlisted request headers reach the upstream."""
 import pytest
 
@@ -39,7 +40,7 @@ def test_remote_user_forwarded(main, upstream, fid, method, route):
     assert rec.header("X-Forwarded-User") == servers.USER
 
 
-# (row id, Authorization header or None): lighttpd itself refuses these
+# (row id, Authorization header or None): the web server itself refuses these
 LIGHTTPD_REFUSES = [
     ("no-credentials", None),
     ("wrong-password", client.basic_auth(servers.USER, "not-the-password")),
@@ -58,8 +59,8 @@ def test_shipped_config_protects_the_mount(main, upstream, fid, auth):
 
 
 @pytest.mark.parametrize("method,route", [r[1:] for r in ROUTES], ids=[r[0] for r in ROUTES])
-def test_no_remote_user_is_401_and_never_reaches_upstream(instances, upstream, fid, method, route):
-    nouser = instances.get("nouser")   # lighttpd-noauth.conf, OPENOVA_FLOW_AUTH=remote-user
+def test_no_remote_user_is_401_and_never_reaches_upstream(instances, web, upstream, fid, method, route):
+    nouser = instances.get("nouser", web)   # server without auth, OPENOVA_FLOW_AUTH=remote-user
     flow = fid()
     upstream.set(flow, _reply_for(route))
     # Credentials and a forged user header change nothing: the user comes
@@ -72,8 +73,8 @@ def test_no_remote_user_is_401_and_never_reaches_upstream(instances, upstream, f
 
 
 @pytest.mark.parametrize("method,route", [r[1:] for r in ROUTES], ids=[r[0] for r in ROUTES])
-def test_auth_none_passes_without_user(instances, upstream, fid, method, route):
-    authnone = instances.get("authnone")   # lighttpd-noauth.conf, OPENOVA_FLOW_AUTH=none
+def test_auth_none_passes_without_user(instances, web, upstream, fid, method, route):
+    authnone = instances.get("authnone", web)   # server without auth, OPENOVA_FLOW_AUTH=none
     flow = fid()
     upstream.set(flow, _reply_for(route))
     resp = _call(authnone, method, route, flow, [("X-Forwarded-User", "mallory")])

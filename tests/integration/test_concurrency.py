@@ -12,8 +12,8 @@ FRAME = b"event: snapshot\nid: 1\ndata: {}\n\n"
 STREAMS = 100
 
 
-def test_hundred_streams_and_a_snapshot(instances, upstream, fid):
-    server = instances.get("keepalive")   # OPENOVA_FLOW_KEEPALIVE=1s
+def test_hundred_streams_and_a_snapshot(instances, web, upstream, fid):
+    server = instances.get("keepalive", web)   # OPENOVA_FLOW_KEEPALIVE=1s
     flows = [fid(f"s{i}") for i in range(STREAMS)]
     for flow in flows:
         upstream.set(flow, stream_reply([(0, FRAME)], end="hold"))
@@ -44,8 +44,8 @@ def test_hundred_streams_and_a_snapshot(instances, upstream, fid):
     assert time.monotonic() - left < 10
 
 
-def test_max_streams_503_with_retry_after(instances, upstream, fid):
-    server = instances.get("maxstreams")   # OPENOVA_FLOW_MAX_STREAMS=2, keepalive 1s
+def test_max_streams_503_with_retry_after(instances, web, upstream, fid):
+    server = instances.get("maxstreams", web)   # OPENOVA_FLOW_MAX_STREAMS=2, keepalive 1s
     flows = [fid(f"m{i}") for i in range(4)]
     for flow in flows:
         upstream.set(flow, stream_reply([(0, FRAME)], end="hold"))

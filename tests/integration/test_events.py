@@ -72,8 +72,8 @@ def test_upstream_status_and_body_returned(main, upstream, fid, status, headers,
 
 
 @pytest.fixture
-def maxbody(instances):
-    return instances.get("maxbody")   # OPENOVA_FLOW_MAX_BODY=1024
+def maxbody(instances, web):
+    return instances.get("maxbody", web)   # OPENOVA_FLOW_MAX_BODY=1024
 
 
 # (row id, body size, expected status)

@@ -2,7 +2,8 @@
 proxy makes one; either way it goes upstream, back in the response header,
 into error bodies, and into the app's log line for the request.
 
-The app logs to stderr. lighttpd spawns it with lighttpd's own stderr
+The app logs to stderr (for Apache and nginx, the launcher's log; see
+harness/launchers.py). lighttpd spawns it with lighttpd's own stderr
 (bin-path processes start before server.errorlog is opened and are not
 redirected to it), so under `lighttpd -D` the lines land in lighttpd's
 stderr: the harness keeps that in <rundir>/stderr.log."""

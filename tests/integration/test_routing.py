@@ -1,4 +1,5 @@
-"""Routing on REQUEST_URI and deployment id checks, through lighttpd.
+"""Routing on REQUEST_URI and deployment id checks, through each web server
+(each must pass REQUEST_URI as the client sent it).
 
 Every row names a request line; refused requests must never reach the
 upstream."""
@@ -148,13 +149,24 @@ INVALID_IDS = [
 ]
 
 
+# (web server, id) -> the status the web server answers itself, before the
+# app: Apache refuses an encoded slash in a path with its own HTML 404
+# unless AllowEncodedSlashes is set (conf/apache2/openova-flow-fcgi.conf
+# leaves it off on purpose).
+REFUSED_BY_WEB_SERVER = {("apache", "a%2Fb"): 404}
+
+
 @pytest.mark.parametrize("flow", [r[1] for r in INVALID_IDS], ids=[r[0] for r in INVALID_IDS])
 @pytest.mark.parametrize("route,method", [("snapshot", "GET"), ("events", "POST")], ids=["snapshot", "events"])
-def test_invalid_ids_are_400(main, upstream, flow, route, method):
+def test_invalid_ids_are_400(main, web, upstream, flow, route, method):
     upstream.set(flow, json_reply())
     body = b"{}" if method == "POST" else None
     resp = client.request(main.port, method, f"{BASE}/{flow}/{route}", main.auth_headers(), body)
-    assert_proxy_error(resp, 400)
+    if (web, flow) in REFUSED_BY_WEB_SERVER:
+        assert resp.status == REFUSED_BY_WEB_SERVER[(web, flow)], resp
+        assert "requestId" not in resp.body.decode("latin-1"), resp
+    else:
+        assert_proxy_error(resp, 400)
     assert upstream.requests() == []
 
 

@@ -1,7 +1,7 @@
 """snapshot: GET {base}/{id}/snapshot relays the upstream's status, headers
 and body verbatim, minus hop-by-hop headers and Set-Cookie (RFC 9110
-section 7.6.1). Through lighttpd; the exact header set the app writes is
-checked without lighttpd in test_fastcgi_direct.py."""
+section 7.6.1). Through each web server; the exact header set the app
+writes is checked without one in test_fastcgi_direct.py."""
 import random
 
 import pytest
@@ -71,7 +71,7 @@ def test_large_chunked_body_byte_exact(main, upstream, fid):
 
 # (row id, upstream header that must not reach the client): each row adds
 # one to an otherwise normal reply. Connection and Transfer-Encoding are
-# also checked without lighttpd (which writes its own).
+# also checked without a web server (which writes its own).
 HOP_BY_HOP = [
     ("keep-alive", [("Keep-Alive", "timeout=5, max=100")], "Keep-Alive"),
     ("proxy-authenticate", [("Proxy-Authenticate", 'Basic realm="up"')], "Proxy-Authenticate"),

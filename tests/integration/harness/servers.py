@@ -1,14 +1,19 @@
-"""servers.py: starts and stops a real lighttpd from conf/lighttpd (which
-spawns the built app), or the app alone on a socket, each in its own
-directory (pytest's tmp_path: kept for the last runs, for their logs) and
-process group, and always tears them down."""
+"""servers.py: starts and stops the real web servers from conf/: lighttpd
+(which spawns the built app itself), Apache httpd and nginx (in front of
+the app started by a launcher, harness/launchers.py), or the app alone on
+a socket; each in its own directory (pytest's tmp_path: kept for the last
+runs, for their logs) and process group, and always tears them down."""
+import grp
 import hashlib
 import base64
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from . import client
@@ -17,7 +22,11 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 # make check-asan points this at the sanitizer build.
 BINARY = os.environ.get("OPENOVA_FLOW_FCGI_BIN") or os.path.join(REPO, "build", "openova-flow-fcgi")
 LIGHTTPD = "/usr/sbin/lighttpd"
+APACHE = "/usr/sbin/apache2"
+NGINX = "/usr/sbin/nginx"
 CONF_DIR = os.path.join(REPO, "conf", "lighttpd")
+# The user Debian's apache2 and nginx workers run as when started as root.
+WEB_USER = "www-data"
 
 USER = "alice"
 PASSWORD = "wonderland"
@@ -36,6 +45,52 @@ def base_env():
         if name in os.environ:
             env[name] = os.environ[name]
     return env
+
+
+def htpasswd_line():
+    """USER:{SHA}base64(sha1(PASSWORD)): read by lighttpd, Apache and nginx."""
+    digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
+    return f"{USER}:{{SHA}}{digest}\n"
+
+
+def shared_dir(prefix):
+    """A directory the web server's workers can reach, for the app's socket,
+    the htpasswd file and nginx's temp files. pytest's tmp dirs are private
+    to the invoking user (0700), and Apache and nginx started as root run
+    their workers as www-data, so this one is outside them: /tmp/PREFIX*,
+    root:www-data 0750 when root. Removed by the caller."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    if os.getuid() == 0:
+        os.chown(path, 0, grp.getgrnam(WEB_USER).gr_gid)
+        os.chmod(path, 0o750)
+    return path
+
+
+def write_htpasswd(directory):
+    path = os.path.join(directory, "htpasswd")
+    with open(path, "w") as f:
+        f.write(htpasswd_line())
+    if os.getuid() == 0:
+        os.chown(path, 0, grp.getgrnam(WEB_USER).gr_gid)
+        os.chmod(path, 0o640)
+    return path
+
+
+def copy_conf(src_dir, dst_dir, mutations):
+    """Copies a conf/ directory with lines changed: mutations is a list of
+    (file name, old text, new text); each old text must occur exactly once,
+    so a test that shows what a setting does breaks when the setting moves."""
+    os.makedirs(dst_dir, exist_ok=True)
+    for name in os.listdir(src_dir):
+        shutil.copy(os.path.join(src_dir, name), os.path.join(dst_dir, name))
+    for name, old, new in mutations:
+        path = os.path.join(dst_dir, name)
+        with open(path) as f:
+            text = f.read()
+        assert text.count(old) == 1, f"{name}: {old!r} occurs {text.count(old)} times"
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+    return dst_dir
 
 
 def _kill_group(proc, grace):
@@ -80,12 +135,17 @@ class Lighttpd:
     environment. app_env holds the OPENOVA_FLOW_* settings; lighttpd passes
     its environment on to the app it spawns."""
 
-    def __init__(self, app_env, workdir, conf="lighttpd.conf"):
-        self.conf = os.path.join(CONF_DIR, conf)
+    name = "lighttpd"
+    CONFS = {"auth": "lighttpd.conf", "noauth": "lighttpd-noauth.conf"}
+
+    def __init__(self, app_env, workdir, conf="lighttpd.conf", mutations=()):
+        conf = self.CONFS.get(conf, conf)
         self.auth = conf == "lighttpd.conf"
         self.app_env = dict(app_env)
         self.dir = str(workdir)   # the run dir: logs, pid, sockets, htpasswd
         os.makedirs(self.dir, exist_ok=True)
+        conf_dir = copy_conf(CONF_DIR, os.path.join(self.dir, "conf"), mutations) if mutations else CONF_DIR
+        self.conf = os.path.join(conf_dir, conf)
         self.port = None
         self.proc = None
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -105,9 +165,8 @@ class Lighttpd:
         return env
 
     def start(self, wait_app=True):
-        digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
         with open(os.path.join(self.dir, "htpasswd"), "w") as f:
-            f.write(f"{USER}:{{SHA}}{digest}\n")
+            f.write(htpasswd_line())
         for attempt in range(5):
             self.port = free_port()
             stderr = open(self.stderr_path, "ab")
@@ -183,6 +242,253 @@ class Lighttpd:
             except ProcessLookupError:
                 pass
         self.proc = None
+
+
+class Fronted:
+    """A web server that does not start the app (Apache httpd, nginx): a
+    launcher (harness/launchers.py: spawn-fcgi by default) starts it first
+    on a unix socket in a shared directory (see shared_dir), then the server
+    starts from its conf/ file with ports and paths filled in. conf is
+    "auth", "noauth" or a file name; mutations change lines of a copy of the
+    conf/ directory (see copy_conf)."""
+
+    name = None
+    CONFS = {}
+
+    def __init__(self, app_env, workdir, conf="auth", launcher=None, mutations=()):
+        conf = self.CONFS.get(conf, conf)
+        self.conf_name = conf
+        self.auth = "noauth" not in conf
+        self.app_env = dict(app_env)
+        self.dir = str(workdir)   # private: logs, pid, rendered config
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf_dir = self.CONF_DIR
+        if mutations:
+            self.conf_dir = copy_conf(self.CONF_DIR, os.path.join(self.dir, "conf"), mutations)
+        if launcher is None:
+            from .launchers import SpawnFcgi
+            launcher = SpawnFcgi
+        self.launcher_cls = launcher
+        self.pub = None           # shared: the app's socket, htpasswd, temp files
+        self.app = None
+        self.port = None
+        self.proc = None
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.errorlog_path = os.path.join(self.dir, "error.log")
+
+    @property
+    def app_socket(self):
+        return os.path.join(self.pub, "openova-flow-fcgi.sock")
+
+    def app_address(self):
+        return self.app_socket
+
+    def command(self):
+        """(argv, env) of the server."""
+        raise NotImplementedError
+
+    def start(self, wait_app=True):
+        """Starts the app, then the server; on failure stops what started."""
+        try:
+            return self._start(wait_app)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, wait_app):
+        self.pub = shared_dir(f"openova-flow-{self.name}-")
+        self.userfile = write_htpasswd(self.pub)
+        self.app = self.launcher_cls(self.app_env, self.dir, self.app_address())
+        self.app.start()
+        for attempt in range(5):
+            self.port = free_port()
+            argv, env = self.command()
+            with open(self.stderr_path, "ab") as stderr:
+                self.proc = subprocess.Popen(argv, env=env, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=stderr,
+                                             stderr=stderr, start_new_session=True)
+            if _wait_listening(self.proc, self.port, 10):
+                break
+            _kill_group(self.proc, grace=5)
+        else:
+            raise RuntimeError(f"{self.name} did not start: {self.logs()}")
+        if wait_app:
+            self.wait_app()
+        return self
+
+    def wait_app(self, timeout=10):
+        _wait_app(self, timeout)
+
+    def auth_headers(self):
+        return [client.basic_auth(USER, PASSWORD)] if self.auth else []
+
+    def app_pids(self):
+        return [self.app.pid] if self.app and self.app.proc and self.app.proc.poll() is None else []
+
+    def app_log(self):
+        return self.app.log() if self.app else ""
+
+    def logs(self):
+        out = f"--- app ({self.launcher_cls.name}) {self.app.log_path if self.app else ''}\n{self.app_log()}"
+        for path in (self.stderr_path, self.errorlog_path):
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    out += f"--- {path}\n{f.read().decode('utf-8', 'replace')}"
+        return out
+
+    def stop(self):
+        if self.proc:
+            _kill_group(self.proc, grace=5)
+            self.proc = None
+        if self.app:
+            self.app.stop()
+        if self.pub:
+            shutil.rmtree(self.pub, ignore_errors=True)
+            self.pub = None
+
+
+class Apache(Fronted):
+    """apache2 -d conf/apache2 -f apache2.conf -DFOREGROUND (mpm_event),
+    ports and paths from OPENOVA_APACHE_*."""
+
+    name = "apache"
+    CONF_DIR = os.path.join(REPO, "conf", "apache2")
+    CONFS = {"auth": "apache2.conf", "noauth": "apache2-noauth.conf"}
+
+    def command(self):
+        env = base_env()
+        env.update({
+            "OPENOVA_APACHE_PORT": str(self.port),
+            "OPENOVA_APACHE_RUNDIR": self.dir,
+            "OPENOVA_APACHE_ROOT": REPO,
+            "OPENOVA_APACHE_SOCKET": self.app_socket,
+            "OPENOVA_APACHE_USERFILE": self.userfile,
+        })
+        return [APACHE, "-d", self.conf_dir, "-f", self.conf_name, "-DFOREGROUND"], env
+
+
+def render_nginx(template, values):
+    """Fills in ${OPENOVA_NGINX_*} (what envsubst with exactly those names
+    does); every name used must be given."""
+    with open(template) as f:
+        text = f.read()
+    return re.sub(r"\$\{(OPENOVA_NGINX_[A-Z]+)\}", lambda m: values[m.group(1)], text)
+
+
+class Nginx(Fronted):
+    """nginx -c <rundir>/nginx.conf, rendered from conf/nginx/nginx.conf
+    with OPENOVA_NGINX_* filled in; it includes conf/nginx/
+    openova-flow-fcgi.conf as it is."""
+
+    name = "nginx"
+    CONF_DIR = os.path.join(REPO, "conf", "nginx")
+    CONFS = {"auth": "nginx.conf", "noauth": "nginx-noauth.conf"}
+
+    def render(self):
+        values = {
+            "OPENOVA_NGINX_PORT": str(self.port),
+            "OPENOVA_NGINX_RUNDIR": self.dir,
+            "OPENOVA_NGINX_TEMPDIR": self.pub,
+            "OPENOVA_NGINX_ROOT": REPO,
+            "OPENOVA_NGINX_CONFDIR": self.conf_dir,
+            "OPENOVA_NGINX_SOCKET": self.app_socket,
+            "OPENOVA_NGINX_USERFILE": self.userfile,
+        }
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(render_nginx(os.path.join(self.conf_dir, self.conf_name), values))
+        return path
+
+    def command(self):
+        conf = self.render()
+        return [NGINX, "-p", self.dir, "-e", self.errorlog_path, "-c", conf], base_env()
+
+
+class NginxPod(Nginx):
+    """The Kubernetes example's pod: conf/container/nginx-pod.conf (its
+    server {} for the nginx image's conf.d) in front of the image's
+    entrypoint on TCP loopback. Filled in: its port 8080, the app's
+    127.0.0.1:9000, the mount points of the snippet and the htpasswd
+    Secret. The http {} around it stands in for the image's own
+    /etc/nginx/nginx.conf."""
+
+    name = "nginx-pod"
+    POD_CONF = os.path.join(REPO, "conf", "container", "nginx-pod.conf")
+
+    def __init__(self, app_env, workdir, **kw):
+        from .launchers import ContainerEntrypoint
+        super().__init__(app_env, workdir, launcher=ContainerEntrypoint, **kw)
+        self.auth = True
+        self.tcp = ("127.0.0.1", free_port())
+
+    def app_address(self):
+        return self.tcp
+
+    def render(self):
+        with open(self.POD_CONF) as f:
+            site = f.read()
+        for old, new in [("listen 8080;", f"listen 127.0.0.1:{self.port};"),
+                         ("server 127.0.0.1:9000;", f"server 127.0.0.1:{self.tcp[1]};"),
+                         ("/etc/nginx/snippets/", self.CONF_DIR + "/"),
+                         ("/etc/nginx/auth/htpasswd", self.userfile)]:
+            assert site.count(old) == 1, f"nginx-pod.conf: {old!r} occurs {site.count(old)} times"
+            site = site.replace(old, new)
+        site_path = os.path.join(self.dir, "openova-flow.conf")
+        with open(site_path, "w") as f:
+            f.write(site)
+        main = f"""daemon off;
+user {WEB_USER};
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {self.dir}/access.log;
+    client_body_temp_path {self.pub}/client_body;
+    fastcgi_temp_path {self.pub}/fastcgi;
+    proxy_temp_path {self.pub}/proxy;
+    uwsgi_temp_path {self.pub}/uwsgi;
+    scgi_temp_path {self.pub}/scgi;
+    include {site_path};
+}}
+"""
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(main)
+        return path
+
+
+def _wait_listening(proc, port, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def _wait_app(server, timeout):
+    """Until a request under the mount reaches the app: its errors are JSON
+    with a requestId, the web server's own are HTML."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = client.request(server.port, "GET", "/api/v1/flows/readiness-probe", server.auth_headers(),
+                                  timeout=2)
+            if "requestId" in last.body.decode("latin-1"):
+                return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"app behind {server.name} not answering: {last!r}\n{server.logs()}")
+
+
+WEB_SERVERS = {"lighttpd": Lighttpd, "apache": Apache, "nginx": Nginx}
 
 
 class App:
