@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     if (FCGX_Init() != 0 || upstream_global_init() != 0)
         fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
     else
-        rc = fcgi_server_run(&cfg, listen_fd, &stop_requested);
+        rc = fcgi_server_run(&cfg, listen_fd, listen_spec != NULL, &stop_requested);
     upstream_global_cleanup();
     if (listen_spec)
         close(listen_fd);

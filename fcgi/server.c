@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,14 +103,27 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct upstream_client *client = upstream_client_new(w->cfg);
     FCGX_Request fcgx;
-    if (!client || FCGX_InitRequest(&fcgx, w->listen_fd, 0) != 0) {
+    /* The stop interrupts accept() with SIGUSR2 (no SA_RESTART). */
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, SIGUSR2);
+    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+    if (!client || FCGX_InitRequest(&fcgx, w->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
         fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
         upstream_client_free(client);
         return NULL;
     }
     while (!atomic_load(w->stopping)) {
-        if (FCGX_Accept_r(&fcgx) < 0)
-            break; /* the listening socket was shut down, or failed */
+        if (FCGX_Accept_r(&fcgx) < 0) {
+            if (atomic_load(w->stopping))
+                break;
+            /* Out of descriptors or memory for a moment: a worker that quit
+             * here would leave a process that answers nothing. */
+            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"accept failed: %s; retrying\"", strerror(errno));
+            struct timespec pause_for = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+            nanosleep(&pause_for, NULL);
+            continue;
+        }
         struct fcgi_request req;
         if (fcgi_request_load(&req, &fcgx, w->cfg) != 0) {
             fcgi_response_error(&req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
@@ -128,8 +142,18 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_atomic_t *stop)
+static void on_wake(int signo)
 {
+    (void)signo;
+}
+
+int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socket, volatile sig_atomic_t *stop)
+{
+    struct sigaction wake_action;
+    memset(&wake_action, 0, sizeof wake_action);
+    wake_action.sa_handler = on_wake;
+    sigemptyset(&wake_action.sa_mask);
+    sigaction(SIGUSR2, &wake_action, NULL); /* no SA_RESTART: accept() returns EINTR */
     atomic_bool stopping = false;
     /* Only this thread takes SIGTERM and friends: block them in every
      * thread started from here on. */
@@ -139,6 +163,7 @@ int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_a
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     struct stream_loop *streams = stream_loop_start(cfg);
     struct worker *workers = calloc(cfg->workers, sizeof *workers);
@@ -179,27 +204,38 @@ int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_a
     fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(streams));
     atomic_store(&stopping, true);
     FCGX_ShutdownPending();
-    /* Wakes every worker blocked in accept(): it fails with EINVAL. */
-    shutdown(listen_fd, SHUT_RDWR);
+    /* A socket we bound ourselves can be shut down, which wakes every
+     * accept(); an inherited one (systemd keeps it for the next instance)
+     * must stay usable, so its workers are woken by SIGUSR2 instead. */
+    if (own_socket)
+        shutdown(listen_fd, SHUT_RDWR);
     stream_loop_begin_stop(streams);
-    /* In-flight snapshot and events calls get two seconds, then are cut; a
-     * worker still blocked after that (reading a kept-alive web server
-     * connection) is left to the process exit, to stop within 5 s. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 2;
+    /* In-flight snapshot and events calls get two seconds, then are cut. */
     unsigned joined = 0;
-    for (unsigned i = 0; i < started; i++)
-        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) == 0)
-            joined++;
-        else
-            break;
+    bool *done = calloc(started, sizeof *done);
+    for (int round = 0; done && round < 300 && joined < started; round++) {
+        if (round == 200)
+            upstream_abort_all();
+        for (unsigned i = 0; i < started; i++) {
+            if (done[i])
+                continue;
+            pthread_kill(workers[i].thread, SIGUSR2);
+            if (pthread_tryjoin_np(workers[i].thread, NULL) == 0) {
+                done[i] = true;
+                joined++;
+            }
+        }
+        struct timespec step = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+    free(done);
     if (joined < started) {
-        upstream_abort_all();
-        deadline.tv_sec += 1;
-        for (unsigned i = joined; i < started; i++)
-            if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0)
-                fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"a worker did not stop in time\"");
+        /* A worker still blocked (reading a kept-alive web server
+         * connection) shares what we would free: end the streams and leave. */
+        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"%u workers did not stop in time; exiting\"", started - joined);
+        stream_loop_stop(streams);
+        fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopped\"");
+        _exit(0);
     }
     stream_loop_stop(streams);
     free(workers);

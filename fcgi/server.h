@@ -4,6 +4,7 @@
 #define OPENOVA_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include "config.h"
 #include "request.h"
@@ -15,7 +16,9 @@ void fcgi_dispatch(struct fcgi_request *req);
 
 /* fcgi_server_run: serves on listen_fd with cfg->workers threads until
  * *stop becomes non-zero (set from a signal handler), then stops accepting,
- * ends open streams and returns 0 (1 if the threads could not start). */
-int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, volatile sig_atomic_t *stop);
+ * ends open streams and returns 0 (1 if the threads could not start).
+ * own_socket: the program bound listen_fd itself (--listen) and may shut it
+ * down; an inherited socket is left intact for the next instance. */
+int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socket, volatile sig_atomic_t *stop);
 
 #endif

@@ -29,6 +29,15 @@ enum fcgi_err handle_stream(struct fcgi_request *req)
      * keep the descriptor, and tell libfcgi there is no connection, so its
      * next accept starts afresh instead of closing what the loop now owns. */
     FCGX_Request *fcgx = req->fcgx;
+    /* Read the request's input to its end (an empty FCGI_STDIN for a GET,
+     * sent at once by every web server): bytes libfcgi buffered are lost at
+     * the handoff, and Apache answers 503 itself when its write of the
+     * empty STDIN record meets a closed connection. */
+    char discard[4096];
+    size_t discarded = 0;
+    int got;
+    while (discarded < 1024 * 1024 && (got = FCGX_GetStr(discard, (int)sizeof discard, fcgx->in)) > 0)
+        discarded += (size_t)got;
     int fd = fcgx->ipcFd;
     unsigned fcgi_id = (unsigned)fcgx->requestId;
     FCGX_Free(fcgx, 0);

@@ -323,6 +323,13 @@ CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Behind an egress proxy, its CONNECT reply must not pass for the
+     * upstream's head. */
+    curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    /* One connection per stream, so a client leaving closes exactly its
+     * upstream connection (HTTP/2 would multiplex them on one). */
+    if (long_lived)
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     /* Bodies pass through undecoded: no Accept-Encoding of our own. */
     curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(easy, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
