@@ -255,6 +255,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     /* Some spawners (lighttpd) send SIGUSR1 for a graceful restart. */
     sigaction(SIGUSR1, &sa, NULL);
+    /* A hang-up of the controlling terminal stops cleanly too. */
+    sigaction(SIGHUP, &sa, NULL);
 
     raise_fd_limit(&cfg);
     if (cfg.auth == FCGI_AUTH_NONE)

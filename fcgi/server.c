@@ -83,8 +83,17 @@ void fcgi_dispatch(struct fcgi_request *req)
                                 "deploymentId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -.", NULL);
             break;
         }
+        if (req->content_type && !fcgi_header_value_acceptable(req->content_type, 1024)) {
+            fcgi_response_error(req, 400, "bad_request", "Content-Type is not printable or too long.", NULL);
+            break;
+        }
         memcpy(req->id, match.id, sizeof req->id);
-        match.entry->handler(req);
+        if (match.entry->handler(req) == FCGI_ERR_CLIENT_GONE && !req->head_sent && req->fcgx) {
+            /* A client that left is a normal end: nothing to answer. */
+            fcgi_log(FCGI_LOG_INFO, req->request_id, "method=%s route=%s id=%s status=0 bytes=0 ms=%ld end=client-gone",
+                     req->method, route_name(req), req->id, fcgi_elapsed_ms(req));
+            return;
+        }
         if (!req->fcgx)
             return; /* a stream: the loop owns it and logs it */
         break;

@@ -359,7 +359,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     /* "Name:" with nothing after it tells libcurl to drop its own default. */
     int n = value ? snprintf(line, sizeof line, "%s: %s", name, value) : snprintf(line, sizeof line, "%s:", name);
     if (n < 0 || (size_t)n >= sizeof line)
-        return 0; /* too long to be one of ours: values are bounded before */
+        return -1; /* values are bounded before; never send libcurl's default instead */
     struct curl_slist *grown = curl_slist_append(*list, line);
     if (!grown)
         return -1;

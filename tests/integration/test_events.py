@@ -94,3 +94,14 @@ def test_max_body(maxbody, upstream, fid, size, status):
         assert resp.status == 200, resp
         (rec,) = upstream.requests(flow)
         assert rec.body == body
+
+
+def test_overlong_content_type_refused_before_upstream(main, upstream, fid):
+    flow = fid()
+    upstream.set(flow, json_reply(200, b'{"seq":1}'))
+    ctype = "application/json; profile=" + "x" * 1100
+    resp = client.request(main.port, "POST", f"{BASE}/{flow}/events",
+                          main.auth_headers() + [("Content-Type", ctype)], b"{}")
+    body = assert_proxy_error(resp, 400)
+    assert "Content-Type" in body["message"]
+    assert upstream.requests() == []
