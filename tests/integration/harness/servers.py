@@ -196,20 +196,7 @@ class Lighttpd:
         return False
 
     def wait_app(self, timeout=10):
-        """Until a request under the mount reaches the app: its errors are
-        JSON with a requestId, lighttpd's own are HTML."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = client.request(self.port, "GET", "/api/v1/flows/readiness-probe", self.auth_headers(),
-                                      timeout=2)
-                if "requestId" in last.body.decode("latin-1"):
-                    return
-            except OSError as exc:
-                last = exc
-            time.sleep(0.05)
-        raise RuntimeError(f"app behind lighttpd not answering: {last!r}\n{self.logs()}")
+        _wait_app(self, timeout)
 
     def auth_headers(self):
         return [client.basic_auth(USER, PASSWORD)] if self.auth else []
