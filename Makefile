@@ -162,4 +162,8 @@ uninstall:
 clean:
 	rm -rf $(BUILD)
 
+# Fuzzing (issue 5) and the benchmark (issue 6) keep their rules apart.
+include fuzz/fuzz.mk
+include bench/bench.mk
+
 -include $(CORE_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(DEV_OBJS:.o=.d) $(DEV_MAIN_OBJ:.o=.d) $(UNIT_TESTS:=.d) $(DEV_UNIT_TESTS:=.d)

@@ -10,6 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
     build-essential pkg-config ca-certificates curl
     libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
+    # JWT verification (JOSE: RS256, ES256, HS256) and SHA-256 for bearer tokens.
+    libcjose-dev libssl-dev openssl
     lighttpd python3 python3-pytest valgrind
     # The other web servers and launchers the integration suite runs for
     # real (conf/apache2, conf/nginx, conf/spawn-fcgi, conf/systemd):
@@ -22,6 +24,10 @@ packages=(
 # Node.js (20 or later; Debian 12's own nodejs 18 is too old for it).
 test_packages=(
     chromium
+    # libFuzzer and the sanitizer runtimes (make fuzz).
+    clang libclang-rt-14-dev
+    # make bench: load generator and the chart.
+    wrk gnuplot-nox
 )
 
 if [ "${1:-}" = "--if-missing" ]; then

@@ -1,0 +1,1 @@
+# bench.mk: the side-by-side benchmark (make bench).

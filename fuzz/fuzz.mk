@@ -1,0 +1,1 @@
+# fuzz.mk: libFuzzer harnesses (make fuzz).
