@@ -14,8 +14,12 @@ OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DOPENOVA_VERSION='"$(VERSION)"' -MMD -MP
 CFLAGS += $(OPT) $(WARNINGS) -pthread
 # libfcgi ships no .pc file on Debian: fall back to -lfcgi.
-PKG_CFLAGS := $(shell pkg-config --cflags libcurl json-c 2>/dev/null) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null) $(shell pkg-config --libs fcgi 2>/dev/null || echo -lfcgi)
+# Debian's cjose.pc requires jansson.pc, which libcjose-dev does not pull in
+# (cjose's headers never include jansson): fall back to -lcjose.
+PKG_CFLAGS := $(shell pkg-config --cflags libcurl json-c 2>/dev/null) $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) \
+	$(shell pkg-config --cflags cjose libcrypto 2>/dev/null || pkg-config --cflags libcrypto)
+PKG_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null) $(shell pkg-config --libs fcgi 2>/dev/null || echo -lfcgi) \
+	$(shell pkg-config --libs cjose libcrypto 2>/dev/null || echo -lcjose $$(pkg-config --libs libcrypto))
 CFLAGS += $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -pthread
 SAN ?=
@@ -31,15 +35,18 @@ endif
 BIN := $(BUILD)/openova-flow-fcgi
 
 CORE_OBJS := \
+	$(BUILD)/fcgi/auth.o \
 	$(BUILD)/fcgi/buf.o \
 	$(BUILD)/fcgi/config.o \
 	$(BUILD)/fcgi/error.o \
+	$(BUILD)/fcgi/jwt.o \
 	$(BUILD)/fcgi/log.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \
 	$(BUILD)/fcgi/response.o \
 	$(BUILD)/fcgi/route.o \
 	$(BUILD)/fcgi/server.o \
+	$(BUILD)/fcgi/tokens.o \
 	$(BUILD)/handlers/events.o \
 	$(BUILD)/handlers/snapshot.o \
 	$(BUILD)/handlers/sse.o \
@@ -69,13 +76,16 @@ DEV_UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_devserver_route
 
 UNIT_TESTS := \
+	$(BUILD)/tests/unit/test_auth \
 	$(BUILD)/tests/unit/test_config \
 	$(BUILD)/tests/unit/test_route \
 	$(BUILD)/tests/unit/test_headers \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
 	$(BUILD)/tests/unit/test_request \
-	$(BUILD)/tests/unit/test_status
+	$(BUILD)/tests/unit/test_status \
+	$(BUILD)/tests/unit/test_tokens \
+	$(BUILD)/tests/unit/test_jwt
 
 PYTEST ?= /usr/bin/python3 -m pytest
 # The Python suites run the binaries of this build tree (check-asan's too).

@@ -191,6 +191,124 @@ static int load_duration(const char *name, const char *raw, long fallback, long 
     return 0;
 }
 
+static const struct {
+    const char *name;
+    unsigned bit;
+} auth_method_names[] = {
+    {"remote-user", FCGI_AUTH_REMOTE_USER},
+    {"bearer", FCGI_AUTH_BEARER},
+    {"jwt", FCGI_AUTH_JWT},
+};
+
+const char *fcgi_auth_methods_text(unsigned mask, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof auth_method_names / sizeof auth_method_names[0]; i++) {
+        if (!(mask & auth_method_names[i].bit))
+            continue;
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", auth_method_names[i].name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+    }
+    if (!used)
+        snprintf(out, outlen, "none");
+    return out;
+}
+
+/* "remote-user,bearer", "jwt", or "none" alone: a set of methods. */
+static int parse_auth_methods(const char *text, unsigned *out)
+{
+    unsigned mask = 0;
+    bool none = false;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        size_t len = (size_t)(end - p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        bool known = false;
+        if (len == 4 && strncmp(p, "none", 4) == 0) {
+            none = known = true;
+        }
+        for (size_t i = 0; !known && i < sizeof auth_method_names / sizeof auth_method_names[0]; i++) {
+            if (strlen(auth_method_names[i].name) == len && strncmp(p, auth_method_names[i].name, len) == 0) {
+                mask |= auth_method_names[i].bit;
+                known = true;
+            }
+        }
+        if (!known)
+            return -1;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (none && mask)
+        return -1; /* "none" cannot be combined: it would silently win */
+    *out = mask;
+    return 0;
+}
+
+static int copy_setting(char **dst, const char *name, const char *raw, char *err, size_t errlen)
+{
+    if (!raw || !*raw)
+        return 0;
+    if (!(*dst = trimmed_copy(raw)))
+        return fail(err, errlen, name, "out of memory");
+    if (!**dst) {
+        free(*dst);
+        *dst = NULL;
+    }
+    return 0;
+}
+
+static int load_auth(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen)
+{
+    static const char methods_hint[] = "must be none, or a comma-separated list of remote-user, bearer and jwt";
+    const char *v = env("OPENOVA_FLOW_AUTH");
+    unsigned mask = FCGI_AUTH_REMOTE_USER;
+    if (v && parse_auth_methods(v, &mask))
+        return fail(err, errlen, "OPENOVA_FLOW_AUTH", methods_hint);
+    cfg->auth_read = cfg->auth_events = mask;
+    v = env("OPENOVA_FLOW_AUTH_READ");
+    if (v && parse_auth_methods(v, &cfg->auth_read))
+        return fail(err, errlen, "OPENOVA_FLOW_AUTH_READ", methods_hint);
+    v = env("OPENOVA_FLOW_AUTH_EVENTS");
+    if (v && parse_auth_methods(v, &cfg->auth_events))
+        return fail(err, errlen, "OPENOVA_FLOW_AUTH_EVENTS", methods_hint);
+
+    if (copy_setting(&cfg->tokens_file, "OPENOVA_FLOW_TOKENS_FILE", env("OPENOVA_FLOW_TOKENS_FILE"), err, errlen) ||
+        copy_setting(&cfg->jwks_file, "OPENOVA_FLOW_JWKS_FILE", env("OPENOVA_FLOW_JWKS_FILE"), err, errlen) ||
+        copy_setting(&cfg->jwt_secret_file, "OPENOVA_FLOW_JWT_SECRET_FILE", env("OPENOVA_FLOW_JWT_SECRET_FILE"), err,
+                     errlen) ||
+        copy_setting(&cfg->jwt_cookie, "OPENOVA_FLOW_JWT_COOKIE", env("OPENOVA_FLOW_JWT_COOKIE"), err, errlen) ||
+        copy_setting(&cfg->jwt_issuer, "OPENOVA_FLOW_JWT_ISSUER", env("OPENOVA_FLOW_JWT_ISSUER"), err, errlen) ||
+        copy_setting(&cfg->jwt_audience, "OPENOVA_FLOW_JWT_AUDIENCE", env("OPENOVA_FLOW_JWT_AUDIENCE"), err, errlen) ||
+        copy_setting(&cfg->jwt_user_claim, "OPENOVA_FLOW_JWT_USER_CLAIM", env("OPENOVA_FLOW_JWT_USER_CLAIM"), err,
+                     errlen))
+        return -1;
+    if (!cfg->jwt_user_claim && !(cfg->jwt_user_claim = strdup("email")))
+        return fail(err, errlen, "OPENOVA_FLOW_JWT_USER_CLAIM", "out of memory");
+    if (cfg->jwt_cookie && strpbrk(cfg->jwt_cookie, "=;, \t\"()<>@:\\/[]?{}"))
+        return fail(err, errlen, "OPENOVA_FLOW_JWT_COOKIE", "must be a cookie name (no separators or spaces)");
+    if (load_duration("OPENOVA_FLOW_JWT_CLOCK_SKEW", env("OPENOVA_FLOW_JWT_CLOCK_SKEW"), 30000,
+                      &cfg->jwt_clock_skew_ms, err, errlen))
+        return -1;
+    if (cfg->jwt_clock_skew_ms > 300000)
+        return fail(err, errlen, "OPENOVA_FLOW_JWT_CLOCK_SKEW", "must be at most 5m");
+
+    unsigned used = cfg->auth_read | cfg->auth_events;
+    if ((used & FCGI_AUTH_BEARER) && !cfg->tokens_file)
+        return fail(err, errlen, "OPENOVA_FLOW_TOKENS_FILE", "must name the tokens file when bearer is accepted");
+    if ((used & FCGI_AUTH_JWT) && !cfg->jwks_file && !cfg->jwt_secret_file)
+        return fail(err, errlen, "OPENOVA_FLOW_JWKS_FILE",
+                    "(or OPENOVA_FLOW_JWT_SECRET_FILE) must be set when jwt is accepted");
+    return 0;
+}
+
 int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -241,15 +359,8 @@ int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
             cfg->base_path[0] = '\0';
     }
 
-    v = env("OPENOVA_FLOW_AUTH");
-    if (!v || strcmp(v, "remote-user") == 0)
-        cfg->auth = FCGI_AUTH_REMOTE_USER;
-    else if (strcmp(v, "none") == 0)
-        cfg->auth = FCGI_AUTH_NONE;
-    else {
-        fail(err, errlen, "OPENOVA_FLOW_AUTH", "must be remote-user or none");
+    if (load_auth(cfg, env, err, errlen))
         goto fail;
-    }
 
     cfg->max_body = 1048576;
     v = env("OPENOVA_FLOW_MAX_BODY");
@@ -259,6 +370,27 @@ int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
             goto fail;
         }
         cfg->max_body = (size_t)n;
+    }
+
+    /* Separate from the request's whole deadline: a stream lives for hours,
+     * but an upstream that does not even accept the connection is down. */
+    if (load_duration("OPENOVA_FLOW_CONNECT_TIMEOUT", env("OPENOVA_FLOW_CONNECT_TIMEOUT"),
+                      cfg->proxy_timeout_ms < 5000 ? cfg->proxy_timeout_ms : 5000, &cfg->connect_timeout_ms, err,
+                      errlen))
+        goto fail;
+    if (cfg->connect_timeout_ms == 0) {
+        fail(err, errlen, "OPENOVA_FLOW_CONNECT_TIMEOUT", "must be greater than 0");
+        goto fail;
+    }
+
+    cfg->max_snapshot = FCGI_DEFAULT_MAX_SNAPSHOT;
+    v = env("OPENOVA_FLOW_MAX_SNAPSHOT");
+    if (v) {
+        if (parse_size(v, 1ULL << 32, &n) || n == 0) {
+            fail(err, errlen, "OPENOVA_FLOW_MAX_SNAPSHOT", "must be a byte count from 1 to 4294967296");
+            goto fail;
+        }
+        cfg->max_snapshot = (size_t)n;
     }
 
     if (load_duration("OPENOVA_FLOW_KEEPALIVE", env("OPENOVA_FLOW_KEEPALIVE"), 15000, &cfg->keepalive_ms, err,
@@ -298,7 +430,14 @@ void fcgi_config_free(struct fcgi_config *cfg)
     free(cfg->upstream_url);
     free(cfg->ca_file);
     free(cfg->base_path);
-    cfg->upstream_url = cfg->ca_file = cfg->base_path = NULL;
+    free(cfg->tokens_file);
+    free(cfg->jwks_file);
+    free(cfg->jwt_secret_file);
+    free(cfg->jwt_cookie);
+    free(cfg->jwt_issuer);
+    free(cfg->jwt_audience);
+    free(cfg->jwt_user_claim);
+    memset(cfg, 0, sizeof *cfg);
 }
 
 char *fcgi_config_json(const struct fcgi_config *cfg)
@@ -311,8 +450,23 @@ char *fcgi_config_json(const struct fcgi_config *cfg)
     json_object_object_add(o, "tls_skip_verify", json_object_new_boolean(cfg->tls_skip_verify));
     json_object_object_add(o, "ca_file", cfg->ca_file ? json_object_new_string(cfg->ca_file) : NULL);
     json_object_object_add(o, "base_path", json_object_new_string(cfg->base_path[0] ? cfg->base_path : "/"));
-    json_object_object_add(o, "auth",
-                           json_object_new_string(cfg->auth == FCGI_AUTH_NONE ? "none" : "remote-user"));
+    char methods[64];
+    json_object_object_add(o, "auth_read",
+                           json_object_new_string(fcgi_auth_methods_text(cfg->auth_read, methods, sizeof methods)));
+    json_object_object_add(o, "auth_events",
+                           json_object_new_string(fcgi_auth_methods_text(cfg->auth_events, methods, sizeof methods)));
+    /* File names and claims, never the keys or tokens themselves. */
+    json_object_object_add(o, "tokens_file", cfg->tokens_file ? json_object_new_string(cfg->tokens_file) : NULL);
+    json_object_object_add(o, "jwks_file", cfg->jwks_file ? json_object_new_string(cfg->jwks_file) : NULL);
+    json_object_object_add(o, "jwt_secret_file",
+                           cfg->jwt_secret_file ? json_object_new_string(cfg->jwt_secret_file) : NULL);
+    json_object_object_add(o, "jwt_cookie", cfg->jwt_cookie ? json_object_new_string(cfg->jwt_cookie) : NULL);
+    json_object_object_add(o, "jwt_issuer", cfg->jwt_issuer ? json_object_new_string(cfg->jwt_issuer) : NULL);
+    json_object_object_add(o, "jwt_audience", cfg->jwt_audience ? json_object_new_string(cfg->jwt_audience) : NULL);
+    json_object_object_add(o, "jwt_user_claim", json_object_new_string(cfg->jwt_user_claim));
+    json_object_object_add(o, "jwt_clock_skew_ms", json_object_new_int64(cfg->jwt_clock_skew_ms));
+    json_object_object_add(o, "connect_timeout_ms", json_object_new_int64(cfg->connect_timeout_ms));
+    json_object_object_add(o, "max_snapshot", json_object_new_int64((int64_t)cfg->max_snapshot));
     json_object_object_add(o, "max_body", json_object_new_int64((int64_t)cfg->max_body));
     json_object_object_add(o, "keepalive_ms", json_object_new_int64(cfg->keepalive_ms));
     json_object_object_add(o, "max_streams", json_object_new_int64(cfg->max_streams));

@@ -9,7 +9,15 @@
 #define FCGI_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
 #define FCGI_DEFAULT_BASE_PATH "/api/v1/flows"
 
-enum fcgi_auth_mode { FCGI_AUTH_REMOTE_USER, FCGI_AUTH_NONE };
+/* Authentication methods; a route accepts a set of them (a bit mask), any
+ * one of which lets a request in. The empty set is "none": no check. */
+enum fcgi_auth_method {
+    FCGI_AUTH_REMOTE_USER = 1 << 0, /* the web server authenticated: REMOTE_USER */
+    FCGI_AUTH_BEARER = 1 << 1,      /* a static token from OPENOVA_FLOW_TOKENS_FILE */
+    FCGI_AUTH_JWT = 1 << 2,         /* a signed JWT (bearer header or cookie) */
+};
+#define FCGI_AUTH_NONE 0u
+#define FCGI_DEFAULT_MAX_SNAPSHOT (16u * 1024 * 1024)
 
 struct fcgi_config {
     char *upstream_url;       /* no trailing '/' */
@@ -17,7 +25,18 @@ struct fcgi_config {
     bool tls_skip_verify;
     char *ca_file;            /* NULL: the system bundle */
     char *base_path;          /* starts with '/', no trailing '/' */
-    enum fcgi_auth_mode auth;
+    unsigned auth_read;       /* snapshot and stream: fcgi_auth_method bits */
+    unsigned auth_events;     /* events */
+    char *tokens_file;        /* bearer: SHA-256 digests, re-read on change */
+    char *jwks_file;          /* jwt: public keys, re-read on change */
+    char *jwt_secret_file;    /* jwt: the HS256 key */
+    char *jwt_cookie;         /* jwt: a cookie that may carry the token */
+    char *jwt_issuer;         /* NULL: not checked */
+    char *jwt_audience;       /* NULL: not checked */
+    char *jwt_user_claim;     /* default "email", falling back to "sub" */
+    long jwt_clock_skew_ms;
+    long connect_timeout_ms;  /* the upstream's TCP and TLS handshake */
+    size_t max_snapshot;      /* the largest snapshot body relayed: 502 past it */
     size_t max_body;
     long keepalive_ms;        /* 0: no keepalive comments */
     unsigned max_streams;
@@ -39,6 +58,10 @@ void fcgi_config_free(struct fcgi_config *cfg);
 /* fcgi_config_json: the effective configuration as one JSON object text.
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *fcgi_config_json(const struct fcgi_config *cfg);
+
+/* fcgi_auth_methods_text: "none" or the methods of mask joined by commas,
+ * into out. Returns out. */
+const char *fcgi_auth_methods_text(unsigned mask, char *out, size_t outlen);
 
 /* fcgi_parse_duration: parses a Go duration ("10s", "1500ms", "1m30s",
  * "0") into milliseconds, rounding a fraction of a millisecond up so that a

@@ -17,6 +17,7 @@
 #include <fcgiapp.h>
 
 #include "../handlers/upstream.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -59,7 +60,20 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_TLS_SKIP_VERIFY  true: skip upstream certificate checks\n"
             "  OPENOVA_FLOW_CA_FILE          CA bundle for the upstream\n"
             "  OPENOVA_FLOW_BASE_PATH        where the routes live (default %s)\n"
-            "  OPENOVA_FLOW_AUTH             remote-user (default) or none\n"
+            "  OPENOVA_FLOW_AUTH             accepted methods: remote-user (default), bearer, jwt,\n"
+            "                                comma-separated, or none alone\n"
+            "  OPENOVA_FLOW_AUTH_READ        the same for snapshot and stream (default: OPENOVA_FLOW_AUTH)\n"
+            "  OPENOVA_FLOW_AUTH_EVENTS      the same for events (default: OPENOVA_FLOW_AUTH)\n"
+            "  OPENOVA_FLOW_TOKENS_FILE      bearer: SHA-256 hex digests, one per line, optional name\n"
+            "  OPENOVA_FLOW_JWKS_FILE        jwt: JWKS with the RS256/ES256 public keys\n"
+            "  OPENOVA_FLOW_JWT_SECRET_FILE  jwt: HS256 key\n"
+            "  OPENOVA_FLOW_JWT_COOKIE       jwt: cookie that may carry the token\n"
+            "  OPENOVA_FLOW_JWT_ISSUER       jwt: required iss\n"
+            "  OPENOVA_FLOW_JWT_AUDIENCE     jwt: required aud\n"
+            "  OPENOVA_FLOW_JWT_USER_CLAIM   jwt: claim sent upstream as the user (default email, then sub)\n"
+            "  OPENOVA_FLOW_JWT_CLOCK_SKEW   jwt: leeway for exp and nbf (default 30s)\n"
+            "  OPENOVA_FLOW_CONNECT_TIMEOUT  upstream connect timeout (default 5s or the proxy timeout)\n"
+            "  OPENOVA_FLOW_MAX_SNAPSHOT     largest snapshot body in bytes (default 16777216)\n"
             "  OPENOVA_FLOW_MAX_BODY         largest events body in bytes (default 1048576)\n"
             "  OPENOVA_FLOW_KEEPALIVE        SSE keepalive interval, 0 = off (default 15s)\n"
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
@@ -234,12 +248,22 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* The tokens file and the keys are read now: a bad one stops the start
+     * with its reason, before a socket is taken. */
+    struct fcgi_auth *auth = fcgi_auth_new(&cfg, err, sizeof err);
+    if (!auth) {
+        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
+        fcgi_config_free(&cfg);
+        return 2;
+    }
+
     int listen_fd;
     if (listen_spec)
         listen_fd = strncmp(listen_spec, "unix:", 5) == 0 ? listen_unix(listen_spec + 5) : listen_tcp(listen_spec);
     else
         listen_fd = inherited_listener();
     if (listen_fd < 0) {
+        fcgi_auth_free(auth);
         fcgi_config_free(&cfg);
         return 2;
     }
@@ -259,8 +283,12 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     raise_fd_limit(&cfg);
-    if (cfg.auth == FCGI_AUTH_NONE)
-        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_AUTH=none: every request is let in unauthenticated\"");
+    if (cfg.auth_read == FCGI_AUTH_NONE || cfg.auth_events == FCGI_AUTH_NONE) {
+        const char *open_routes = cfg.auth_read == cfg.auth_events       ? "every route"
+                                  : cfg.auth_read == FCGI_AUTH_NONE ? "snapshot and stream"
+                                                                    : "events";
+        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"no authentication for %s: anyone is let in\"", open_routes);
+    }
     if (cfg.tls_skip_verify)
         fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
 
@@ -268,7 +296,8 @@ int main(int argc, char **argv)
     if (FCGX_Init() != 0 || upstream_global_init() != 0)
         fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
     else
-        rc = fcgi_server_run(&cfg, listen_fd, listen_spec != NULL, &stop_requested);
+        rc = fcgi_server_run(&cfg, auth, listen_fd, listen_spec != NULL, &stop_requested);
+    fcgi_auth_free(auth);
     upstream_global_cleanup();
     if (listen_spec)
         close(listen_fd);

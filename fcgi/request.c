@@ -50,6 +50,24 @@ void fcgi_request_id_generate(char *out)
     out[2 * sizeof raw] = '\0';
 }
 
+bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_total)
+{
+    size_t total = 0;
+    for (char **p = envp; p && *p; p++) {
+        if (strncmp(*p, "HTTP_", 5) != 0)
+            continue;
+        const char *eq = strchr(*p, '=');
+        size_t len = strlen(*p);
+        size_t value_len = eq ? len - (size_t)(eq + 1 - *p) : 0;
+        if (value_len > max_value)
+            return false;
+        total += len;
+        if (total > max_total)
+            return false;
+    }
+    return true;
+}
+
 long fcgi_elapsed_ms(const struct fcgi_request *req)
 {
     struct timespec now;

@@ -18,12 +18,14 @@
 
 struct upstream_client;
 struct stream_loop;
+struct fcgi_auth;
 
 struct fcgi_request {
     FCGX_Request *fcgx;           /* borrowed; NULL once a stream took the connection */
     const struct fcgi_config *cfg;
     struct upstream_client *upstream; /* the worker's own, reused */
     struct stream_loop *streams;
+    struct fcgi_auth *auth;       /* shared, thread-safe */
 
     char method[16];
     char *request_uri;
@@ -31,6 +33,7 @@ struct fcgi_request {
     char *accept;
     char *last_event_id;          /* NULL when absent or not acceptable */
     char *user;                   /* the authenticated user, NULL for none */
+    time_t credential_expires;    /* when the caller's credential ends (a stream ends then); 0: never */
     char *remote_addr;
     long long content_length;     /* -1 when absent */
     char request_id[FCGI_REQUEST_ID_MAX + 1];
@@ -42,6 +45,7 @@ struct fcgi_request {
     bool head_sent;
     int status;
     const char *error_code;       /* static; set when the proxy answered with its own error */
+    bool abort_response;          /* the body went wrong after the head: cut the connection, no clean end */
     unsigned long long bytes_out;
     struct timespec started;
 };
@@ -64,6 +68,14 @@ void fcgi_request_id_generate(char *out);
 /* fcgi_header_value_acceptable: visible ASCII and spaces only, 1..max chars:
  * nothing that could end a header line or smuggle another. */
 bool fcgi_header_value_acceptable(const char *value, size_t max);
+
+#define FCGI_HEADER_VALUE_MAX (16 * 1024) /* one request header's value */
+#define FCGI_HEADERS_TOTAL_MAX (64 * 1024) /* all of them together */
+
+/* fcgi_request_headers_acceptable: false when one HTTP_* parameter of envp
+ * (NULL-terminated "NAME=value" strings) has a value longer than max_value,
+ * or all of them together exceed max_total bytes. Pure. */
+bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_total);
 
 /* fcgi_elapsed_ms: milliseconds since req->started. */
 long fcgi_elapsed_ms(const struct fcgi_request *req);

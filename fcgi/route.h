@@ -36,6 +36,7 @@ enum fcgi_route_result {
     FCGI_ROUTE_ID_REQUIRED, /* empty id: 400 "deploymentId required" */
     FCGI_ROUTE_ID_INVALID,
     FCGI_ROUTE_URI_TOO_LONG,
+    FCGI_ROUTE_HEADERS_TOO_LARGE, /* set by the dispatcher, never by fcgi_route_match */
 };
 
 struct fcgi_route_match {

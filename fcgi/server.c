@@ -14,6 +14,7 @@
 #include "../handlers/handlers.h"
 #include "../handlers/stream_loop.h"
 #include "../handlers/upstream.h"
+#include "auth.h"
 #include "log.h"
 #include "response.h"
 #include "server.h"
@@ -23,6 +24,7 @@ struct worker {
     const struct fcgi_config *cfg;
     int listen_fd;
     struct stream_loop *streams;
+    struct fcgi_auth *auth;
     atomic_bool *stopping;
 };
 
@@ -34,21 +36,26 @@ static const char *route_name(const struct fcgi_request *req)
 /* Decides who the caller is; 0 to go on, or the status already answered. */
 static int authenticate(struct fcgi_request *req)
 {
-    if (req->cfg->auth == FCGI_AUTH_NONE)
+    bool events = req->route && req->route->route == FCGI_ROUTE_EVENTS;
+    struct fcgi_auth_request presented = {
+        .remote_user = FCGX_GetParam("REMOTE_USER", req->fcgx->envp),
+        .authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->fcgx->envp),
+        .cookie = FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp),
+        .accepted = fcgi_auth_accepted(req->cfg, events),
+    };
+    if (presented.accepted == FCGI_AUTH_NONE)
         return 0;
-    const char *user = FCGX_GetParam("REMOTE_USER", req->fcgx->envp);
-    /* nginx passes REMOTE_USER empty for anonymous requests: absent. */
-    if (!user || !*user || !fcgi_header_value_acceptable(user, 256)) {
-        fcgi_log(FCGI_LOG_WARN, req->request_id, "msg=\"refused: no authenticated user (REMOTE_USER %s)\"",
-                 user && *user ? "unusable" : "absent");
-        fcgi_response_error(req, 401, "unauthorized", "Authentication is required.", NULL);
-        return 401;
+    struct fcgi_auth_outcome outcome;
+    fcgi_auth_decide(req->auth, &presented, time(NULL), &outcome);
+    if (outcome.status) {
+        /* The client learns a short code; the log, every check that failed. */
+        fcgi_log(outcome.status >= 500 ? FCGI_LOG_ERROR : FCGI_LOG_WARN, req->request_id, "msg=\"refused: %s\"",
+                 outcome.reason);
+        fcgi_response_error(req, outcome.status, outcome.code, outcome.message, outcome.www_authenticate);
+        return outcome.status;
     }
-    req->user = strdup(user);
-    if (!req->user) {
-        fcgi_response_error(req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
-        return 500;
-    }
+    req->user = outcome.credential.user;
+    req->credential_expires = outcome.credential.expires;
     return 0;
 }
 
@@ -58,7 +65,14 @@ void fcgi_dispatch(struct fcgi_request *req)
     enum fcgi_route_result result = fcgi_route_match(req->cfg->base_path, req->method, req->request_uri, &match);
     req->route = match.entry;
     char allow[64];
+    /* Web servers bound headers too, but the app may sit behind one
+     * configured generously, or be reached directly. */
+    if (req->fcgx && !fcgi_request_headers_acceptable(req->fcgx->envp, FCGI_HEADER_VALUE_MAX, FCGI_HEADERS_TOTAL_MAX))
+        result = FCGI_ROUTE_HEADERS_TOO_LARGE;
     switch (result) {
+    case FCGI_ROUTE_HEADERS_TOO_LARGE:
+        fcgi_response_error(req, 431, "headers_too_large", "The request headers are too large.", NULL);
+        break;
     case FCGI_ROUTE_NOT_FOUND:
         fcgi_response_error(req, 404, "not_found", "No such route.", NULL);
         break;
@@ -140,7 +154,12 @@ static void *worker_main(void *arg)
         } else {
             req.upstream = client;
             req.streams = w->streams;
+            req.auth = w->auth;
             fcgi_dispatch(&req);
+            /* Without END_REQUEST the web server sees the response fail and
+             * drops its client, instead of ending a cut body cleanly. */
+            if (req.abort_response && req.fcgx)
+                shutdown(fcgx.ipcFd, SHUT_RDWR);
         }
         fcgi_request_free(&req);
         FCGX_Finish_r(&fcgx);
@@ -156,7 +175,7 @@ static void on_wake(int signo)
     (void)signo;
 }
 
-int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socket, volatile sig_atomic_t *stop)
+int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int listen_fd, bool own_socket, volatile sig_atomic_t *stop)
 {
     struct sigaction wake_action;
     memset(&wake_action, 0, sizeof wake_action);
@@ -191,14 +210,15 @@ int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socke
      * OpenSSL want some room beyond that. */
     pthread_attr_setstacksize(&attr, 512 * 1024);
     for (unsigned i = 0; i < cfg->workers; i++) {
-        workers[i] = (struct worker){.cfg = cfg, .listen_fd = listen_fd, .streams = streams, .stopping = &stopping};
+        workers[i] = (struct worker){.cfg = cfg, .listen_fd = listen_fd, .streams = streams, .auth = auth,
+                                    .stopping = &stopping};
         if (pthread_create(&workers[i].thread, &attr, worker_main, &workers[i]) != 0)
             break;
         started++;
     }
     pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (started == 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
         stream_loop_stop(streams);
         free(workers);
@@ -207,8 +227,16 @@ int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socke
     fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"serving\" upstream=%s workers=%u max_streams=%u", cfg->upstream_url, started,
              cfg->max_streams);
 
+    /* The stop signals stay blocked except inside sigsuspend, so one that
+     * arrives between the check and the wait is not lost. */
+    sigset_t waiting = old;
+    sigdelset(&waiting, SIGTERM);
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGHUP);
+    sigdelset(&waiting, SIGUSR1);
     while (!*stop)
-        pause(); /* SIGTERM/SIGINT arrive here: no SA_RESTART, the flag is set */
+        sigsuspend(&waiting);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(streams));
     atomic_store(&stopping, true);

@@ -10,7 +10,7 @@
 #include "request.h"
 
 /* fcgi_dispatch: routes, authenticates and answers one loaded request; the
- * only place that answers 404/405/400/401. Logs the request's line unless a
+ * only place that answers 404/405/400/401/403. Logs the request's line unless a
  * stream took it over (the stream logs when it ends). */
 void fcgi_dispatch(struct fcgi_request *req);
 
@@ -19,6 +19,7 @@ void fcgi_dispatch(struct fcgi_request *req);
  * ends open streams and returns 0 (1 if the threads could not start).
  * own_socket: the program bound listen_fd itself (--listen) and may shut it
  * down; an inherited socket is left intact for the next instance. */
-int fcgi_server_run(const struct fcgi_config *cfg, int listen_fd, bool own_socket, volatile sig_atomic_t *stop);
+struct fcgi_auth;
+int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int listen_fd, bool own_socket, volatile sig_atomic_t *stop);
 
 #endif

@@ -9,6 +9,9 @@
 #include "handlers.h"
 #include "upstream.h"
 
+/* The flow server answers {"seq": N}; anything near this is not an answer. */
+#define EVENTS_MAX_ANSWER (1024 * 1024)
+
 static enum fcgi_err refuse_too_large(struct fcgi_request *req, unsigned long long size_hint)
 {
     fcgi_log(FCGI_LOG_WARN, req->request_id, "msg=\"events body of %llu+ bytes refused: limit %zu\"", size_hint,
@@ -53,7 +56,8 @@ enum fcgi_err handle_events(struct fcgi_request *req)
                  req->content_length);
         err = FCGI_ERR_CLIENT_GONE;
     } else {
-        err = upstream_relay(req->upstream, req, "events", body.data ? body.data : "", body.len);
+        err = upstream_relay(req->upstream, req, "events", body.data ? body.data : "", body.len,
+                             EVENTS_MAX_ANSWER);
     }
     fcgi_buf_free(&body);
     return err;

@@ -4,5 +4,5 @@
 
 enum fcgi_err handle_snapshot(struct fcgi_request *req)
 {
-    return upstream_relay(req->upstream, req, "snapshot", NULL, 0);
+    return upstream_relay(req->upstream, req, "snapshot", NULL, 0, req->cfg->max_snapshot);
 }

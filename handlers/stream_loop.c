@@ -471,6 +471,7 @@ static void take_incoming(struct stream_loop *loop)
 static void tick(struct stream_loop *loop)
 {
     long long now = now_ms();
+    time_t wall = time(NULL);
     long keepalive = loop->cfg->keepalive_ms;
     struct stream *s = loop->streams;
     while (s) {
@@ -482,6 +483,13 @@ static void tick(struct stream_loop *loop)
             /* Only the wait for the answer is bounded; the stream itself
              * may then live for hours. */
             finish(s, FCGI_ERR_UPSTREAM_TIMEOUT);
+        } else if (s->req.credential_expires && wall >= s->req.credential_expires && s->state == STREAM_RUNNING &&
+                   (sse_tracker_at_boundary(&s->sse) || wall >= s->req.credential_expires + 30)) {
+            /* A stream outlives no credential: the response ends between
+             * frames (or, if a frame never ends, soon after anyway) and the
+             * browser reconnects with a fresh token. */
+            s->end_reason = "credential-expired";
+            finish(s, s->req.head_sent ? FCGI_OK : FCGI_ERR_SHUTDOWN);
         } else if (keepalive > 0 && s->sse_mode && !s->paused && s->pending.len == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;

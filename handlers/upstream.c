@@ -237,6 +237,30 @@ void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *deta
     fcgi_response_error(req, upstream_error_status(err), upstream_error_code(err), upstream_error_message(err), NULL);
 }
 
+long long upstream_content_length(const char *raw, size_t len)
+{
+    static const char name[] = "content-length:";
+    const char *p = raw, *end = raw + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        if ((size_t)(line_end - p) > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+            const char *v = p + sizeof name - 1;
+            while (v < line_end && (*v == ' ' || *v == '\t'))
+                v++;
+            long long n = 0;
+            const char *digits = v;
+            while (v < line_end && *v >= '0' && *v <= '9' && n < (1LL << 50))
+                n = n * 10 + (*v++ - '0');
+            while (v < line_end && (*v == ' ' || *v == '\t' || *v == '\r'))
+                v++;
+            return v == line_end && v > digits ? n : -1;
+        }
+        p = line_end + 1;
+    }
+    return -1;
+}
+
 /* ---- libcurl plumbing ---- */
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
@@ -257,6 +281,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     if ((len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n')) {
         if (x->status >= 100 && x->status < 200)
             return len; /* interim response: the final one follows */
+        if (x->max_response_body &&
+            upstream_content_length(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len) >
+                (long long)x->max_response_body) {
+            /* Known to be too large before any of it is relayed: a real 502. */
+            x->abort_reason = FCGI_ERR_UPSTREAM_TOO_LARGE;
+            return 0;
+        }
         struct fcgi_buf lines;
         fcgi_buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
         int rc = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len, NULL,
@@ -291,6 +322,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
         x->abort_reason = FCGI_ERR_UPSTREAM_PROTOCOL;
         return 0;
     }
+    if (x->max_response_body && x->body_received + len > x->max_response_body) {
+        x->abort_reason = FCGI_ERR_UPSTREAM_TOO_LARGE;
+        return 0;
+    }
+    x->body_received += len;
     enum fcgi_err err = x->sink.on_body(x->sink.ctx, data, len);
     if (err == FCGI_ERR_WOULD_BLOCK)
         return CURL_WRITEFUNC_PAUSE; /* the sink asks to wait: its buffer is full */
@@ -339,8 +375,7 @@ CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived)
     }
     if (cfg->ca_file)
         curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
-    long connect_ms = cfg->proxy_timeout_ms < 10000 ? cfg->proxy_timeout_ms : 10000;
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
     /* A stream lives for hours: only its connect is bounded. */
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long_lived ? 0L : cfg->proxy_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
@@ -481,13 +516,14 @@ static enum fcgi_err relay_body(void *ctx, const char *data, size_t len)
 }
 
 enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
-                             const char *body, size_t body_len)
+                             const char *body, size_t body_len, size_t max_response_body)
 {
     struct upstream_exchange x = {
         .req = req,
         .action = action,
         .body = body,
         .body_len = body_len,
+        .max_response_body = max_response_body,
         .sink = {.ctx = req, .on_head = relay_head, .on_body = relay_body},
     };
     client->error[0] = '\0';
@@ -507,10 +543,12 @@ enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request
         err = FCGI_ERR_UPSTREAM_PROTOCOL;
     }
     if (err && err != FCGI_ERR_CLIENT_GONE) {
-        if (req->head_sent)
-            fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s: %s\"", action,
-                     fcgi_strerror(err), client->error);
-        else
+        if (req->head_sent) {
+            fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
+                     action, fcgi_strerror(err), client->error[0] ? ": " : "", client->error);
+            req->error_code = upstream_error_code(err);
+            req->abort_response = true;
+        } else
             upstream_fail(req, err, client->error);
     }
     return err;

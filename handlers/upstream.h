@@ -35,12 +35,14 @@ struct upstream_exchange {
     const char *action;       /* "snapshot", "events" or "stream" */
     const char *body;         /* POST body (events), not copied */
     size_t body_len;
+    size_t max_response_body; /* 0: unbounded; past it the call fails (502) */
     struct upstream_sink sink;
 
     /* Filled in during the transfer. */
     struct fcgi_buf raw_headers;
     struct curl_slist *request_headers;
     long status;
+    unsigned long long body_received;
     bool head_delivered;
     enum fcgi_err abort_reason; /* why a callback stopped the transfer */
 };
@@ -101,11 +103,18 @@ struct upstream_client *upstream_client_new(const struct fcgi_config *cfg);
 void upstream_client_free(struct upstream_client *client);
 
 /* upstream_relay: performs the call and relays the answer to req's client:
- * status, filtered headers and body as they arrive. If the call fails
- * before the head went out, writes the JSON error with the mapped status.
+ * status, filtered headers and body as they arrive, at most
+ * max_response_body bytes of body (0: no bound). If the call fails before
+ * the head went out, writes the JSON error with the mapped status; after
+ * it, marks the response to be cut off (req->abort_response) so that a
+ * truncated body never looks complete.
  * Logs failures with the request id. Returns the outcome. */
 enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
-                             const char *body, size_t body_len);
+                             const char *body, size_t body_len, size_t max_response_body);
+
+/* upstream_content_length: the Content-Length of a raw header block, or -1
+ * when absent or unparsable. Pure. */
+long long upstream_content_length(const char *raw, size_t len);
 
 /* upstream_fail: answers req with the JSON error for err (status from
  * upstream_error_status) unless its head is out; logs the cause. */

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from harness import launchers, servers
+from harness import authkeys, launchers, servers
 from harness.upstream import RefusingPort, Upstream
 
 # The web servers every behavioural test runs against, each from its conf/
@@ -37,6 +37,16 @@ CONFIGS = {
     "refused": ("auth", {"OPENOVA_FLOW_SERVER_URL": "<refused>"}),
     "maxbody": ("auth", {"OPENOVA_FLOW_MAX_BODY": "1024"}),
     "maxstreams": ("auth", {"OPENOVA_FLOW_MAX_STREAMS": "2", "OPENOVA_FLOW_KEEPALIVE": "1s"}),
+    # The app authenticates by itself (web server without auth), with the
+    # session's generated credentials (harness/authkeys.py).
+    "bearer": ("noauth", lambda keys: keys.app_env("bearer")),
+    "jwt": ("noauth", lambda keys: keys.app_env("jwt", OPENOVA_FLOW_KEEPALIVE="0",
+                                                            OPENOVA_FLOW_JWT_CLOCK_SKEW="1s")),
+    "anyauth": ("noauth", lambda keys: keys.app_env("remote-user,bearer,jwt")),
+    # Emitters with a static token may POST events; browsers with a JWT read.
+    "split": ("noauth", lambda keys: keys.app_env("none", OPENOVA_FLOW_AUTH_EVENTS="bearer",
+                                                 OPENOVA_FLOW_AUTH_READ="jwt")),
+    "snapshotcap": ("auth", {"OPENOVA_FLOW_MAX_SNAPSHOT": "65536"}),
 }
 
 
@@ -76,9 +86,18 @@ class Instances:
         self.refusing_port = refusing_port
         self.tmp = tmp_path_factory
         self.running = {}
+        self._keys = None
+
+    @property
+    def keys(self):
+        if self._keys is None:
+            self._keys = authkeys.KeyStore()
+        return self._keys
 
     def app_env(self, name):
         conf, env = CONFIGS[name]
+        if callable(env):
+            env = env(self.keys)
         full = {"OPENOVA_FLOW_SERVER_URL": self.upstream.url}
         full.update(env)
         if full["OPENOVA_FLOW_SERVER_URL"] == "<refused>":
@@ -98,6 +117,8 @@ class Instances:
         for server in self.running.values():
             server.stop()
         self.running.clear()
+        if self._keys is not None:
+            self._keys.close()
 
 
 @pytest.fixture(scope="session")

@@ -123,7 +123,7 @@ struct config_want {
     const char *upstream_url;
     long proxy_timeout_ms;
     const char *base_path;
-    enum fcgi_auth_mode auth;
+    unsigned auth;             /* auth_read and auth_events */
     size_t max_body;
     long keepalive_ms;
     unsigned max_streams;
@@ -228,8 +228,8 @@ static void check_config(unsigned *failures, size_t i, const char *name, const s
         unit_fail(failures, i, name, "proxy_timeout_ms %ld, want %ld", c->proxy_timeout_ms, w->proxy_timeout_ms);
     if (!str_eq(c->base_path, w->base_path))
         unit_fail(failures, i, name, "base_path \"%s\", want \"%s\"", c->base_path, w->base_path);
-    if (c->auth != w->auth)
-        unit_fail(failures, i, name, "auth %d, want %d", (int)c->auth, (int)w->auth);
+    if (c->auth_read != w->auth || c->auth_events != w->auth)
+        unit_fail(failures, i, name, "auth %u/%u, want %u", c->auth_read, c->auth_events, w->auth);
     if (c->max_body != w->max_body)
         unit_fail(failures, i, name, "max_body %zu, want %zu", c->max_body, w->max_body);
     if (c->keepalive_ms != w->keepalive_ms)
@@ -277,6 +277,99 @@ static void test_config_load(void **state)
     unit_done(failures);
 }
 
+/* ---- authentication settings ---- */
+
+struct auth_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *bad_var; /* NULL: loads */
+    unsigned read, events;
+};
+
+#define RUB (FCGI_AUTH_REMOTE_USER | FCGI_AUTH_BEARER)
+#define ALL (FCGI_AUTH_REMOTE_USER | FCGI_AUTH_BEARER | FCGI_AUTH_JWT)
+#define TOKENS {"OPENOVA_FLOW_TOKENS_FILE", "/etc/tokens"}
+#define JWKS {"OPENOVA_FLOW_JWKS_FILE", "/etc/jwks.json"}
+
+static const struct auth_row auth_rows[] = {
+    {"default remote-user", {{NULL, NULL}}, NULL, FCGI_AUTH_REMOTE_USER, FCGI_AUTH_REMOTE_USER},
+    {"list", {{"OPENOVA_FLOW_AUTH", "remote-user,bearer"}, TOKENS}, NULL, RUB, RUB},
+    {"list with spaces", {{"OPENOVA_FLOW_AUTH", " jwt , bearer,remote-user "}, TOKENS, JWKS}, NULL, ALL, ALL},
+    {"repeated method", {{"OPENOVA_FLOW_AUTH", "bearer,bearer"}, TOKENS}, NULL, FCGI_AUTH_BEARER, FCGI_AUTH_BEARER},
+    {"jwt with secret only", {{"OPENOVA_FLOW_AUTH", "jwt"}, {"OPENOVA_FLOW_JWT_SECRET_FILE", "/s"}}, NULL,
+     FCGI_AUTH_JWT, FCGI_AUTH_JWT},
+    {"per-route overrides",
+     {{"OPENOVA_FLOW_AUTH", "none"}, {"OPENOVA_FLOW_AUTH_EVENTS", "bearer"}, {"OPENOVA_FLOW_AUTH_READ", "jwt"}, TOKENS},
+     "OPENOVA_FLOW_JWKS_FILE", 0, 0},
+    {"emitters with tokens, browsers with jwt",
+     {{"OPENOVA_FLOW_AUTH_EVENTS", "bearer"}, {"OPENOVA_FLOW_AUTH_READ", "jwt"}, TOKENS, JWKS}, NULL, FCGI_AUTH_JWT,
+     FCGI_AUTH_BEARER},
+    {"read open, events locked", {{"OPENOVA_FLOW_AUTH_READ", "none"}}, NULL, FCGI_AUTH_NONE, FCGI_AUTH_REMOTE_USER},
+    {"none with another", {{"OPENOVA_FLOW_AUTH", "none,bearer"}, TOKENS}, "OPENOVA_FLOW_AUTH", 0, 0},
+    {"empty list", {{"OPENOVA_FLOW_AUTH", ""}}, "OPENOVA_FLOW_AUTH", 0, 0},
+    {"empty item", {{"OPENOVA_FLOW_AUTH", "bearer,"}, TOKENS}, "OPENOVA_FLOW_AUTH", 0, 0},
+    {"unknown method", {{"OPENOVA_FLOW_AUTH", "basic"}}, "OPENOVA_FLOW_AUTH", 0, 0},
+    {"bad events list", {{"OPENOVA_FLOW_AUTH_EVENTS", "Bearer"}}, "OPENOVA_FLOW_AUTH_EVENTS", 0, 0},
+    {"bad read list", {{"OPENOVA_FLOW_AUTH_READ", "jwt;bearer"}}, "OPENOVA_FLOW_AUTH_READ", 0, 0},
+    {"bearer without tokens file", {{"OPENOVA_FLOW_AUTH", "bearer"}}, "OPENOVA_FLOW_TOKENS_FILE", 0, 0},
+    {"jwt without keys", {{"OPENOVA_FLOW_AUTH_READ", "jwt"}}, "OPENOVA_FLOW_JWKS_FILE", 0, 0},
+    {"cookie name with separator", {{"OPENOVA_FLOW_JWT_COOKIE", "a;b"}}, "OPENOVA_FLOW_JWT_COOKIE", 0, 0},
+    {"skew too large", {{"OPENOVA_FLOW_JWT_CLOCK_SKEW", "10m"}}, "OPENOVA_FLOW_JWT_CLOCK_SKEW", 0, 0},
+    {"connect timeout 0", {{"OPENOVA_FLOW_CONNECT_TIMEOUT", "0"}}, "OPENOVA_FLOW_CONNECT_TIMEOUT", 0, 0},
+    {"max snapshot 0", {{"OPENOVA_FLOW_MAX_SNAPSHOT", "0"}}, "OPENOVA_FLOW_MAX_SNAPSHOT", 0, 0},
+    {"max snapshot unit", {{"OPENOVA_FLOW_MAX_SNAPSHOT", "16M"}}, "OPENOVA_FLOW_MAX_SNAPSHOT", 0, 0},
+};
+
+static void test_auth_settings(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(auth_rows); i++) {
+        const struct auth_row *r = &auth_rows[i];
+        struct fcgi_config cfg;
+        char err[256] = "";
+        current_env = r->env;
+        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (!r->bad_var) {
+            if (rc != 0)
+                unit_fail(&failures, i, r->name, "failed: %s", err);
+            else if (cfg.auth_read != r->read || cfg.auth_events != r->events)
+                unit_fail(&failures, i, r->name, "read %u events %u, want %u %u", cfg.auth_read, cfg.auth_events,
+                          r->read, r->events);
+        } else if (rc != -1 || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
+            unit_fail(&failures, i, r->name, "rc %d, error \"%s\", want one naming %s", rc, err, r->bad_var);
+        }
+        fcgi_config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
+static void test_limits_defaults(void **state)
+{
+    (void)state;
+    struct fcgi_config cfg;
+    char err[256] = "";
+    current_env = NULL;
+    assert_int_equal(fcgi_config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(cfg.max_snapshot, 16 * 1024 * 1024);
+    assert_int_equal(cfg.connect_timeout_ms, 5000);
+    assert_int_equal(cfg.jwt_clock_skew_ms, 30000);
+    assert_string_equal(cfg.jwt_user_claim, "email");
+    assert_null(cfg.jwt_cookie);
+    fcgi_config_free(&cfg);
+    /* A short proxy timeout bounds the connect too. */
+    static const struct env_var short_timeout[MAX_VARS] = {{"OPENOVA_FLOW_PROXY_TIMEOUT", "2s"}};
+    current_env = short_timeout;
+    assert_int_equal(fcgi_config_load(&cfg, fake_env, err, sizeof err), 0);
+    current_env = NULL;
+    assert_int_equal(cfg.connect_timeout_ms, 2000);
+    fcgi_config_free(&cfg);
+    char text[64];
+    assert_string_equal(fcgi_auth_methods_text(0, text, sizeof text), "none");
+    assert_string_equal(fcgi_auth_methods_text(ALL, text, sizeof text), "remote-user,bearer,jwt");
+}
+
 /* ---- fcgi_config_json ---- */
 
 struct json_row {
@@ -312,7 +405,9 @@ static const struct json_row json_rows[] = {
 
 static const char *const json_keys[] = {
     "upstream_url", "proxy_timeout_ms", "tls_skip_verify", "ca_file", "base_path",
-    "auth", "max_body", "keepalive_ms", "max_streams", "workers",
+    "auth_read", "auth_events", "max_body", "keepalive_ms", "max_streams", "workers",
+    "tokens_file", "jwks_file", "jwt_secret_file", "jwt_cookie", "jwt_issuer", "jwt_audience",
+    "jwt_user_claim", "jwt_clock_skew_ms", "connect_timeout_ms", "max_snapshot",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -372,7 +467,8 @@ static void test_config_json(void **state)
                 unit_fail(&failures, i, r->name, "tls_skip_verify wrong: %s", text);
             check_json_string(&failures, i, r->name, o, "ca_file", r->ca_file);
             check_json_string(&failures, i, r->name, o, "base_path", r->base_path);
-            check_json_string(&failures, i, r->name, o, "auth", r->auth);
+            check_json_string(&failures, i, r->name, o, "auth_read", r->auth);
+            check_json_string(&failures, i, r->name, o, "auth_events", r->auth);
             check_json_int(&failures, i, r->name, o, "max_body", r->max_body);
             check_json_int(&failures, i, r->name, o, "keepalive_ms", r->keepalive_ms);
             check_json_int(&failures, i, r->name, o, "max_streams", r->max_streams);
@@ -391,6 +487,8 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_config_load),
         cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_auth_settings),
+        cmocka_unit_test(test_limits_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,296 @@
+/* auth.c: the authentication policy. Each route accepts a set of methods;
+ * the first that accepts the caller lets the request in. A caller that a
+ * method of another route would accept is known but not allowed here: 403. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "jwt.h"
+#include "request.h"
+#include "tokens.h"
+
+struct fcgi_auth {
+    unsigned configured; /* every method some route accepts */
+    long clock_skew_s;
+    const char *jwt_cookie;
+    struct fcgi_tokens *tokens;
+    struct fcgi_jwt_verifier *jwt;
+};
+
+struct fcgi_auth *fcgi_auth_new(const struct fcgi_config *cfg, char *err, size_t errlen)
+{
+    struct fcgi_auth *auth = calloc(1, sizeof *auth);
+    if (!auth) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    auth->configured = cfg->auth_read | cfg->auth_events;
+    auth->jwt_cookie = cfg->jwt_cookie;
+    auth->clock_skew_s = (cfg->jwt_clock_skew_ms + 999) / 1000;
+    if ((auth->configured & FCGI_AUTH_BEARER) && !(auth->tokens = fcgi_tokens_new(cfg->tokens_file, err, errlen)))
+        goto fail;
+    if (auth->configured & FCGI_AUTH_JWT) {
+        struct fcgi_jwt_settings settings = {
+            .jwks_file = cfg->jwks_file,
+            .secret_file = cfg->jwt_secret_file,
+            .issuer = cfg->jwt_issuer,
+            .audience = cfg->jwt_audience,
+            .user_claim = cfg->jwt_user_claim,
+            .clock_skew_s = auth->clock_skew_s,
+        };
+        if (!(auth->jwt = fcgi_jwt_verifier_new(&settings, err, errlen)))
+            goto fail;
+    }
+    return auth;
+fail:
+    fcgi_auth_free(auth);
+    return NULL;
+}
+
+void fcgi_auth_free(struct fcgi_auth *auth)
+{
+    if (!auth)
+        return;
+    fcgi_tokens_free(auth->tokens);
+    fcgi_jwt_verifier_free(auth->jwt);
+    free(auth);
+}
+
+unsigned fcgi_auth_accepted(const struct fcgi_config *cfg, bool events_route)
+{
+    return events_route ? cfg->auth_events : cfg->auth_read;
+}
+
+const char *fcgi_auth_bearer_token(const char *value, size_t *len)
+{
+    if (!value || strncasecmp(value, "Bearer", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
+        return NULL;
+    const char *token = value + 7;
+    while (*token == ' ' || *token == '\t')
+        token++;
+    size_t n = strlen(token);
+    while (n > 0 && (token[n - 1] == ' ' || token[n - 1] == '\t'))
+        n--;
+    /* RFC 6750 token68: no inner spaces or control characters. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)token[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return NULL;
+    }
+    if (n == 0)
+        return NULL;
+    *len = n;
+    return token;
+}
+
+const char *fcgi_auth_cookie_value(const char *header, const char *name, size_t *len)
+{
+    if (!header || !name || !*name)
+        return NULL;
+    size_t name_len = strlen(name);
+    const char *p = header;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ';')
+            p++;
+        const char *end = p + strcspn(p, ";");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && (size_t)(eq - p) == name_len && memcmp(p, name, name_len) == 0) {
+            const char *v = eq + 1;
+            size_t n = (size_t)(end - v);
+            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+                v++;
+                n -= 2;
+            }
+            *len = n;
+            return v;
+        }
+        p = end;
+    }
+    return NULL;
+}
+
+/* The credentials one request carries, copied so the verifiers get
+ * NUL-terminated strings; wiped when done. */
+struct presented {
+    const char *remote_user;
+    char bearer[FCGI_AUTH_HEADER_MAX + 1];
+    char cookie[FCGI_AUTH_HEADER_MAX + 1];
+    bool has_bearer, has_cookie, any;
+};
+
+static void note(struct fcgi_auth_outcome *out, const char *fmt, const char *detail)
+{
+    size_t used = strlen(out->reason);
+    if (used + 3 >= sizeof out->reason)
+        return;
+    snprintf(out->reason + used, sizeof out->reason - used, "%s", used ? "; " : "");
+    used = strlen(out->reason);
+    snprintf(out->reason + used, sizeof out->reason - used, fmt, detail);
+}
+
+static void gather(const struct fcgi_auth *auth, const struct fcgi_auth_request *r, struct presented *p,
+                   struct fcgi_auth_outcome *out)
+{
+    p->remote_user = r->remote_user && *r->remote_user ? r->remote_user : NULL;
+    p->any = p->remote_user != NULL;
+    if (r->authorization && *r->authorization) {
+        p->any = true;
+        size_t n;
+        const char *token = fcgi_auth_bearer_token(r->authorization, &n);
+        if (!token)
+            note(out, "%s", "authorization: not a Bearer credential");
+        else if (n > FCGI_AUTH_HEADER_MAX)
+            note(out, "%s", "authorization: token longer than 8192 bytes");
+        else {
+            memcpy(p->bearer, token, n);
+            p->bearer[n] = '\0';
+            p->has_bearer = true;
+        }
+    }
+    size_t n;
+    const char *cookie = auth->jwt_cookie ? fcgi_auth_cookie_value(r->cookie, auth->jwt_cookie, &n) : NULL;
+    if (cookie && n > 0) {
+        p->any = true;
+        if (n > FCGI_AUTH_HEADER_MAX)
+            note(out, "%s", "cookie: token longer than 8192 bytes");
+        else {
+            memcpy(p->cookie, cookie, n);
+            p->cookie[n] = '\0';
+            p->has_cookie = true;
+        }
+    }
+}
+
+static enum fcgi_auth_verdict try_remote_user(const struct presented *p, struct fcgi_auth_outcome *out)
+{
+    if (!p->remote_user) {
+        note(out, "%s", "remote-user: absent");
+        return FCGI_AUTH_REJECTED;
+    }
+    if (!fcgi_header_value_acceptable(p->remote_user, 256)) {
+        note(out, "%s", "remote-user: not printable or longer than 256");
+        return FCGI_AUTH_REJECTED;
+    }
+    out->credential.user = strdup(p->remote_user);
+    return out->credential.user ? FCGI_AUTH_ACCEPTED : FCGI_AUTH_FAILED;
+}
+
+static enum fcgi_auth_verdict try_bearer(struct fcgi_auth *auth, const struct presented *p, time_t now,
+                                         struct fcgi_auth_outcome *out)
+{
+    if (!p->has_bearer) {
+        note(out, "%s", "bearer: no bearer token");
+        return FCGI_AUTH_REJECTED;
+    }
+    char why[256] = "";
+    enum fcgi_auth_verdict v = fcgi_tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
+    if (v != FCGI_AUTH_ACCEPTED)
+        note(out, "%s", why);
+    return v;
+}
+
+static enum fcgi_auth_verdict try_jwt(struct fcgi_auth *auth, const struct presented *p, time_t now,
+                                      struct fcgi_auth_outcome *out)
+{
+    if (!p->has_bearer && !p->has_cookie) {
+        note(out, "%s", auth->jwt_cookie ? "jwt: no bearer token and no token cookie" : "jwt: no bearer token");
+        return FCGI_AUTH_REJECTED;
+    }
+    const char *tokens[2] = {p->has_bearer ? p->bearer : NULL, p->has_cookie ? p->cookie : NULL};
+    enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
+    for (int i = 0; i < 2 && v == FCGI_AUTH_REJECTED; i++) {
+        if (!tokens[i])
+            continue;
+        char why[256] = "";
+        v = fcgi_jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
+        if (v != FCGI_AUTH_ACCEPTED)
+            note(out, i == 0 ? "%s (bearer)" : "%s (cookie)", why);
+    }
+    return v;
+}
+
+/* Tries the methods of mask in a fixed order; the first to accept wins. */
+static enum fcgi_auth_verdict try_methods(struct fcgi_auth *auth, unsigned mask, const struct presented *p,
+                                          time_t now, struct fcgi_auth_outcome *out)
+{
+    enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
+    if (mask & FCGI_AUTH_REMOTE_USER) {
+        v = try_remote_user(p, out);
+        if (v != FCGI_AUTH_REJECTED) {
+            out->method = "remote-user";
+            return v;
+        }
+    }
+    if ((mask & FCGI_AUTH_BEARER) && auth->tokens) {
+        v = try_bearer(auth, p, now, out);
+        if (v != FCGI_AUTH_REJECTED) {
+            out->method = "bearer";
+            return v;
+        }
+    }
+    if ((mask & FCGI_AUTH_JWT) && auth->jwt) {
+        v = try_jwt(auth, p, now, out);
+        if (v != FCGI_AUTH_REJECTED) {
+            out->method = "jwt";
+            /* The leeway that let the token in also bounds how long it lasts. */
+            if (v == FCGI_AUTH_ACCEPTED && out->credential.expires)
+                out->credential.expires += auth->clock_skew_s;
+            return v;
+        }
+    }
+    return FCGI_AUTH_REJECTED;
+}
+
+void fcgi_auth_decide(struct fcgi_auth *auth, const struct fcgi_auth_request *r, time_t now,
+                      struct fcgi_auth_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r->accepted == FCGI_AUTH_NONE) {
+        out->method = "none";
+        return;
+    }
+    struct presented *p = calloc(1, sizeof *p);
+    if (!p) {
+        *out = (struct fcgi_auth_outcome){.status = 500, .code = "internal_error",
+                                          .message = "The proxy failed to handle the request."};
+        snprintf(out->reason, sizeof out->reason, "out of memory");
+        return;
+    }
+    gather(auth, r, p, out);
+    bool bearer_route = r->accepted & (FCGI_AUTH_BEARER | FCGI_AUTH_JWT);
+    enum fcgi_auth_verdict v = try_methods(auth, r->accepted, p, now, out);
+    if (v == FCGI_AUTH_REJECTED) {
+        unsigned others = auth->configured & ~r->accepted;
+        struct fcgi_auth_outcome elsewhere;
+        memset(&elsewhere, 0, sizeof elsewhere);
+        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == FCGI_AUTH_ACCEPTED) {
+            out->status = 403;
+            out->code = "forbidden";
+            out->message = "This credential may not use this route.";
+            out->www_authenticate =
+                bearer_route ? "WWW-Authenticate: Bearer realm=\"openova-flow\", error=\"insufficient_scope\"\r\n" : NULL;
+            note(out, "forbidden: accepted by %s, which this route does not accept", elsewhere.method);
+        } else {
+            out->status = 401;
+            out->code = p->any ? "invalid_credentials" : "unauthorized";
+            out->message = p->any ? "The credential was not accepted." : "Authentication is required.";
+            out->www_authenticate =
+                !bearer_route ? NULL
+                : p->any      ? "WWW-Authenticate: Bearer realm=\"openova-flow\", error=\"invalid_token\"\r\n"
+                              : "WWW-Authenticate: Bearer realm=\"openova-flow\"\r\n";
+        }
+        fcgi_credential_clear(&elsewhere.credential);
+        fcgi_credential_clear(&out->credential);
+    } else if (v == FCGI_AUTH_FAILED) {
+        out->status = 500;
+        out->code = "internal_error";
+        out->message = "The proxy failed to handle the request.";
+        fcgi_credential_clear(&out->credential);
+    }
+    explicit_bzero(p, sizeof *p);
+    free(p);
+}

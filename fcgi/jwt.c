@@ -1,0 +1,1001 @@
+/* jwt.c: JWT verification: JSON with json-c, signatures with cjose, keys
+ * from a JWKS file and a secret file that are re-read when they change. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjose/cjose.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "jwt.h"
+#include "log.h"
+
+#define DIGEST_LEN 32
+#define JWKS_FILE_MAX (1024u * 1024)
+#define SECRET_FILE_MAX 4096u
+#define RSA_MIN_BITS 2048
+#define SKEW_MAX_S 86400
+#define CHECK_INTERVAL_MS 1000
+/* A file changed this recently may change again within the timestamp
+ * granularity without its stamp changing (git's "racy" files): re-read it
+ * until it is older. */
+#define RACY_S 2
+/* An ES256 signature is r || s, 32 bytes each (RFC 7518 section 3.4): 86
+ * base64url characters. cjose splits whatever length it gets in two. */
+#define ES256_SIG_B64_LEN 86
+/* Claims times are clamped here so that adding the skew cannot overflow. */
+#define TIME_LIMIT ((int64_t)1 << 62)
+
+enum alg { ALG_RS256, ALG_ES256, ALG_HS256 };
+static const char *const alg_names[] = {"RS256", "ES256", "HS256"};
+
+struct key {
+    cjose_jwk_t *jwk;
+    char *kid;    /* NULL: none */
+    enum alg alg; /* the one algorithm this key verifies */
+};
+
+/* One version of a key file. Immutable once published; whoever drops the
+ * last reference frees it. cjose's own reference counts are not atomic, so
+ * the cjose keys inside are never retained or released while shared: this
+ * set's count stands for all of them. */
+struct keys {
+    atomic_uint refs;
+    size_t n;
+    struct key *k;
+};
+
+/* Enough of stat(2) to tell that a file was replaced or rewritten. */
+struct stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
+typedef struct keys *(*parse_fn)(const char *path, char *buf, size_t len, char *err, size_t errlen);
+
+/* A key file and what was last seen of it. current is guarded by the
+ * verifier's lock, the rest by its reload lock. */
+struct watch {
+    const char *what; /* "jwks file", "secret file" */
+    char *path;       /* NULL: not configured */
+    size_t max;
+    parse_fn parse;
+    struct keys *current;
+    struct stamp seen;
+    int read_errno; /* the failure last logged; 0: the file was readable */
+    unsigned char good[DIGEST_LEN], bad[DIGEST_LEN];
+    bool has_bad;
+};
+
+struct fcgi_jwt_verifier {
+    pthread_mutex_t lock;   /* next_check_ms and both watches' current */
+    int64_t next_check_ms;  /* CLOCK_MONOTONIC */
+    pthread_mutex_t reload; /* one reloader at a time */
+    EVP_MD *sha256;
+    struct watch jwks, secret;
+    char *issuer, *audience, *user_claim;
+    int64_t skew;
+};
+
+static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- key sets ---- */
+
+static void keys_release(struct keys *ks)
+{
+    if (!ks || atomic_fetch_sub(&ks->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < ks->n; i++) {
+        cjose_jwk_release(ks->k[i].jwk);
+        free(ks->k[i].kid);
+    }
+    free(ks->k);
+    free(ks);
+}
+
+static struct keys *keys_new(size_t cap)
+{
+    struct keys *ks = calloc(1, sizeof *ks);
+    if (!ks)
+        return NULL;
+    atomic_init(&ks->refs, 1);
+    if (cap && !(ks->k = calloc(cap, sizeof *ks->k))) {
+        free(ks);
+        return NULL;
+    }
+    return ks;
+}
+
+/* parse_json: len bytes of JSON text (not NUL-terminated), strictly: one
+ * value, valid UTF-8, nothing but whitespace after it. NULL when malformed
+ * or out of memory. */
+static json_object *parse_json(const char *s, size_t len)
+{
+    if (len > INT_MAX)
+        return NULL;
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+    size_t end = json_tokener_get_parse_end(tok);
+    if (o && json_tokener_get_error(tok) == json_tokener_success) {
+        while (end < len && (s[end] == ' ' || s[end] == '\t' || s[end] == '\r' || s[end] == '\n'))
+            end++;
+    }
+    if (!o || json_tokener_get_error(tok) != json_tokener_success || end != len) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* member: the string member name of o, or NULL when absent or not a
+ * string (*bad says which). */
+static const char *str_member(json_object *o, const char *name, bool *bad)
+{
+    json_object *m;
+    *bad = false;
+    if (!json_object_object_get_ex(o, name, &m) || !m)
+        return NULL;
+    if (!json_object_is_type(m, json_type_string)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_object_get_string(m);
+}
+
+/* import_key: JWKS entry k into out. Only the public members are handed to
+ * cjose, so a JWKS that carries a private key by mistake does not keep it
+ * in this process. Returns 1 for a key, 0 for one that is not for us, 2 for
+ * one refused as weak (with why), -1 for a broken entry (with why), -2 when
+ * out of memory. */
+static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
+{
+    static const char *const rsa_members[] = {"n", "e", NULL};
+    static const char *const ec_members[] = {"crv", "x", "y", NULL};
+    bool bad_kty, bad_use, bad_alg, bad_kid, bad;
+    if (!json_object_is_type(k, json_type_object)) {
+        say(why, whylen, "not a JSON object");
+        return -1;
+    }
+    const char *kty = str_member(k, "kty", &bad_kty);
+    const char *use = str_member(k, "use", &bad_use);
+    const char *alg = str_member(k, "alg", &bad_alg);
+    const char *kid = str_member(k, "kid", &bad_kid);
+    if (!kty || bad_use || bad_alg || bad_kid) {
+        say(why, whylen, "%s", !kty ? "no kty" : bad_use ? "use is not a string"
+                               : bad_alg ? "alg is not a string" : "kid is not a string");
+        return -1;
+    }
+    const char *const *members;
+    enum alg a;
+    if (strcmp(kty, "RSA") == 0) {
+        a = ALG_RS256;
+        members = rsa_members;
+    } else if (strcmp(kty, "EC") == 0) {
+        a = ALG_ES256;
+        members = ec_members;
+        const char *crv = str_member(k, "crv", &bad);
+        if (!crv || strcmp(crv, "P-256") != 0) {
+            say(why, whylen, "an EC key not on P-256");
+            return 0;
+        }
+    } else {
+        /* "oct" keys never verify anything here: HS256 uses the secret file
+         * alone, so that no published key can be used as an HMAC secret. */
+        say(why, whylen, "kty %s", strcmp(kty, "oct") == 0 ? "oct" : "not RSA or EC");
+        return 0;
+    }
+    if (use && strcmp(use, "sig") != 0) {
+        say(why, whylen, "not a signing key");
+        return 0;
+    }
+    if (alg && strcmp(alg, alg_names[a]) != 0) {
+        say(why, whylen, "its alg is not %s", alg_names[a]);
+        return 0;
+    }
+
+    int rc = -2;
+    cjose_err cerr = {0};
+    char *json = NULL;
+    json_object *pub = json_object_new_object();
+    if (!pub || json_object_object_add(pub, "kty", json_object_new_string(kty)))
+        goto out;
+    for (const char *const *m = members; *m; m++) {
+        json_object *v;
+        if (!json_object_object_get_ex(k, *m, &v) || !json_object_is_type(v, json_type_string)) {
+            say(why, whylen, "no %s", *m);
+            rc = -1;
+            goto out;
+        }
+        if (json_object_object_add(pub, *m, json_object_get(v))) {
+            json_object_put(v);
+            goto out;
+        }
+    }
+    const char *text = json_object_to_json_string_ext(pub, JSON_C_TO_STRING_PLAIN);
+    if (!text || !(json = strdup(text)))
+        goto out;
+    out->jwk = cjose_jwk_import(json, strlen(json), &cerr);
+    if (!out->jwk) {
+        rc = cerr.code == CJOSE_ERR_NO_MEMORY ? -2 : -1;
+        say(why, whylen, "cjose cannot import it (%s)", cerr.message ? cerr.message : "unknown error");
+        goto out;
+    }
+    cjose_jwk_kty_t want = a == ALG_RS256 ? CJOSE_JWK_KTY_RSA : CJOSE_JWK_KTY_EC;
+    if (cjose_jwk_get_kty(out->jwk, &cerr) != want) {
+        rc = -1;
+        say(why, whylen, "cjose imported it as another key type");
+        goto out;
+    }
+    if (a == ALG_RS256 && cjose_jwk_get_keysize(out->jwk, &cerr) < RSA_MIN_BITS) {
+        rc = 2;
+        say(why, whylen, "an RSA key of %zu bits (%d minimum)", cjose_jwk_get_keysize(out->jwk, &cerr),
+            RSA_MIN_BITS);
+        goto out;
+    }
+    if (kid && !(out->kid = strdup(kid)))
+        goto out;
+    out->alg = a;
+    rc = 1;
+out:
+    if (rc != 1 && out->jwk) {
+        cjose_jwk_release(out->jwk);
+        out->jwk = NULL;
+    }
+    free(json);
+    json_object_put(pub);
+    return rc;
+}
+
+static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+    struct keys *ks = NULL;
+    json_object *root = parse_json(buf, len), *arr;
+    if (!root || !json_object_is_type(root, json_type_object)) {
+        say(err, errlen, "jwks file %s: not a JSON object", path);
+        goto out;
+    }
+    if (!json_object_object_get_ex(root, "keys", &arr) || !json_object_is_type(arr, json_type_array)) {
+        say(err, errlen, "jwks file %s: no \"keys\" array", path);
+        goto out;
+    }
+    size_t n = json_object_array_length(arr);
+    if (!(ks = keys_new(n)))
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        char why[160];
+        struct key k = {0};
+        int rc = import_key(json_object_array_get_idx(arr, i), &k, why, sizeof why);
+        if (rc == -2)
+            goto oom;
+        if (rc < 0) {
+            say(err, errlen, "jwks file %s: key %zu: %s", path, i, why);
+            goto fail;
+        }
+        if (rc == 1)
+            ks->k[ks->n++] = k;
+        else if (rc == 2)
+            fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"jwks file %s: key %zu skipped: %s\"", path, i, why);
+    }
+    if (!ks->n) {
+        say(err, errlen, "jwks file %s: no usable key (RSA for RS256, EC P-256 for ES256)", path);
+        goto fail;
+    }
+    goto out;
+oom:
+    say(err, errlen, "jwks file %s: out of memory", path);
+fail:
+    keys_release(ks);
+    ks = NULL;
+out:
+    json_object_put(root);
+    return ks;
+}
+
+static struct keys *parse_secret(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+    /* Editors and `echo` end files with a newline that nobody means as key. */
+    if (len && buf[len - 1] == '\n') {
+        len--;
+        if (len && buf[len - 1] == '\r')
+            len--;
+    }
+    if (len < FCGI_JWT_SECRET_MIN) {
+        say(err, errlen, "secret file %s: %zu bytes, HS256 needs at least %d (RFC 7518 section 3.2)", path, len,
+            FCGI_JWT_SECRET_MIN);
+        return NULL;
+    }
+    struct keys *ks = keys_new(1);
+    cjose_err cerr = {0};
+    if (!ks || !(ks->k[0].jwk = cjose_jwk_create_oct_spec((const uint8_t *)buf, len, &cerr))) {
+        say(err, errlen, "secret file %s: %s", path,
+            !ks || cerr.code == CJOSE_ERR_NO_MEMORY ? "out of memory" : "cjose refused the key");
+        keys_release(ks);
+        return NULL;
+    }
+    ks->k[0].alg = ALG_HS256;
+    ks->n = 1;
+    return ks;
+}
+
+/* ---- reading and re-reading the files ---- */
+
+static void stamp_of(const struct stat *sb, struct stamp *st)
+{
+    memset(st, 0, sizeof *st);
+    st->dev = sb->st_dev;
+    st->ino = sb->st_ino;
+    st->size = sb->st_size;
+    st->mtime = sb->st_mtim;
+    st->ctime = sb->st_ctim;
+}
+
+static bool stamp_eq(const struct stamp *a, const struct stamp *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* read_file: the whole regular file at path, NUL-terminated, at most max
+ * bytes, with the stamp of what was read (fstat of the open file, so a
+ * rename in between cannot pair old content with a new stamp). Returns 0,
+ * or an errno value with a sentence in err. */
+static int read_file(const char *path, size_t max, char **out, size_t *outlen, struct stamp *st, char *err,
+                     size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        say(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return e;
+    }
+    int rc = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        rc = errno;
+        say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = EINVAL;
+        say(err, errlen, "%s is not a regular file", path);
+        goto out;
+    }
+    /* The size is a hint: the file may grow while being read. */
+    size_t cap = (size_t)sb.st_size < max ? (size_t)sb.st_size + 2 : max + 2;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = ENOMEM;
+        say(err, errlen, "out of memory reading %s", path);
+        goto out;
+    }
+    for (;;) {
+        if (len + 1 == cap) {
+            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            char *nbuf = ncap > cap ? realloc(buf, ncap) : NULL;
+            if (!nbuf) {
+                rc = ncap > cap ? ENOMEM : EFBIG;
+                say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
+                goto out;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = errno;
+            say(err, errlen, "cannot read %s: %s", path, strerror(rc));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            rc = EFBIG;
+            say(err, errlen, "%s is larger than %zu bytes", path, max);
+            goto out;
+        }
+    }
+    buf[len] = '\0';
+    stamp_of(&sb, st);
+out:
+    close(fd);
+    if (rc) {
+        if (buf)
+            OPENSSL_cleanse(buf, len);
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+static int sha256(const EVP_MD *md, const void *data, size_t len, unsigned char out[DIGEST_LEN])
+{
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == DIGEST_LEN ? 0 : -1;
+}
+
+enum sameness { NEW_CONTENT, SAME_AS_GOOD, SAME_AS_BAD };
+
+/* load: reads and parses w's file, unless its content is the one in use or
+ * the invalid one last logged (*same says which). Returns the keys, or
+ * NULL with err and, in *read_errno, the errno of a read failure (0 when
+ * the content is bad). */
+static struct keys *load(const EVP_MD *md, struct watch *w, struct stamp *st, unsigned char hash[DIGEST_LEN],
+                         int *read_errno, enum sameness *same, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    char why[256];
+    *same = NEW_CONTENT;
+    *read_errno = read_file(w->path, w->max, &buf, &len, st, why, sizeof why);
+    if (*read_errno) {
+        say(err, errlen, "%s: %s", w->what, why);
+        return NULL;
+    }
+    struct keys *ks = NULL;
+    if (sha256(md, buf, len, hash) != 0) {
+        *read_errno = EIO;
+        say(err, errlen, "%s %s: SHA-256 failed", w->what, w->path);
+    } else if (w->current && memcmp(hash, w->good, DIGEST_LEN) == 0) {
+        *same = SAME_AS_GOOD;
+    } else if (w->has_bad && memcmp(hash, w->bad, DIGEST_LEN) == 0) {
+        *same = SAME_AS_BAD;
+    } else {
+        ks = w->parse(w->path, buf, len, err, errlen);
+    }
+    OPENSSL_cleanse(buf, len); /* the secret file's key */
+    free(buf);
+    return ks;
+}
+
+/* refresh: re-reads w's file if its stamp changed (or it is racy). Called
+ * with v->reload held. */
+static void refresh(struct fcgi_jwt_verifier *v, struct watch *w)
+{
+    struct stat sb;
+    if (stat(w->path, &sb) != 0) {
+        int e = errno;
+        if (e != w->read_errno)
+            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s %s: %s; keeping the keys loaded before\"", w->what, w->path,
+                     strerror(e));
+        w->read_errno = e;
+        return;
+    }
+    struct stamp now_st;
+    stamp_of(&sb, &now_st);
+    bool racy = time(NULL) - now_st.mtime.tv_sec <= RACY_S;
+    if (!w->read_errno && stamp_eq(&now_st, &w->seen) && !racy)
+        return;
+
+    struct stamp st;
+    unsigned char hash[DIGEST_LEN];
+    int read_errno = 0;
+    enum sameness same;
+    char err[512];
+    struct keys *ks = load(v->sha256, w, &st, hash, &read_errno, &same, err, sizeof err);
+    if (read_errno) {
+        if (read_errno != w->read_errno)
+            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the keys loaded before\"", err);
+        w->read_errno = read_errno;
+        return;
+    }
+    w->read_errno = 0;
+    w->seen = st;
+    if (same == SAME_AS_GOOD)
+        w->has_bad = false; /* back to the keys in use: a bad edit again is news */
+    if (same != NEW_CONTENT)
+        return;
+    if (!ks) {
+        memcpy(w->bad, hash, DIGEST_LEN);
+        w->has_bad = true;
+        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the keys loaded before\"", err);
+        return;
+    }
+    pthread_mutex_lock(&v->lock);
+    struct keys *old = w->current;
+    w->current = ks;
+    pthread_mutex_unlock(&v->lock);
+    memcpy(w->good, hash, DIGEST_LEN);
+    w->has_bad = false;
+    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"%s %s reloaded: %zu key(s)\"", w->what, w->path, ks->n);
+    keys_release(old);
+}
+
+/* acquire: the current JWKS and secret keys (NULL when not configured),
+ * with references the caller drops, after a reload when one is due. */
+static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys **secret)
+{
+    int64_t now = mono_ms();
+    bool due = false;
+    pthread_mutex_lock(&v->lock);
+    if (now >= v->next_check_ms) {
+        v->next_check_ms = now + CHECK_INTERVAL_MS;
+        due = true;
+    }
+    pthread_mutex_unlock(&v->lock);
+    /* Another thread still reloading (a slow disk) will publish soon enough;
+     * this one goes on with what is there. */
+    if (due && pthread_mutex_trylock(&v->reload) == 0) {
+        if (v->jwks.path)
+            refresh(v, &v->jwks);
+        if (v->secret.path)
+            refresh(v, &v->secret);
+        pthread_mutex_unlock(&v->reload);
+    }
+    pthread_mutex_lock(&v->lock);
+    if ((*jwks = v->jwks.current))
+        atomic_fetch_add(&(*jwks)->refs, 1);
+    if ((*secret = v->secret.current))
+        atomic_fetch_add(&(*secret)->refs, 1);
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- the verifier ---- */
+
+static int copy_opt(char **dst, const char *src, const char *name, char *err, size_t errlen)
+{
+    *dst = NULL;
+    if (!src)
+        return 0;
+    if (!*src) {
+        say(err, errlen, "jwt: the %s is empty", name);
+        return -1;
+    }
+    if (!(*dst = strdup(src))) {
+        say(err, errlen, "jwt: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int watch_init(struct fcgi_jwt_verifier *v, struct watch *w, const char *what, const char *path, size_t max,
+                      parse_fn parse, char *err, size_t errlen)
+{
+    w->what = what;
+    w->max = max;
+    w->parse = parse;
+    if (copy_opt(&w->path, path, what, err, errlen))
+        return -1;
+    if (!w->path)
+        return 0;
+    int read_errno = 0;
+    enum sameness same;
+    w->current = load(v->sha256, w, &w->seen, w->good, &read_errno, &same, err, errlen);
+    return w->current ? 0 : -1;
+}
+
+struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen)
+{
+    if (!s || (!s->jwks_file && !s->secret_file)) {
+        say(err, errlen, "jwt: needs a JWKS file or a secret file (or both)");
+        return NULL;
+    }
+    if (s->clock_skew_s < 0 || s->clock_skew_s > SKEW_MAX_S) {
+        say(err, errlen, "jwt: the clock skew must be between 0 and %d s", SKEW_MAX_S);
+        return NULL;
+    }
+    struct fcgi_jwt_verifier *v = calloc(1, sizeof *v);
+    if (!v) {
+        say(err, errlen, "jwt: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_mutex_init(&v->reload, NULL);
+    v->skew = s->clock_skew_s;
+    if (copy_opt(&v->issuer, s->issuer, "issuer", err, errlen) ||
+        copy_opt(&v->audience, s->audience, "audience", err, errlen) ||
+        copy_opt(&v->user_claim, s->user_claim ? s->user_claim : "email", "user claim", err, errlen))
+        goto fail;
+    if (!(v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+        say(err, errlen, "jwt: OpenSSL has no SHA-256");
+        goto fail;
+    }
+    if (watch_init(v, &v->jwks, "jwks file", s->jwks_file, JWKS_FILE_MAX, parse_jwks, err, errlen) ||
+        watch_init(v, &v->secret, "secret file", s->secret_file, SECRET_FILE_MAX, parse_secret, err, errlen))
+        goto fail;
+    v->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
+    return v;
+fail:
+    fcgi_jwt_verifier_free(v);
+    return NULL;
+}
+
+void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v)
+{
+    if (!v)
+        return;
+    keys_release(v->jwks.current);
+    keys_release(v->secret.current);
+    free(v->jwks.path);
+    free(v->secret.path);
+    EVP_MD_free(v->sha256);
+    free(v->issuer);
+    free(v->audience);
+    free(v->user_claim);
+    pthread_mutex_destroy(&v->lock);
+    pthread_mutex_destroy(&v->reload);
+    free(v);
+}
+
+/* ---- verification ---- */
+
+static bool is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* shown: s fit for a log line (it comes from the token): at most 16
+ * printable bytes, else a placeholder. */
+static const char *shown(const char *s, char *buf, size_t len)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= len || n > 16)
+        return "(unprintable or long)";
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+            return "(unprintable or long)";
+    memcpy(buf, s, n + 1);
+    return buf;
+}
+
+/* numeric_claim: claim name as whole seconds, rounded down (exp) or up
+ * (nbf) so that comparing with an integer now is exact, clamped to
+ * +-TIME_LIMIT. Returns 1 when present, 0 when absent, -1 when not a
+ * number. */
+static int numeric_claim(json_object *claims, const char *name, bool round_up, int64_t *out)
+{
+    json_object *o;
+    if (!json_object_object_get_ex(claims, name, &o))
+        return 0;
+    if (json_object_is_type(o, json_type_int)) {
+        int64_t n = json_object_get_int64(o); /* json-c saturates past int64 */
+        *out = n > TIME_LIMIT ? TIME_LIMIT : n < -TIME_LIMIT ? -TIME_LIMIT : n;
+        return 1;
+    }
+    if (json_object_is_type(o, json_type_double)) {
+        double d = json_object_get_double(o);
+        if (!isfinite(d))
+            return -1;
+        d = round_up ? ceil(d) : floor(d);
+        *out = d > (double)TIME_LIMIT ? TIME_LIMIT : d < -(double)TIME_LIMIT ? -TIME_LIMIT : (int64_t)d;
+        return 1;
+    }
+    return -1;
+}
+
+/* usable_user: the user goes upstream as an HTTP header value. */
+static bool usable_user(const char *u, size_t len)
+{
+    if (len == 0 || len > FCGI_JWT_USER_MAX || u[0] == ' ' || u[len - 1] == ' ')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (u[i] < 0x20 || u[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* check_claims: exp, nbf, iss, aud and the user, in that order. Returns 0
+ * with *exp and *user (borrowed from claims), or -1 with why. */
+static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, int64_t now, int64_t *exp,
+                        const char **user, char *why, size_t whylen)
+{
+    int rc = numeric_claim(claims, "exp", false, exp);
+    if (rc <= 0) {
+        say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
+        return -1;
+    }
+    if (now - v->skew > *exp) {
+        say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
+        return -1;
+    }
+    int64_t nbf;
+    rc = numeric_claim(claims, "nbf", true, &nbf);
+    if (rc < 0) {
+        say(why, whylen, "jwt: nbf is not a number");
+        return -1;
+    }
+    if (rc == 1 && now + v->skew < nbf) {
+        say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
+        return -1;
+    }
+    bool bad;
+    if (v->issuer) {
+        const char *iss = str_member(claims, "iss", &bad);
+        if (!iss || strcmp(iss, v->issuer) != 0) {
+            say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
+            return -1;
+        }
+    }
+    if (v->audience) {
+        json_object *aud;
+        bool ok = false;
+        if (!json_object_object_get_ex(claims, "aud", &aud) || !aud) {
+            say(why, whylen, "jwt: no aud claim");
+            return -1;
+        }
+        if (json_object_is_type(aud, json_type_string)) {
+            ok = strcmp(json_object_get_string(aud), v->audience) == 0;
+        } else if (json_object_is_type(aud, json_type_array)) {
+            size_t n = json_object_array_length(aud);
+            for (size_t i = 0; i < n && !ok; i++) {
+                json_object *a = json_object_array_get_idx(aud, i);
+                ok = json_object_is_type(a, json_type_string) && strcmp(json_object_get_string(a), v->audience) == 0;
+            }
+        }
+        if (!ok) {
+            say(why, whylen, "jwt: audience mismatch");
+            return -1;
+        }
+    }
+    /* The configured claim, or sub when the token has no such claim. */
+    const char *claim = v->user_claim;
+    json_object *u = NULL;
+    if (!json_object_object_get_ex(claims, claim, &u) || !u) {
+        claim = "sub";
+        if (!json_object_object_get_ex(claims, claim, &u) || !u) {
+            say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
+            return -1;
+        }
+    }
+    if (!json_object_is_type(u, json_type_string) ||
+        !usable_user(json_object_get_string(u), (size_t)json_object_get_string_len(u))) {
+        say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, FCGI_JWT_USER_MAX);
+        return -1;
+    }
+    *user = json_object_get_string(u);
+    return 0;
+}
+
+static bool has_kid(const struct keys *ks, const char *kid)
+{
+    for (size_t i = 0; ks && i < ks->n; i++)
+        if (ks->k[i].kid && strcmp(ks->k[i].kid, kid) == 0)
+            return true;
+    return false;
+}
+
+/* candidates: the keys that may verify a token with this alg and kid, into
+ * cand (room for jwks->n + 1). Returns how many, or 0 with why. */
+static size_t candidates(const struct keys *jwks, const struct keys *secret, enum alg alg, const char *kid,
+                         const cjose_jwk_t **cand, char *why, size_t whylen)
+{
+    size_t n = 0;
+    if (alg == ALG_HS256) {
+        /* An HS256 token naming a JWKS key is the algorithm-confusion attack
+         * (a public key used as the HMAC secret); a kid naming nothing is
+         * ignored, since the secret has no kid. */
+        if (kid && has_kid(jwks, kid)) {
+            say(why, whylen, "jwt: alg HS256 with a JWKS key refused");
+            return 0;
+        }
+        if (!secret) {
+            say(why, whylen, "jwt: alg HS256 refused: no secret file is configured");
+            return 0;
+        }
+        cand[n++] = secret->k[0].jwk;
+        return n;
+    }
+    bool named = false;
+    for (size_t i = 0; jwks && i < jwks->n; i++) {
+        const struct key *k = &jwks->k[i];
+        if (kid && !(k->kid && strcmp(k->kid, kid) == 0))
+            continue;
+        named = true;
+        if (k->alg == alg)
+            cand[n++] = k->jwk;
+    }
+    if (n)
+        return n;
+    if (kid && !named)
+        say(why, whylen, "jwt: unknown kid");
+    else if (kid)
+        say(why, whylen, "jwt: alg %s does not fit the kid's %s key", alg_names[alg], alg == ALG_RS256 ? "EC" : "RSA");
+    else
+        say(why, whylen, "jwt: no %s key in the JWKS", alg_names[alg]);
+    return 0;
+}
+
+enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *token, time_t now,
+                                       struct fcgi_credential *out, char *why, size_t whylen)
+{
+    enum fcgi_auth_verdict verdict = FCGI_AUTH_REJECTED;
+    uint8_t *hdr_raw = NULL;
+    size_t hdr_len = 0;
+    json_object *hdr = NULL, *claims = NULL;
+    struct keys *jwks = NULL, *secret = NULL;
+    const cjose_jwk_t **cand = NULL;
+    cjose_jws_t *jws = NULL;
+    cjose_err cerr = {0};
+    char shown_buf[24];
+
+    if (!token || !*token) {
+        say(why, whylen, "jwt: empty token");
+        goto out;
+    }
+    size_t len = strnlen(token, FCGI_JWT_MAX + 1);
+    if (len > FCGI_JWT_MAX) {
+        say(why, whylen, "jwt: token too long (over %d bytes)", FCGI_JWT_MAX);
+        goto out;
+    }
+    /* Strict compact serialization (RFC 7515 section 7.1): three base64url
+     * segments without padding. cjose's decoder stops at '=' and ignores
+     * what follows, so nothing else may reach it. */
+    size_t dots[2], ndots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (token[i] == '.') {
+            if (ndots == 2) {
+                ndots = 3;
+                break;
+            }
+            dots[ndots++] = i;
+        } else if (!is_b64url(token[i])) {
+            say(why, whylen, "jwt: a byte outside base64url");
+            goto out;
+        }
+    }
+    if (ndots != 2) {
+        say(why, whylen, "jwt: not three dot-separated segments");
+        goto out;
+    }
+    size_t payload_len = dots[1] - dots[0] - 1, sig_len = len - dots[1] - 1;
+    if (dots[0] % 4 == 1 || payload_len % 4 == 1 || sig_len % 4 == 1) {
+        say(why, whylen, "jwt: a segment is not base64url");
+        goto out;
+    }
+    if (!cjose_base64url_decode(token, dots[0], &hdr_raw, &hdr_len, &cerr)) {
+        if (cerr.code == CJOSE_ERR_NO_MEMORY)
+            goto oom;
+        say(why, whylen, "jwt: malformed header");
+        goto out;
+    }
+    hdr = parse_json((const char *)hdr_raw, hdr_len);
+    if (!hdr || !json_object_is_type(hdr, json_type_object)) {
+        say(why, whylen, "jwt: malformed header");
+        goto out;
+    }
+    bool bad;
+    const char *alg_text = str_member(hdr, "alg", &bad);
+    if (!alg_text) {
+        say(why, whylen, "jwt: malformed header: no alg");
+        goto out;
+    }
+    enum alg alg;
+    if (strcasecmp(alg_text, "none") == 0) {
+        say(why, whylen, "jwt: alg none refused");
+        goto out;
+    } else if (strcmp(alg_text, "RS256") == 0) {
+        alg = ALG_RS256;
+    } else if (strcmp(alg_text, "ES256") == 0) {
+        alg = ALG_ES256;
+    } else if (strcmp(alg_text, "HS256") == 0) {
+        alg = ALG_HS256;
+    } else {
+        say(why, whylen, "jwt: alg %s not supported", shown(alg_text, shown_buf, sizeof shown_buf));
+        goto out;
+    }
+    /* RFC 7515 section 4.1.11: extensions not understood must be refused. */
+    if (json_object_object_get_ex(hdr, "crit", NULL)) {
+        say(why, whylen, "jwt: crit header not supported");
+        goto out;
+    }
+    const char *kid = str_member(hdr, "kid", &bad);
+    if (bad) {
+        say(why, whylen, "jwt: malformed header: kid is not a string");
+        goto out;
+    }
+    if (sig_len == 0) {
+        say(why, whylen, "jwt: no signature");
+        goto out;
+    }
+
+    acquire(v, &jwks, &secret);
+    if (!(cand = calloc((jwks ? jwks->n : 0) + 1, sizeof *cand)))
+        goto oom;
+    size_t ncand = candidates(jwks, secret, alg, kid, cand, why, whylen);
+    if (!ncand)
+        goto out;
+    if (alg == ALG_ES256 && sig_len != ES256_SIG_B64_LEN) {
+        say(why, whylen, "jwt: signature does not verify (not 64 bytes for ES256)");
+        goto out;
+    }
+    if (!(jws = cjose_jws_import(token, len, &cerr))) {
+        if (cerr.code == CJOSE_ERR_NO_MEMORY)
+            goto oom;
+        say(why, whylen, "jwt: malformed token");
+        goto out;
+    }
+    /* cjose parsed the header again with its own JSON parser (jansson); both
+     * must agree on the algorithm, or duplicate members could pick one for
+     * the key choice above and another for the signature check. */
+    const char *cjose_alg = cjose_header_get(cjose_jws_get_protected(jws), CJOSE_HDR_ALG, &cerr);
+    if (!cjose_alg || strcmp(cjose_alg, alg_names[alg]) != 0) {
+        say(why, whylen, "jwt: malformed header: ambiguous alg");
+        goto out;
+    }
+    bool verified = false;
+    for (size_t i = 0; i < ncand && !verified; i++) {
+        cerr.code = CJOSE_ERR_NONE;
+        verified = cjose_jws_verify(jws, cand[i], &cerr);
+        if (!verified && cerr.code == CJOSE_ERR_NO_MEMORY)
+            goto oom;
+    }
+    if (!verified) {
+        say(why, whylen, "jwt: signature does not verify");
+        goto out;
+    }
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &cerr) ||
+        !(claims = parse_json((const char *)plain, plain_len)) || !json_object_is_type(claims, json_type_object)) {
+        say(why, whylen, "jwt: malformed claims");
+        goto out;
+    }
+    int64_t exp;
+    const char *user;
+    if (check_claims(v, claims, (int64_t)now, &exp, &user, why, whylen))
+        goto out;
+    char *copy = strdup(user);
+    if (!copy)
+        goto oom;
+    out->user = copy;
+    out->expires = (time_t)exp;
+    verdict = FCGI_AUTH_ACCEPTED;
+    goto out;
+oom:
+    say(why, whylen, "jwt: out of memory");
+    verdict = FCGI_AUTH_FAILED;
+out:
+    cjose_jws_release(jws);
+    free(cand);
+    keys_release(jwks);
+    keys_release(secret);
+    json_object_put(claims);
+    json_object_put(hdr);
+    if (hdr_raw)
+        cjose_get_dealloc()(hdr_raw);
+    return verdict;
+}

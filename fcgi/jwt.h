@@ -1,0 +1,53 @@
+/* jwt.h: verifies signed JWTs (RS256 and ES256 against a JWKS file, HS256
+ * against a secret file), both files re-read when they change. */
+#ifndef OPENOVA_JWT_H
+#define OPENOVA_JWT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "credential.h"
+
+#define FCGI_JWT_MAX 8192      /* the longest token looked at */
+#define FCGI_JWT_USER_MAX 256  /* the longest user: it becomes an HTTP header */
+#define FCGI_JWT_SECRET_MIN 32 /* HS256 keys: RFC 7518 section 3.2 wants 256 bits */
+
+struct fcgi_jwt_settings {
+    const char *jwks_file;   /* NULL: none */
+    const char *secret_file; /* NULL: no HS256; the file's bytes (one trailing newline stripped) are the HMAC key */
+    const char *issuer;      /* NULL: iss not checked */
+    const char *audience;    /* NULL: aud not checked */
+    const char *user_claim;  /* NULL: "email"; falls back to "sub" when the named claim is absent */
+    long clock_skew_s;       /* leeway for exp and nbf, 0 to 86400 */
+};
+
+struct fcgi_jwt_verifier;
+
+/* fcgi_jwt_verifier_new: loads the files s names; at least one of
+ * jwks_file and secret_file must be set. The JWKS is {"keys": [...]}; its
+ * RSA keys (2048 bits or more) serve RS256 and its EC P-256 keys ES256;
+ * keys for another use or algorithm, and "oct" keys, are skipped, and a
+ * JWKS with no usable key is an error. The secret must be at least
+ * FCGI_JWT_SECRET_MIN bytes. Copies what it needs from s. Returns the
+ * verifier, or NULL with one sentence naming the file or setting in err.
+ * The caller frees it with fcgi_jwt_verifier_free. */
+struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen);
+
+/* fcgi_jwt_verifier_free: frees v; NULL-safe. No verification may be
+ * running. */
+void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v);
+
+/* fcgi_jwt_verify: checks token (a compact JWS) at time now: its signature
+ * (RS256, ES256 or HS256 only; HS256 only with the secret, never with a
+ * JWKS key), then exp (required), nbf, iss and aud, then the user claim.
+ * The files are re-read first when they changed, at most once a second; a
+ * file that became unreadable or invalid keeps the previous keys and is
+ * logged once per change. Safe to call from many threads at once.
+ * ACCEPTED: out->user is the user (printable ASCII, at most
+ * FCGI_JWT_USER_MAX bytes), out->expires is exp; the caller frees out with
+ * fcgi_credential_clear. REJECTED: why names the check that failed, never
+ * the token; out is untouched. FAILED: out of memory. */
+enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *token, time_t now,
+                                       struct fcgi_credential *out, char *why, size_t whylen);
+
+#endif
