@@ -208,6 +208,8 @@ int upstream_error_status(enum fcgi_err err)
 
 const char *upstream_error_code(enum fcgi_err err)
 {
+    if (err == FCGI_ERR_UPSTREAM_TOO_LARGE)
+        return "upstream_too_large";
     switch (upstream_error_status(err)) {
     case 502: return "upstream_unavailable";
     case 504: return "upstream_timeout";
@@ -219,6 +221,8 @@ const char *upstream_error_code(enum fcgi_err err)
 
 const char *upstream_error_message(enum fcgi_err err)
 {
+    if (err == FCGI_ERR_UPSTREAM_TOO_LARGE)
+        return "The flow server's answer is larger than the proxy relays.";
     switch (upstream_error_status(err)) {
     case 502: return "The flow server could not be reached or answered badly.";
     case 504: return "The flow server did not answer in time.";
