@@ -112,10 +112,23 @@ static bool next_header_line(const char *raw, size_t len, size_t *pos, struct he
 
 /* Whether name is listed in any Connection header of raw: such a field is
  * hop-by-hop too, wherever it stands (RFC 9110 7.6.1). */
-static bool named_by_connection(const char *raw, size_t len, const char *name, size_t name_len)
+/* The header names an upstream's Connection headers list: dropped too
+ * (RFC 9110 7.6.1). Collected once per header block, so filtering stays
+ * linear however many lines an upstream sends. */
+#define CONNECTION_TOKENS_MAX 64
+
+struct connection_tokens {
+    size_t count;
+    const char *name[CONNECTION_TOKENS_MAX];
+    size_t len[CONNECTION_TOKENS_MAX];
+};
+
+/* Returns 0, or -1 when more names are listed than any real server would. */
+static int collect_connection_tokens(const char *raw, size_t len, struct connection_tokens *t)
 {
     size_t pos = 0;
     struct header_line h;
+    t->count = 0;
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || h.name_len != 10 || strncasecmp(h.name, "Connection", 10) != 0)
             continue;
@@ -126,10 +139,22 @@ static bool named_by_connection(const char *raw, size_t len, const char *name, s
             size_t start = i;
             while (i < h.value_len && h.value[i] != ',' && h.value[i] != ' ' && h.value[i] != '\t')
                 i++;
-            if (i - start == name_len && strncasecmp(h.value + start, name, name_len) == 0)
-                return true;
+            if (i == start)
+                continue;
+            if (t->count == CONNECTION_TOKENS_MAX)
+                return -1;
+            t->name[t->count] = h.value + start;
+            t->len[t->count++] = i - start;
         }
     }
+    return 0;
+}
+
+static bool named_by_connection(const struct connection_tokens *t, const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (t->len[i] == name_len && strncasecmp(t->name[i], name, name_len) == 0)
+            return true;
     return false;
 }
 
@@ -144,10 +169,13 @@ int upstream_filter_headers(const char *raw, size_t len, const char *const *drop
             return -3;
     if (len && (raw[0] == ' ' || raw[0] == '\t'))
         return -3;
+    struct connection_tokens connection;
+    if (collect_connection_tokens(raw, len, &connection) != 0)
+        return -1;
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || name_in(h.name, h.name_len, hop_by_hop) || name_in(h.name, h.name_len, never_relayed) ||
             name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also) ||
-            named_by_connection(raw, len, h.name, h.name_len))
+            named_by_connection(&connection, h.name, h.name_len))
             continue;
         int rc = fcgi_buf_append(out, h.name, h.name_len);
         if (!rc)

@@ -91,7 +91,8 @@ enum fcgi_err upstream_error_of(CURLcode rc);
  * X-Sendfile, X-Accel-*, X-LIGHTTPD-*), X-Request-ID (the proxy sets its own),
  * names in drop_also (NULL-terminated, may be NULL), and any line with
  * control characters or without a valid name. Pure. Returns
- * fcgi_buf_append's result, or -3 when raw holds an obs-fold continuation
+ * fcgi_buf_append's result (-1 also when Connection lists more than 64
+ * names), or -3 when raw holds an obs-fold continuation
  * line (the caller answers 502). */
 int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out);
 
