@@ -137,7 +137,9 @@ static void gather(const struct fcgi_auth *auth, const struct fcgi_auth_request 
 {
     p->remote_user = r->remote_user && *r->remote_user ? r->remote_user : NULL;
     p->any = p->remote_user != NULL;
-    if (r->authorization && *r->authorization) {
+    /* Authorization only counts where a method reads it: behind basic auth
+     * in the web server it carries a password the app has no use for. */
+    if (r->authorization && *r->authorization && (auth->configured & (FCGI_AUTH_BEARER | FCGI_AUTH_JWT))) {
         p->any = true;
         size_t n;
         const char *token = fcgi_auth_bearer_token(r->authorization, &n);

@@ -728,7 +728,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
         say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
         return -1;
     }
-    if (now - v->skew > *exp) {
+    if (now > *exp) {
         say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
         return -1;
     }
