@@ -61,6 +61,7 @@ struct stream {
     bool want_out;           /* EPOLLOUT registered */
 
     CURL *easy;
+    char curl_error[CURL_ERROR_SIZE]; /* libcurl's reason for a failure, for the log */
     struct upstream_exchange x;
     bool paused;
 
@@ -303,7 +304,8 @@ static void finish(struct stream *s, enum fcgi_err err)
         s->end_reason = err ? fcgi_strerror(err) : "upstream-ended";
     if (err && !s->req.head_sent) {
         int status = upstream_error_status(err);
-        fcgi_log(FCGI_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s\"", fcgi_strerror(err));
+        fcgi_log(FCGI_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s%s%s\"", fcgi_strerror(err),
+                 s->curl_error[0] ? ": " : "", s->curl_error);
         s->req.error_code = upstream_error_code(err);
         char *body = fcgi_error_json(s->req.error_code, upstream_error_message(err), s->req.request_id);
         char lines[128];
@@ -313,7 +315,8 @@ static void finish(struct stream *s, enum fcgi_err err)
             send_stdout(s, body, strlen(body));
         free(body);
     } else if (err) {
-        fcgi_log(FCGI_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s\"", fcgi_strerror(err));
+        fcgi_log(FCGI_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s%s%s\"", fcgi_strerror(err),
+                 s->curl_error[0] ? ": " : "", s->curl_error);
     }
     unsigned char end[24];
     fcgi_record_end_request(end, s->fcgi_id, 0);
@@ -344,6 +347,8 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
     }
     s->head_deadline_ms = now_ms() + loop->cfg->proxy_timeout_ms;
     s->easy = upstream_easy_new(loop->cfg, true);
+    if (s->easy)
+        curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error);
     s->x = (struct upstream_exchange){
         .req = &s->req,
         .action = "stream",
@@ -442,9 +447,13 @@ static void on_client_event(struct stream *s, uint32_t events)
             destroy(s);
             return;
         }
-        if (s->paused && s->pending.len < STREAM_PENDING_HIGH / 2) {
+        if (s->paused && s->easy && s->state == STREAM_RUNNING && s->pending.len < STREAM_PENDING_HIGH / 2) {
             s->paused = false;
-            curl_easy_pause(s->easy, CURLPAUSE_CONT);
+            /* Unpausing delivers what libcurl held back, through our own
+             * callbacks; a failure there ends the stream like any other. */
+            CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
+            if (rc != CURLE_OK)
+                finish(s, upstream_exchange_result(&s->x, rc));
         }
     }
 }
