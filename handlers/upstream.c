@@ -45,7 +45,9 @@ static const char *const never_relayed_prefixes[] = {"X-Accel-", "X-LIGHTTPD-", 
 
 static bool is_tchar(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c);
+    /* strchr() also finds the terminating NUL, so a NUL must be ruled out first. */
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 static bool name_in(const char *name, size_t len, const char *const *list)

@@ -36,6 +36,7 @@ static const struct header_row header_rows[] = {
     {"colon in value", RAW("Location: http://x:1/a?b=c:d\r\n"), NULL, "Location: http://x:1/a?b=c:d\r\n"},
     {"obs-text kept", RAW("X-A: caf\xc3\xa9\r\n"), NULL, "X-A: caf\xc3\xa9\r\n"},
     {"tchar name", RAW("X!#$%&'*+-.^_`|~1: v\r\n"), NULL, "X!#$%&'*+-.^_`|~1: v\r\n"},
+    {"NUL in name dropped", RAW("a\0:b\r\nX-B: 2\r\n"), NULL, "X-B: 2\r\n"},
     {"LF-only lines", RAW("A: 1\nB: 2\n"), NULL, "A: 1\r\nB: 2\r\n"},
     {"mixed line ends", RAW("A: 1\r\nB: 2\nC: 3\r\n"), NULL, "A: 1\r\nB: 2\r\nC: 3\r\n"},
     {"no final line end", RAW("A: 1\r\nB: 2"), NULL, "A: 1\r\nB: 2\r\n"},
