@@ -20,6 +20,7 @@
 #include <cjose/cjose.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "jwt.h"
@@ -164,7 +165,7 @@ static json_object *parse_json(const char *s, size_t len)
     return o;
 }
 
-/* member: the string member name of o, or NULL when absent or not a
+/* str_member: the string member name of o, or NULL when absent or not a
  * string (*bad says which). */
 static const char *str_member(json_object *o, const char *name, bool *bad)
 {
@@ -198,8 +199,8 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     const char *alg = str_member(k, "alg", &bad_alg);
     const char *kid = str_member(k, "kid", &bad_kid);
     if (!kty || bad_use || bad_alg || bad_kid) {
-        say(why, whylen, "%s", !kty ? "no kty" : bad_use ? "use is not a string"
-                               : bad_alg ? "alg is not a string" : "kid is not a string");
+        say(why, whylen, "%s",
+            !kty ? "no kty" : bad_use ? "use is not a string" : bad_alg ? "alg is not a string" : "kid is not a string");
         return -1;
     }
     const char *const *members;
@@ -700,8 +701,17 @@ static int numeric_claim(json_object *claims, const char *name, bool round_up, i
         double d = json_object_get_double(o);
         if (!isfinite(d))
             return -1;
-        d = round_up ? ceil(d) : floor(d);
-        *out = d > (double)TIME_LIMIT ? TIME_LIMIT : d < -(double)TIME_LIMIT ? -TIME_LIMIT : (int64_t)d;
+        if (d >= (double)TIME_LIMIT || d <= -(double)TIME_LIMIT) {
+            *out = d > 0 ? TIME_LIMIT : -TIME_LIMIT;
+            return 1;
+        }
+        /* The cast truncates toward zero; floor() and ceil() would need libm. */
+        int64_t n = (int64_t)d;
+        if (round_up && (double)n < d)
+            n++;
+        else if (!round_up && (double)n > d)
+            n--;
+        *out = n;
         return 1;
     }
     return -1;
@@ -728,7 +738,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
         say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
         return -1;
     }
-    if (now > *exp) {
+    if (now - v->skew > *exp) {
         say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
         return -1;
     }
@@ -851,6 +861,12 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     cjose_jws_t *jws = NULL;
     cjose_err cerr = {0};
     char shown_buf[24];
+    /* Whatever OpenSSL queues while verifying is this call's business: left
+     * in the worker's queue, the next TLS call libcurl makes could report it
+     * as its own. (cjose 0.6.2 itself clears the whole queue when a
+     * signature fails, and leaves nothing on the paths tested; the mark is
+     * for the paths and versions that do.) */
+    ERR_set_mark();
 
     if (!token || !*token) {
         say(why, whylen, "jwt: empty token");
@@ -997,5 +1013,6 @@ out:
     json_object_put(hdr);
     if (hdr_raw)
         cjose_get_dealloc()(hdr_raw);
+    ERR_pop_to_mark();
     return verdict;
 }

@@ -46,7 +46,7 @@ void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v);
  * ACCEPTED: out->user is the user (printable ASCII, at most
  * FCGI_JWT_USER_MAX bytes), out->expires is exp; the caller frees out with
  * fcgi_credential_clear. REJECTED: why names the check that failed, never
- * the token; out is untouched. FAILED: out of memory. */
+ * the token; out is untouched. FAILED: out of memory. why may be NULL. */
 enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *token, time_t now,
                                        struct fcgi_credential *out, char *why, size_t whylen);
 

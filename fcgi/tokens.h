@@ -31,8 +31,9 @@ struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen);
  * ACCEPTED: out->user is the entry's name or "token-" and the digest's
  * first 8 hex digits, out->expires is 0; the caller frees out with
  * fcgi_credential_clear. REJECTED: why says which check failed, never the
- * token nor its digest. FAILED: out of memory or a crypto error. now is
- * unused (tokens do not expire) and kept for symmetry with fcgi_jwt_verify. */
+ * token nor its digest; out is untouched. FAILED: out of memory or a
+ * crypto error. why may be NULL. now is unused (tokens do not expire) and
+ * kept for symmetry with fcgi_jwt_verify. */
 enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *token, time_t now,
                                          struct fcgi_credential *out, char *why, size_t whylen);
 
