@@ -1,0 +1,115 @@
+/* fuzz_route.c: libFuzzer harness for request-line routing (fcgi_route_match)
+ * and deployment id checks (fcgi_id_valid), checked against their contracts. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../fcgi/route.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
+ * saves the input of any deadly signal. */
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+
+/* The bases fcgi_config_load can produce: "" for "/", or a path without a
+ * trailing slash. */
+static const char *const bases[] = {"", "/api/v1/flows"};
+static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
+
+/* Written apart from route.c: the id rule of route.h, restated. */
+static bool reference_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > FCGI_ID_MAX)
+        return false;
+    if ((len == 1 && id[0] == '.') || (len == 2 && memcmp(id, "..", 2) == 0))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-", id[i]) || !id[i])
+            return false;
+    return true;
+}
+
+static void check_match(const char *base, const char *method, const char *uri)
+{
+    struct fcgi_route_match m;
+    memset(&m, 0xa5, sizeof m); /* the function must set what it promises, not rely on zeroes */
+    enum fcgi_route_result r = fcgi_route_match(base, method, uri, &m);
+    /* FCGI_ROUTE_HEADERS_TOO_LARGE is the dispatcher's alone. */
+    CHECK(r == FCGI_ROUTE_OK || r == FCGI_ROUTE_NOT_FOUND || r == FCGI_ROUTE_BAD_METHOD ||
+          r == FCGI_ROUTE_ID_REQUIRED || r == FCGI_ROUTE_ID_INVALID || r == FCGI_ROUTE_URI_TOO_LONG);
+
+    size_t path_len = strcspn(uri, "?#");
+    CHECK((r == FCGI_ROUTE_URI_TOO_LONG) == (path_len > FCGI_PATH_MAX));
+    if (r == FCGI_ROUTE_OK || r == FCGI_ROUTE_BAD_METHOD || r == FCGI_ROUTE_ID_REQUIRED ||
+        r == FCGI_ROUTE_ID_INVALID) {
+        /* A known route: its suffix is the last segment of the path, below base. */
+        CHECK(m.entry != NULL);
+        const char *allow = fcgi_route_allow(m.entry);
+        CHECK(allow != NULL && *allow);
+        size_t base_len = strlen(base), suffix_len = strlen(m.entry->suffix);
+        CHECK(strncmp(uri, base, base_len) == 0 && uri[base_len] == '/');
+        CHECK(path_len > base_len + suffix_len);
+        CHECK(memcmp(uri + path_len - suffix_len, m.entry->suffix, suffix_len) == 0);
+        CHECK(uri[path_len - suffix_len - 1] == '/');
+        CHECK((strcmp(m.entry->method, method) == 0) == (r != FCGI_ROUTE_BAD_METHOD));
+    }
+    if (r == FCGI_ROUTE_OK) {
+        size_t id_len = strnlen(m.id, sizeof m.id);
+        CHECK(id_len < sizeof m.id);
+        CHECK(fcgi_id_valid(m.id, id_len));
+        /* The id is exactly what stands between base/ and /suffix. */
+        size_t base_len = strlen(base);
+        CHECK(base_len + 1 + id_len + 1 + strlen(m.entry->suffix) == path_len);
+        CHECK(memcmp(uri + base_len + 1, m.id, id_len) == 0);
+    }
+
+    /* Pure: the same question gets the same answer. */
+    struct fcgi_route_match again;
+    CHECK(fcgi_route_match(base, method, uri, &again) == r);
+    if (r == FCGI_ROUTE_OK)
+        CHECK(again.entry == m.entry && strcmp(again.id, m.id) == 0);
+}
+
+/* Input: a selector byte, then either the request URI (base and method from
+ * the fixed tables), or, when the selector's top bit is set, "base\0method\0uri". */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    CHECK(fcgi_id_valid((const char *)data, size) == reference_id_valid((const char *)data, size));
+    if (size == 0)
+        return 0;
+
+    char *text = malloc(size); /* the bytes after the selector, NUL-terminated */
+    if (!text)
+        return 0;
+    memcpy(text, data + 1, size - 1);
+    text[size - 1] = '\0';
+    unsigned sel = data[0];
+
+    if (sel & 0x80) {
+        const char *fields[3] = {"", "", ""};
+        size_t at = 0;
+        for (int f = 0; f < 3 && at < size; f++) {
+            fields[f] = text + at;
+            at += strlen(text + at) + 1;
+        }
+        check_match(fields[0], fields[1], fields[2]);
+    } else {
+        check_match(bases[sel & 1], methods[(sel >> 1) & 3], text);
+    }
+
+    struct fcgi_route_match m;
+    CHECK(fcgi_route_match("", NULL, text, &m) == FCGI_ROUTE_NOT_FOUND && m.entry == NULL);
+    CHECK(fcgi_route_match("", "GET", NULL, &m) == FCGI_ROUTE_NOT_FOUND && m.entry == NULL);
+    free(text);
+    return 0;
+}
