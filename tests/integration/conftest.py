@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from harness import authkeys, launchers, servers
+from harness import authkeys, launchers, servers, wrapper
+from harness.timing import TIME_SCALE, scaled
 from harness.upstream import RefusingPort, Upstream
 
 # The web servers every behavioural test runs against, each from its conf/
@@ -47,6 +48,9 @@ CONFIGS = {
     "split": ("noauth", lambda keys: keys.app_env("none", OPENOVA_FLOW_AUTH_EVENTS="bearer",
                                                  OPENOVA_FLOW_AUTH_READ="jwt")),
     "snapshotcap": ("auth", {"OPENOVA_FLOW_MAX_SNAPSHOT": "65536"}),
+    # test_hostile.py: a small body limit (cheap 413s) and keepalives, so
+    # that lighttpd notices a reset stream within a second
+    "hostile": ("auth", {"OPENOVA_FLOW_MAX_BODY": "1024", "OPENOVA_FLOW_KEEPALIVE": "1s"}),
 }
 
 
@@ -150,3 +154,91 @@ def fid(request):
     def make(tag=""):
         return f"{base}{'-' + tag if tag else ''}-{next(_ids)}"
     return make
+
+
+# --- the app under a wrapper (make integration-valgrind) ---------------------
+# harness/wrapper.py puts OPENOVA_FLOW_FCGI_WRAPPER in front of the app
+# wherever it starts. Valgrind's exit status reaches only whoever reaps the
+# app, which behind a web server is not the test, so its logs decide:
+# every error report is pinned on the test during which it appeared, and at
+# the end of the session any log with errors, definite leaks or a crash
+# fails the run.
+
+_watch = wrapper.ErrorWatch()
+_reports = []   # (when: a test's node id or a phase, log path, excerpt)
+
+
+def pytest_sessionstart(session):
+    wrapper.prepare()
+
+
+def pytest_report_header(config):
+    if wrapper.active():
+        return [f"app wrapper: {' '.join(wrapper.WRAPPER)}", f"time scale: {TIME_SCALE:g}"]
+    return [f"time scale: {TIME_SCALE:g}"] if TIME_SCALE != 1 else []
+
+
+@pytest.fixture(autouse=True)
+def _wrapper_reports(request):
+    if not wrapper.LOG_DIR:
+        yield
+        return
+    before = f"between tests, before {request.node.nodeid}"
+    for path, excerpt in _watch.new_reports(before):
+        _reports.append((before, path, excerpt))
+    yield
+    for path, excerpt in _watch.new_reports(request.node.nodeid):
+        _reports.append((request.node.nodeid, path, excerpt))
+
+
+def _excerpt(path, limit=12000):
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        if not wrapper.LOG_DIR:
+            return
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+
+        def write(line, **markup):
+            if tr:
+                tr.write_line(line, **markup)
+            else:
+                print(line)
+        # An app stopped at the very end may still be writing its leak report.
+        still = wrapper.wait_finished(scaled(10))
+        for path, excerpt in _watch.new_reports("session teardown"):
+            _reports.append(("session teardown", path, excerpt))
+        verdicts = wrapper.scan()
+        counts = {v: len(items) for v, items in sorted(verdicts.items())}
+        if tr:
+            tr.write_sep("=", f"valgrind logs in {wrapper.LOG_DIR}")
+        write(f"app processes: {sum(counts.values())} {counts} (killed: no summary, i.e. SIGKILL or stopped "
+              f"while valgrind was starting; stopped-by-signal: SIGTERM before the app's handler was in place; "
+              f"known-leak: only harness/wrapper.py KNOWN_LEAKS, not the app's)")
+        for path in still:
+            write(f"still running at the end: {path}")
+        for verdict in ("killed", "stopped-by-signal", "known-leak"):
+            for path, detail in verdicts.get(verdict, []):
+                write(f"{verdict}: {path} (started during {_watch.started_during.get(path)}) {detail}")
+        bad = [(v, path, detail) for v in wrapper.BAD for path, detail in verdicts.get(v, [])]
+        for when, path, excerpt in _reports:
+            write(f"--- error report in {path}, appeared during {when}:\n{excerpt}")
+        for verdict, path, detail in bad:
+            write(f"--- {verdict}: {path}: {detail}\n{_excerpt(path)}")
+        problem = None
+        if bad or _reports:
+            problem = (f"{len(bad)} app process(es) with errors, definite leaks or a crash; "
+                       f"{len(_reports)} error report(s)")
+        elif not counts:
+            problem = f"no log in {wrapper.LOG_DIR}: the app never ran under the wrapper"
+        if problem:
+            write(f"FAILED: {problem}", red=True, bold=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            write("valgrind: no errors, no definite leaks in any app process", green=True)
+    finally:
+        wrapper.cleanup()

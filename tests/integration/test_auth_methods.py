@@ -11,6 +11,7 @@ import pytest
 from harness import authkeys, client
 from harness.checks import assert_proxy_error, wait_for
 from harness.upstream import json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 FRAME = b'event: upsert-flow\nid: 1\ndata: {"type":"upsert-flow"}\n\n'
@@ -96,13 +97,13 @@ def test_tokens_file_reread_when_it_changes(bearer_app, upstream, fid, keys):
     try:
         keys.write_tokens([(fresh, "rotated")])
         # The app looks at the file at most once a second.
-        ok = wait_for(lambda: snapshot(bearer_app, upstream, fid(), bearer(fresh)).status == 200, 5, 0.2)
+        ok = wait_for(lambda: snapshot(bearer_app, upstream, fid(), bearer(fresh)).status == 200, scaled(5), 0.2)
         assert ok
         resp = snapshot(bearer_app, upstream, fid(), bearer(keys.emitter_token))
         assert resp.status == 401, resp
     finally:
         keys.write_tokens([(keys.emitter_token, "emitter-eu"), (keys.unnamed_token, None)])
-        wait_for(lambda: snapshot(bearer_app, upstream, fid(), bearer(keys.emitter_token)).status == 200, 5, 0.2)
+        wait_for(lambda: snapshot(bearer_app, upstream, fid(), bearer(keys.emitter_token)).status == 200, scaled(5), 0.2)
 
 
 # ---- jwt ----
@@ -175,7 +176,7 @@ def test_bad_jwt_refused(jwt_app, upstream, fid, keys, make):
     assert_refused(resp, upstream, 401, "invalid_credentials", 'error="invalid_token"')
     # The log says why, never with the token.
     rid = resp.header("X-Request-ID")
-    line = wait_for(lambda: [l for l in jwt_app.app_log().splitlines() if f"rid={rid}" in l], 3)
+    line = wait_for(lambda: [l for l in jwt_app.app_log().splitlines() if f"rid={rid}" in l], scaled(3))
     assert line and "jwt:" in line[0], line
     assert token not in jwt_app.app_log()
 
@@ -186,13 +187,13 @@ def test_jwks_rotation_by_rewriting_the_file(jwt_app, upstream, fid, keys):
     try:
         keys.write_jwks([("rsa-2", new_key), (keys.ec_kid, keys.ec)])
         fresh = keys.jwt("RS256", kid="rsa-2", key=new_key)
-        assert wait_for(lambda: snapshot(jwt_app, upstream, fid(), bearer(fresh)).status == 200, 5, 0.2)
+        assert wait_for(lambda: snapshot(jwt_app, upstream, fid(), bearer(fresh)).status == 200, scaled(5), 0.2)
         # The retired key no longer verifies anything.
         resp = snapshot(jwt_app, upstream, fid(), bearer(keys.jwt("RS256")))
         assert resp.status == 401, resp
     finally:
         keys.write_jwks([(keys.rsa_kid, keys.rsa), (keys.ec_kid, keys.ec)])
-        assert wait_for(lambda: snapshot(jwt_app, upstream, fid(), bearer(keys.jwt())).status == 200, 5, 0.2)
+        assert wait_for(lambda: snapshot(jwt_app, upstream, fid(), bearer(keys.jwt())).status == 200, scaled(5), 0.2)
 
 
 def test_stream_ends_when_its_jwt_expires(jwt_app, upstream, fid, keys):
@@ -202,15 +203,15 @@ def test_stream_ends_when_its_jwt_expires(jwt_app, upstream, fid, keys):
     s = client.Stream(jwt_app.port, f"{BASE}/{flow}/stream", bearer(token))
     try:
         assert s.status == 200
-        assert s.read_until(lambda st: FRAME in st.body, 5), s.body
+        assert s.read_until(lambda st: FRAME in st.body, scaled(5)), s.body
         started = time.monotonic()
         # exp is 3 s away and the "jwt" instance allows 1 s of clock skew.
-        assert s.wait_eof(15), s.body
+        assert s.wait_eof(3 + scaled(12)), s.body
         assert s.complete, "the response must end cleanly so the browser reconnects"
-        assert time.monotonic() - started < 12
+        assert time.monotonic() - started < 3 + scaled(9)
     finally:
         s.close()
-    line = wait_for(lambda: [l for l in jwt_app.app_log().splitlines() if "end=credential-expired" in l], 3)
+    line = wait_for(lambda: [l for l in jwt_app.app_log().splitlines() if "end=credential-expired" in l], scaled(3))
     assert line, jwt_app.app_log()[-2000:]
 
 

@@ -6,6 +6,7 @@ import time
 from harness import client
 from harness.checks import assert_proxy_error, wait_for
 from harness.upstream import json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 FRAME = b"event: snapshot\nid: 1\ndata: {}\n\n"
@@ -23,7 +24,7 @@ def test_hundred_streams_and_a_snapshot(instances, web, upstream, fid):
             streams.append(client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers()))
         assert [s.status for s in streams] == [200] * STREAMS
         for s in streams:
-            assert s.read_until(lambda st: st.body.startswith(FRAME), 5), s.body
+            assert s.read_until(lambda st: st.body.startswith(FRAME), scaled(5)), s.body
         recs = [upstream.wait_requests(flow)[0] for flow in flows]
         assert all(r.conn.open for r in recs)
 
@@ -33,15 +34,15 @@ def test_hundred_streams_and_a_snapshot(instances, web, upstream, fid):
         resp = client.request(server.port, "GET", f"{BASE}/{snap}/snapshot", server.auth_headers())
         took = time.monotonic() - started
         assert (resp.status, resp.body) == (200, b'{"nodes":[]}')
-        assert took < 1.0, f"snapshot took {took:.2f}s with {STREAMS} streams open"
+        assert took < scaled(1.0), f"snapshot took {took:.2f}s with {STREAMS} streams open"
     finally:
         for s in streams:
             s.close()
     left = time.monotonic()
-    still_open = wait_for(lambda: not [r for r in recs if r.conn.open], 10)
+    still_open = wait_for(lambda: not [r for r in recs if r.conn.open], scaled(10))
     open_conns = [r.target for r in recs if r.conn.open]
-    assert still_open, f"{len(open_conns)} upstream streams still open 10 s after their clients left"
-    assert time.monotonic() - left < 10
+    assert still_open, f"{len(open_conns)} upstream streams still open {scaled(10)} s after their clients left"
+    assert time.monotonic() - left < scaled(10)
 
 
 def test_max_streams_503_with_retry_after(instances, web, upstream, fid):
@@ -53,7 +54,7 @@ def test_max_streams_503_with_retry_after(instances, web, upstream, fid):
     try:
         assert [s.status for s in first] == [200, 200]
         for s in first:
-            assert s.read_until(lambda st: st.body.startswith(FRAME), 5)
+            assert s.read_until(lambda st: st.body.startswith(FRAME), scaled(5))
         resp = client.request(server.port, "GET", f"{BASE}/{flows[2]}/stream", server.auth_headers())
         assert_proxy_error(resp, 503)
         retry = resp.header("Retry-After")
@@ -67,10 +68,10 @@ def test_max_streams_503_with_retry_after(instances, web, upstream, fid):
             s.close()
     # Once a client has left and its stream is gone, a new one fits again.
     rec0 = upstream.requests(flows[0])[0]
-    assert upstream.wait_closed(rec0.conn, 5) is not None
+    assert upstream.wait_closed(rec0.conn, scaled(5)) is not None
 
     def third_accepted():
         s = client.Stream(server.port, f"{BASE}/{flows[2]}/stream", server.auth_headers())
         s.close()
         return s.status == 200
-    assert wait_for(third_accepted, 5, interval=0.2)
+    assert wait_for(third_accepted, scaled(5), interval=0.2)

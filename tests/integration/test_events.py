@@ -8,6 +8,7 @@ import pytest
 from harness import client
 from harness.checks import assert_proxy_error
 from harness.upstream import Reply, json_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 
@@ -33,7 +34,7 @@ def test_body_and_content_type_forwarded_verbatim(main, upstream, fid, ctype, bo
     flow = fid()
     upstream.set(flow, json_reply(200, b'{"seq":41}'))
     headers = main.auth_headers() + ([("Content-Type", ctype)] if ctype else [])
-    resp = client.request(main.port, "POST", f"{BASE}/{flow}/events", headers, body, timeout=20)
+    resp = client.request(main.port, "POST", f"{BASE}/{flow}/events", headers, body, timeout=scaled(20))
     assert resp.status == 200, resp
     assert resp.body == b'{"seq":41}'
 

@@ -9,6 +9,7 @@ import pytest
 from harness import servers
 from harness.fastcgi import FcgiConnection, cgi_params, fcgi_request
 from harness.upstream import Reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 
@@ -90,27 +91,29 @@ def test_raw_request_uri_checks(app, upstream, target, status, message):
 def test_stream_head_and_frames_flushed(app, upstream, fid):
     flow = fid()
     frames = [b"id: 1\ndata: {}\n\n", b"id: 2\ndata: {}\n\n"]
-    upstream.set(flow, stream_reply([(0.8, frames[0]), (0.5, frames[1])], end="clean"))
+    # The gaps are scaled with the bounds, so that a frame held back until
+    # the next one (or a head held until the first frame) still fails.
+    upstream.set(flow, stream_reply([(scaled(0.8), frames[0]), (scaled(0.5), frames[1])], end="clean"))
     conn = FcgiConnection(app.address)
     try:
         sent = time.monotonic()
         conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
         while not conn.resp.parse_head():
-            assert conn.read_some(3)
-        assert time.monotonic() - sent < 0.5, "head waited for the first frame"
+            assert conn.read_some(scaled(3))
+        assert time.monotonic() - sent < scaled(0.5), "head waited for the first frame"
         assert conn.resp.status == 200
         assert conn.resp.header("Content-Type") == "text/event-stream"
         assert conn.resp.header("X-Accel-Buffering") == "no"
         (rec,) = upstream.requests(flow)
         arrived = []
-        while conn.read_some(5):
+        while conn.read_some(scaled(5)):
             for i, f in enumerate(frames):
                 if f in conn.resp.body and len(arrived) == i:
                     arrived.append(time.monotonic())
         assert conn.resp.ended
         assert conn.resp.body.replace(b": keepalive\n\n", b"") == b"".join(frames)
         lags = [a - s for a, s in zip(arrived, rec.frames_sent_at)]
-        assert len(lags) == 2 and max(lags) < 0.2, lags
+        assert len(lags) == 2 and max(lags) < scaled(0.2), lags
     finally:
         conn.close()
 
@@ -123,10 +126,10 @@ def test_web_server_gone_closes_upstream(app, upstream, fid):
     conn = FcgiConnection(app.address)
     conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
     while b"data: 1\n\n" not in conn.resp.body:
-        assert conn.read_some(3)
+        assert conn.read_some(scaled(3))
     (rec,) = upstream.requests(flow)
     conn.close()
-    assert upstream.wait_closed(rec.conn, 4) is not None
+    assert upstream.wait_closed(rec.conn, scaled(4)) is not None
 
 
 def test_missing_remote_user_is_401(app, upstream, fid):

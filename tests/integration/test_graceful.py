@@ -20,6 +20,7 @@ import pytest
 from harness import client, servers
 from harness.checks import wait_for
 from harness.upstream import json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 FRAME = b'event: upsert-flow\nid: 4\ndata: {"n":1}\n\n'
@@ -41,21 +42,21 @@ def test_sigterm_ends_streams_and_server_reaches_fresh_app(upstream, fid, tmp_pa
             streams.append(client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers()))
         for s in streams:
             assert s.status == 200
-            assert s.read_until(lambda st: st.body.startswith(FRAME), 3), s.body
+            assert s.read_until(lambda st: st.body.startswith(FRAME), scaled(3)), s.body
         recs = [upstream.requests(flow)[0] for flow in flows]
 
         os.kill(old_pid, signal.SIGTERM)
         sent = time.monotonic()
         for s in streams:
-            assert s.wait_eof(5), f"client response still open after SIGTERM: {s.body!r}"
+            assert s.wait_eof(scaled(5)), f"client response still open after SIGTERM: {s.body!r}"
             # A complete response (terminating chunk), not a cut connection.
             assert s.complete, s.body
         for rec in recs:
-            assert upstream.wait_closed(rec.conn, 2) is not None
+            assert upstream.wait_closed(rec.conn, scaled(2)) is not None
         assert wait_for(lambda: old_pid not in server.app_pids() and not os.path.exists(f"/proc/{old_pid}/exe"),
-                        max(0.1, 5 - (time.monotonic() - sent))), "the app did not exit within 5 s"
+                        max(0.1, scaled(5) - (time.monotonic() - sent))), f"the app did not exit within {scaled(5)} s"
         if web != "lighttpd":
-            assert server.app.proc.wait(timeout=1) == 0, server.logs()
+            assert server.app.proc.wait(timeout=scaled(1)) == 0, server.logs()
             down = client.request(server.port, "GET", f"{BASE}/{fid()}/snapshot", server.auth_headers())
             assert down.status == WHILE_DOWN[web], down
             server.app.start()      # the supervisor's restart
@@ -66,7 +67,7 @@ def test_sigterm_ends_streams_and_server_reaches_fresh_app(upstream, fid, tmp_pa
         def served():
             resp = client.request(server.port, "GET", f"{BASE}/{snap}/snapshot", server.auth_headers())
             return resp.status == 200 and resp.body == b'{"fresh":true}'
-        assert wait_for(served, 5, interval=0.1), server.logs()
+        assert wait_for(served, scaled(5), interval=0.1), server.logs()
         (new_pid,) = server.app_pids()
         assert new_pid != old_pid
         assert "stopped" in server.app_log()

@@ -17,10 +17,11 @@ import time
 
 import pytest
 
-from harness import client, launchers, servers
+from harness import client, launchers, servers, wrapper
 from harness.checks import wait_for
 from harness.fastcgi import fcgi_request
 from harness.upstream import json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 FRAMES = [f"event: upsert-nodes\nid: {i}\ndata: {{\"n\":{i}}}\n\n".encode() for i in range(1, 4)]
@@ -73,14 +74,15 @@ def test_served_through_launcher(upstream, fid, tmp_path, name):
         assert rec.header("X-Forwarded-User") == servers.USER
 
         flow = fid("stream")
-        upstream.set(flow, stream_reply([(0.3, f) for f in FRAMES], end="clean"))
+        # Gaps scaled with the bound: a frame held until the next still fails.
+        upstream.set(flow, stream_reply([(scaled(0.3), f) for f in FRAMES], end="clean"))
         s = client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers())
         try:
-            assert s.wait_eof(5) and s.complete, s.body
+            assert s.wait_eof(scaled(5)) and s.complete, s.body
             assert [b for _, b in s.events()] == FRAMES
             (rec,) = upstream.requests(flow)
             lags = [t - sent for (t, _), sent in zip(s.events(), rec.frames_sent_at)]
-            assert max(lags) < 0.2, lags
+            assert max(lags) < scaled(0.2), lags
         finally:
             s.close()
 
@@ -97,17 +99,17 @@ def test_sigterm_under_launcher_then_started_again(upstream, fid, tmp_path, name
         flow = fid()
         upstream.set(flow, stream_reply([(0, FRAMES[0])], end="hold"))
         s = client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers())
-        assert s.read_until(lambda st: st.body == FRAMES[0], 3)
+        assert s.read_until(lambda st: st.body == FRAMES[0], scaled(3))
         server.app.proc.send_signal(signal.SIGTERM)
-        assert s.wait_eof(5) and s.complete, s.body
+        assert s.wait_eof(scaled(5)) and s.complete, s.body
         s.close()
-        assert server.app.proc.wait(timeout=5) == 0, server.logs()
+        assert server.app.proc.wait(timeout=scaled(5)) == 0, server.logs()
 
         server.app.start()   # what systemd, the container runtime or runit does next
         snap = fid("again")
         upstream.set(snap, json_reply(200, b"{}"))
         assert wait_for(lambda: client.request(server.port, "GET", f"{BASE}/{snap}/snapshot",
-                                               server.auth_headers()).status == 200, 5, interval=0.1)
+                                               server.auth_headers()).status == 200, scaled(5), interval=0.1)
     finally:
         server.stop()
 
@@ -152,7 +154,7 @@ def test_socket_activation_starts_app_on_first_connection(upstream, tmp_path):
         assert not app.is_app(), "the app ran before any connection"
         assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
         app.wait_ready()
-        assert wait_for(lambda: "serving" in app.log(), 5), app.log()
+        assert wait_for(lambda: "serving" in app.log(), scaled(5)), app.log()
     finally:
         app.stop()
 
@@ -172,8 +174,9 @@ def test_systemd_restart_keeps_socket_usable(upstream, fid, tmp_path):
     log = open(tmp_path / "app.log", "ab")
 
     def run_app():
-        # LISTEN_PID must be the app's own pid: the shell's, which exec keeps.
-        return subprocess.Popen(["/bin/sh", "-c", 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$0"', servers.BINARY],
+        # LISTEN_PID must be the app's own pid: the shell's, which exec keeps
+        # (and so does a wrapper: harness/wrapper.py).
+        return subprocess.Popen(["/bin/sh", "-c", 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$@"', "sh"] + wrapper.argv(),
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 pass_fds=(3,), preexec_fn=lambda: os.dup2(listener.fileno(), 3),
                                 start_new_session=True)
@@ -184,7 +187,7 @@ def test_systemd_restart_keeps_socket_usable(upstream, fid, tmp_path):
             app = run_app()
             try:
                 resp = None
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + scaled(5)
                 while time.monotonic() < deadline:
                     try:
                         resp = fcgi_request(path, "GET", f"{BASE}/{flow}/snapshot", [], remote_user="alice")
@@ -196,7 +199,7 @@ def test_systemd_restart_keeps_socket_usable(upstream, fid, tmp_path):
                     f"app #{generation} on systemd's socket: {resp!r} (the previous app's stop left the " \
                     f"shared socket unusable: see INSTALL, systemd)"
                 app.send_signal(signal.SIGTERM)
-                assert app.wait(timeout=5) == 0
+                assert app.wait(timeout=scaled(5)) == 0
             finally:
                 if app.poll() is None:
                     app.kill()
@@ -216,7 +219,7 @@ def test_container_health_check(upstream, tmp_path):
         assert upstream.requests() == []
         assert "rid=healthcheck" in app.log()
         app.proc.send_signal(signal.SIGTERM)
-        assert app.proc.wait(timeout=5) == 0
+        assert app.proc.wait(timeout=scaled(5)) == 0
         assert app.healthcheck() == 1
     finally:
         app.stop()
@@ -227,6 +230,6 @@ def test_container_entrypoint_passes_arguments(upstream, tmp_path):
     app = launchers.ContainerEntrypoint({}, tmp_path, ("127.0.0.1", 9))
     argv, env, _ = app.command()
     env["OPENOVA_FLOW_SERVER_URL"] = "http://flow.example:8080"
-    proc = subprocess.run(argv + ["--print-config"], env=env, capture_output=True, timeout=10)
+    proc = subprocess.run(argv + ["--print-config"], env=env, capture_output=True, timeout=scaled(10))
     assert proc.returncode == 0, proc
     assert b'"upstream_url":"http://flow.example:8080"' in proc.stdout.replace(b" ", b""), proc.stdout

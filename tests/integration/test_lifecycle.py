@@ -10,6 +10,7 @@ import pytest
 from harness import client, servers
 from harness.fastcgi import fcgi_request
 from harness.upstream import json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 DEFAULT_URL = "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
@@ -61,7 +62,7 @@ BAD_SETTINGS = [
 @pytest.mark.parametrize("mode", ["print-config", "listen"])
 def test_bad_setting_exits_2_naming_it(tmp_path, name, value, mode):
     args = ["--print-config"] if mode == "print-config" else ["--listen", f"unix:{tmp_path}/app.sock"]
-    proc = servers.run_cli(args, {name: value}, timeout=5)
+    proc = servers.run_cli(args, {name: value}, timeout=5)   # scaled by run_cli
     assert proc.returncode == 2, proc
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
@@ -106,7 +107,7 @@ def test_sigterm_idle_exits_0(upstream, tmp_path):
     app = servers.App({"OPENOVA_FLOW_SERVER_URL": upstream.url}, tmp_path).start()
     try:
         app.proc.send_signal(signal.SIGTERM)
-        assert app.proc.wait(timeout=5) == 0, app.log()
+        assert app.proc.wait(timeout=scaled(5)) == 0, app.log()
     finally:
         app.stop()
 
@@ -127,18 +128,18 @@ def test_sigterm_ends_open_streams_behind_lighttpd(upstream, fid, tmp_path):
             streams.append(client.Stream(web.port, f"{BASE}/{flow}/stream", web.auth_headers()))
         for s in streams:
             assert s.status == 200
-            assert s.read_until(lambda st: st.body == b'data: {"n":1}\n\n', 3), s.body
+            assert s.read_until(lambda st: st.body == b'data: {"n":1}\n\n', scaled(3)), s.body
         recs = [upstream.requests(flow)[0] for flow in flows]
 
         app.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         for s in streams:
-            assert s.wait_eof(5), f"client response still open after SIGTERM: {s.body!r}"
+            assert s.wait_eof(scaled(5)), f"client response still open after SIGTERM: {s.body!r}"
             # The stream ended as a whole response, not a cut connection.
             assert s.complete, s.body
-        assert app.proc.wait(timeout=max(0.1, 5 - (time.monotonic() - sent))) == 0, app.log()
+        assert app.proc.wait(timeout=max(0.1, scaled(5) - (time.monotonic() - sent))) == 0, app.log()
         for rec in recs:
-            assert upstream.wait_closed(rec.conn, 2) is not None
+            assert upstream.wait_closed(rec.conn, scaled(2)) is not None
     finally:
         for s in streams:
             s.close()

@@ -12,6 +12,7 @@ from harness import client, servers
 from harness.checks import assert_proxy_error, wait_for
 from harness.fastcgi import FcgiConnection, cgi_params, fcgi_request
 from harness.upstream import Reply, json_reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 CAP = 65536
@@ -88,7 +89,7 @@ def test_chunked_snapshot_past_the_cap_is_cut_off(app, upstream, fid):
     conn = FcgiConnection(app.address)
     try:
         conn.send_request(cgi_params("GET", f"{BASE}/{flow}/snapshot", remote_user="alice"))
-        resp = conn.read_all(10)
+        resp = conn.read_all(scaled(10))
     finally:
         conn.close()
     # The head had gone out: the connection closes without END_REQUEST, so
@@ -96,7 +97,7 @@ def test_chunked_snapshot_past_the_cap_is_cut_off(app, upstream, fid):
     assert resp.status == 200
     assert resp.app_status is None, "a truncated snapshot must not end cleanly"
     assert len(resp.body) <= CAP
-    assert wait_for(lambda: "response cut off" in app.log(), 3), app.log()[-2000:]
+    assert wait_for(lambda: "response cut off" in app.log(), scaled(3)), app.log()[-2000:]
 
 
 def test_cut_off_snapshot_through_lighttpd_stops_at_the_cap(instances, upstream, fid):
@@ -112,7 +113,7 @@ def test_cut_off_snapshot_through_lighttpd_stops_at_the_cap(instances, upstream,
     s = client.Stream(server.port, f"{BASE}/{flow}/snapshot", server.auth_headers())
     try:
         assert s.status == 200
-        assert s.wait_eof(10)
+        assert s.wait_eof(scaled(10))
         assert len(s.body) <= CAP
         assert body.startswith(s.body)
         with pytest.raises(ValueError):
@@ -155,26 +156,26 @@ def test_endless_line_and_trickle_tie_up_only_their_own_streams(app, upstream, f
             hostile.append(conn)
         # The endless line is read slowly by its client: only the bounded
         # buffer may pile up in the app.
-        hostile[0].read_some(3)
+        hostile[0].read_some(scaled(3))
         good = FcgiConnection(app.address)
         try:
             good.send_request(cgi_params("GET", f"{BASE}/{good_flow}/stream", remote_user="alice"))
             (rec,) = upstream.wait_requests(good_flow)
             arrived = []
-            while good.read_some(5):
+            while good.read_some(scaled(5)):
                 for i, f in enumerate(frames):
                     if f in good.resp.body and len(arrived) == i:
                         arrived.append(time.monotonic())
             assert good.resp.ended and good.resp.app_status == 0
             lags = [a - s for a, s in zip(arrived, rec.frames_sent_at)]
-            assert len(lags) == len(frames) and max(lags) < 0.5, lags
+            assert len(lags) == len(frames) and max(lags) < scaled(0.5), lags
         finally:
             good.close()
         grown = _rss_kib(pid) - rss_before
         assert grown < 4096, f"app RSS grew {grown} KiB while an upstream sent an endless line"
         # The trickling stream got its bytes too, one by one.
         slow = hostile[1]
-        assert wait_for(lambda: slow.read_some(1) and b"data: trickle\n\n" in slow.resp.body, 6), slow.resp.raw
+        assert wait_for(lambda: slow.read_some(1) and b"data: trickle\n\n" in slow.resp.body, scaled(6)), slow.resp.raw
     finally:
         for conn in hostile:
             conn.close()

@@ -16,6 +16,7 @@ import pytest
 from harness import client
 from harness.checks import assert_proxy_error, wait_for
 from harness.upstream import json_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7f))
@@ -40,7 +41,7 @@ def _rid(template):
 
 def _log_line(server, rid):
     pattern = re.compile(r"^openova-flow-fcgi: level=\w+ rid=" + re.escape(rid) + r" .*$", re.M)
-    return wait_for(lambda: pattern.findall(server.app_log()), 3)
+    return wait_for(lambda: pattern.findall(server.app_log()), scaled(3))
 
 
 @pytest.mark.parametrize("sent,kept", [r[1:] for r in REQUEST_IDS], ids=[r[0] for r in REQUEST_IDS])
@@ -96,7 +97,7 @@ def test_request_id_on_stream(main, upstream, fid):
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers() + [("X-Request-ID", "stream-rid-9")])
     try:
         assert s.header("X-Request-ID") == "stream-rid-9"
-        assert s.wait_eof(5)
+        assert s.wait_eof(scaled(5))
     finally:
         s.close()
     (rec,) = upstream.requests(flow)

@@ -12,6 +12,7 @@ import pytest
 
 from harness import client, servers
 from harness.upstream import stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 # Each server's snippet, where the streaming settings live.
@@ -40,11 +41,12 @@ def start(web, upstream, tmp_path, mutations, **env):
 def frame_lags(server, upstream, fid, headers=()):
     """Four small frames 300 ms apart, the stream then held open: each
     frame's delay from the upstream to the client, None for a frame that
-    had not arrived 1.5 s after the last one went out (all None when not
-    even the response head had)."""
+    had not arrived 1.5 s (scaled) after the last one went out (all None
+    when not even the response head had). The gaps are scaled with the
+    bounds, so that a frame held until the next one still fails."""
     flow = fid()
-    upstream.set(flow, stream_reply([(0.3, f) for f in FRAMES], end="hold"))
-    window = 0.3 * len(FRAMES) + 1.5
+    upstream.set(flow, stream_reply([(scaled(0.3), f) for f in FRAMES], end="hold"))
+    window = scaled(0.3 * len(FRAMES) + 1.5)
     try:
         s = client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers() + list(headers),
                           timeout=window)
@@ -92,7 +94,7 @@ def test_nginx_config_alone_keeps_stream_unbuffered(upstream, fid, tmp_path):
                    [("fastcgi_buffering off;", "fastcgi_buffering off; fastcgi_ignore_headers X-Accel-Buffering;")])
     try:
         lags = frame_lags(server, upstream, fid)
-        assert None not in lags and max(lags) < 0.2, lags
+        assert None not in lags and max(lags) < scaled(0.2), lags
     finally:
         server.stop()
 
@@ -110,7 +112,7 @@ def test_nginx_ignore_client_abort_on_keeps_upstream_open(upstream, fid, tmp_pat
         flow = fid()
         upstream.set(flow, stream_reply([(0, frame(1))], end="hold"))
         s = client.Stream(server.port, f"{BASE}/{flow}/stream", server.auth_headers())
-        assert s.read_until(lambda st: st.body.startswith(frame(1)), 3)
+        assert s.read_until(lambda st: st.body.startswith(frame(1)), scaled(3))
         (rec,) = upstream.requests(flow)
         s.close()
         assert upstream.wait_closed(rec.conn, 2.5) is None, "closed although the client abort was ignored"
@@ -137,7 +139,7 @@ def test_without_the_guard_stream_is_compressed(upstream, fid, tmp_path, web, mu
         s = client.Stream(server.port, f"{BASE}/{flow}/stream",
                           server.auth_headers() + [("Accept-Encoding", "gzip")])
         try:
-            assert s.wait_eof(3)
+            assert s.wait_eof(scaled(3))
             assert s.header("Content-Encoding") == "gzip", s.headers
         finally:
             s.close()

@@ -8,6 +8,7 @@ import pytest
 
 from harness import client
 from harness.upstream import Reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 
@@ -53,7 +54,7 @@ def test_large_body_byte_exact(main, upstream, fid):
     flow = fid()
     body = random.Random(7).randbytes(2 * 1024 * 1024)
     upstream.set(flow, Reply(headers=[("Content-Type", "application/octet-stream")], body=body))
-    resp = client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", main.auth_headers(), timeout=20)
+    resp = client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", main.auth_headers(), timeout=scaled(20))
     assert resp.status == 200
     assert len(resp.body) == len(body)
     assert resp.body == body
@@ -64,7 +65,7 @@ def test_large_chunked_body_byte_exact(main, upstream, fid):
     body = random.Random(8).randbytes(2 * 1024 * 1024 + 17)
     upstream.set(flow, Reply(headers=[("Content-Type", "application/json")], body=body, chunked=True,
                              chunk_size=65536 + 3))
-    resp = client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", main.auth_headers(), timeout=20)
+    resp = client.request(main.port, "GET", f"{BASE}/{flow}/snapshot", main.auth_headers(), timeout=scaled(20))
     assert resp.status == 200
     assert resp.body == body
 

@@ -10,6 +10,7 @@ import pytest
 from harness import client
 from harness.checks import wait_for
 from harness.upstream import Reply, stream_reply
+from harness.timing import scaled
 
 BASE = "/api/v1/flows"
 
@@ -36,7 +37,7 @@ def test_upstream_receives_stream_request(main, upstream, fid, headers, last_eve
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers() + headers)
     try:
         assert s.status == 200
-        assert s.wait_eof(5)
+        assert s.wait_eof(scaled(5))
     finally:
         s.close()
     (rec,) = upstream.requests(flow)
@@ -55,7 +56,9 @@ HEAD_WAITS_FOR_FIRST_FRAME = {"apache"}
 
 def test_head_arrives_before_first_frame(main, web, upstream, fid):
     flow = fid()
-    upstream.set(flow, stream_reply([(1.0, frame(1))], end="hold"))
+    # The first frame's delay is scaled with the bounds, so that the head
+    # coming only with the frame still tells from the head coming at once.
+    upstream.set(flow, stream_reply([(scaled(1.0), frame(1))], end="hold"))
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers())
     try:
         head_latency = s.head_at - s.sent_at
@@ -68,12 +71,12 @@ def test_head_arrives_before_first_frame(main, web, upstream, fid):
         assert s.header("X-Request-ID")
         # The upstream answers its head at once and the first frame after 1 s.
         if web in HEAD_WAITS_FOR_FIRST_FRAME:
-            assert 0.9 < head_latency < 1.5, f"head took {head_latency:.3f}s"
-            assert s.read_until(lambda st: len(st.events()) >= 1, 0.2), s.body
+            assert scaled(0.9) < head_latency < scaled(1.5), f"head took {head_latency:.3f}s"
+            assert s.read_until(lambda st: len(st.events()) >= 1, scaled(0.2)), s.body
         else:
-            assert head_latency < 0.5, f"head took {head_latency:.3f}s"
+            assert head_latency < scaled(0.5), f"head took {head_latency:.3f}s"
             assert s.body == b""
-            assert s.read_until(lambda st: len(st.events()) >= 1, 3)
+            assert s.read_until(lambda st: len(st.events()) >= 1, scaled(3))
         assert s.events()[0][1] == frame(1)
     finally:
         s.close()
@@ -82,16 +85,17 @@ def test_head_arrives_before_first_frame(main, web, upstream, fid):
 def test_each_frame_arrives_within_200ms(main, upstream, fid):
     flow = fid()
     frames = [frame(i) for i in range(1, 7)]
-    upstream.set(flow, stream_reply([(0.5, f) for f in frames], end="hold"))
+    # Gaps scaled with the bound: a frame held until the next still fails.
+    upstream.set(flow, stream_reply([(scaled(0.5), f) for f in frames], end="hold"))
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers())
     try:
         assert s.status == 200
-        assert s.read_until(lambda st: len(st.events()) >= len(frames), 10), s.body
+        assert s.read_until(lambda st: len(st.events()) >= len(frames), scaled(10)), s.body
         (rec,) = upstream.requests(flow)
         events = s.events()
         assert [e[1] for e in events] == frames
         lags = [arrived - sent for (arrived, _), sent in zip(events, rec.frames_sent_at)]
-        assert max(lags) < 0.2, [f"{lag * 1000:.0f}ms" for lag in lags]
+        assert max(lags) < scaled(0.2), [f"{lag * 1000:.0f}ms" for lag in lags]
     finally:
         s.close()
 
@@ -102,7 +106,7 @@ def test_frame_split_across_chunks_arrives_whole(main, upstream, fid):
     upstream.set(flow, stream_reply([(0, f[:10]), (0.3, f[10:25]), (0.3, f[25:])], end="clean"))
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers())
     try:
-        assert s.wait_eof(5)
+        assert s.wait_eof(scaled(5))
         assert s.body == f
     finally:
         s.close()
@@ -140,13 +144,13 @@ def test_upstream_end_ends_client_response(main, upstream, fid, end):
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers())
     try:
         (rec,) = upstream.wait_requests(flow)
-        assert s.wait_eof(5), f"client response still open: {s.body!r}"
+        assert s.wait_eof(scaled(5)), f"client response still open: {s.body!r}"
         ended = time.monotonic()
         # The test upstream notes its end just after sending it: a fast web
         # server may deliver the end to the client first.
-        assert wait_for(lambda: rec.finished_at is not None or not rec.conn.open, 1)
+        assert wait_for(lambda: rec.finished_at is not None or not rec.conn.open, scaled(1))
         upstream_end = rec.finished_at or rec.conn.closed_at
-        assert ended - upstream_end < 2.0
+        assert ended - upstream_end < scaled(2.0)
         assert s.body == b"".join(frames)
     finally:
         s.close()
@@ -157,7 +161,7 @@ def test_drop_inside_a_frame_ends_client_response(main, upstream, fid):
     upstream.set(flow, stream_reply([(0, frame(1)), (0.1, b'data: {"half":')], end="drop"))
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers())
     try:
-        assert s.wait_eof(5), s.body
+        assert s.wait_eof(scaled(5)), s.body
         assert s.body.startswith(frame(1))
     finally:
         s.close()
@@ -174,7 +178,7 @@ def test_stream_not_compressed(main, upstream, fid):
     upstream.set(flow, stream_reply([(0.2, f) for f in frames], end="clean"))
     s = client.Stream(main.port, f"{BASE}/{flow}/stream", main.auth_headers() + [("Accept-Encoding", "gzip")])
     try:
-        assert s.wait_eof(5), s.body
+        assert s.wait_eof(scaled(5)), s.body
         assert s.header("Content-Encoding") is None, s.headers
         assert s.body == b"".join(frames)
     finally:

@@ -7,6 +7,8 @@ import select
 import socket
 import time
 
+from .timing import scaled
+
 
 def basic_auth(user, password):
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -65,7 +67,9 @@ class Stream:
     into SSE blocks (text up to a blank line) with the monotonic time at
     which each block was complete."""
 
-    def __init__(self, port, target, headers=(), method="GET", timeout=5.0):
+    def __init__(self, port, target, headers=(), method="GET", timeout=None):
+        """timeout: for the connection and the head (default 5 s, scaled)."""
+        timeout = scaled(5.0) if timeout is None else timeout
         self.port = port
         self.sent_at = time.monotonic()
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -190,9 +194,10 @@ class Stream:
             pass
 
 
-def request(port, method, target, headers=(), body=None, timeout=10.0):
+def request(port, method, target, headers=(), body=None, timeout=None):
     """One request on its own connection (Connection: close); reads the
-    whole response."""
+    whole response within timeout (default 10 s, scaled)."""
+    timeout = scaled(10.0) if timeout is None else timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(_request_bytes(method, target, list(headers), body, port))
         buf = b""

@@ -8,6 +8,8 @@ import socket
 import struct
 import time
 
+from .timing import scaled
+
 FCGI_VERSION_1 = 1
 FCGI_BEGIN_REQUEST = 1
 FCGI_ABORT_REQUEST = 2
@@ -111,7 +113,8 @@ class FcgiResponse:
 class FcgiConnection:
     """One request over one connection (the app may close after it)."""
 
-    def __init__(self, address, timeout=10.0):
+    def __init__(self, address, timeout=None):
+        timeout = scaled(10.0) if timeout is None else timeout
         if isinstance(address, str):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         else:
@@ -171,7 +174,8 @@ class FcgiConnection:
         self.resp.parse_head()
         return True
 
-    def read_all(self, timeout=10.0):
+    def read_all(self, timeout=None):
+        timeout = scaled(10.0) if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while self.read_some(max(0.01, deadline - time.monotonic())):
             pass
@@ -188,7 +192,7 @@ class FcgiConnection:
             pass
 
 
-def fcgi_request(address, method, target, headers=(), body=b"", remote_user=None, timeout=10.0):
+def fcgi_request(address, method, target, headers=(), body=b"", remote_user=None, timeout=None):
     conn = FcgiConnection(address, timeout)
     try:
         conn.send_request(cgi_params(method, target, headers, body, remote_user), body)

@@ -21,7 +21,8 @@ import socket
 import subprocess
 import time
 
-from . import servers
+from . import servers, wrapper
+from .timing import scaled
 
 CONF = os.path.join(servers.REPO, "conf")
 SPAWN_SCRIPT = os.path.join(CONF, "spawn-fcgi", "openova-flow-fcgi-spawn")
@@ -93,10 +94,10 @@ class Launcher:
         finally:
             s.close()
 
-    def wait_ready(self, timeout=10):
+    def wait_ready(self, timeout=None):
         """Until the socket takes a connection and the process is the app
         (socket activation execs it on the first connection)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (scaled(10) if timeout is None else timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
@@ -106,10 +107,7 @@ class Launcher:
         raise RuntimeError(f"{self.name}: app not serving on {self.address}:\n{self.log()}")
 
     def is_app(self):
-        try:
-            return os.path.realpath(f"/proc/{self.proc.pid}/exe") == os.path.realpath(servers.BINARY)
-        except OSError:
-            return False
+        return wrapper.is_app(self.proc.pid)
 
     @property
     def pid(self):
@@ -124,7 +122,7 @@ class Launcher:
 
     def stop(self):
         if self.proc:
-            servers._kill_group(self.proc, grace=5)
+            servers._kill_group(self.proc)
             self.proc = None
 
     def _passed_env(self):
@@ -142,7 +140,7 @@ class SpawnFcgi(Launcher):
         env = servers.base_env()
         env.update(self._passed_env())
         env.update(self.app_env)
-        env.update({"OPENOVA_FLOW_BIN": servers.BINARY, "OPENOVA_FLOW_SOCKET": self.address})
+        env.update({"OPENOVA_FLOW_BIN": wrapper.program(), "OPENOVA_FLOW_SOCKET": self.address})
         return [SPAWN_SCRIPT], env, None
 
 
@@ -209,7 +207,7 @@ class SocketActivated(Launcher):
         assert listen.startswith("/"), f"ListenStream={listen}: a unix socket path is expected"
         exec_start = shlex.split(unit_value(self.service_unit, "Service", "ExecStart"))
         assert exec_start[0] == INSTALLED_BIN, exec_start
-        program = [servers.BINARY] + exec_start[1:]
+        program = [wrapper.program()] + exec_start[1:]
         if unit_value(self.service_unit, "Service", "DynamicUser") == "yes" and is_root():
             program = [SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + program
 
@@ -234,7 +232,7 @@ class SocketActivated(Launcher):
         return argv, servers.base_env(), preexec
 
     def after_spawn(self):
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while not os.path.exists(self.address):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"systemd-socket-activate did not bind {self.address}:\n{self.log()}")
@@ -288,7 +286,7 @@ class ContainerEntrypoint(Launcher):
 
     def repo_path(self, image_path):
         source = self.image["copy"][image_path]
-        return servers.BINARY if source.endswith("build/openova-flow-fcgi") else os.path.join(servers.REPO, source)
+        return wrapper.program() if source.endswith("build/openova-flow-fcgi") else os.path.join(servers.REPO, source)
 
     def image_env(self):
         env = servers.base_env()
@@ -315,4 +313,4 @@ class ContainerEntrypoint(Launcher):
         cmd = self.image["healthcheck"]
         argv = self.as_image_user([self.repo_path(cmd[0])] + cmd[1:])
         return subprocess.run(argv, env=self.image_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=20).returncode
+                              timeout=scaled(20)).returncode

@@ -16,7 +16,8 @@ import subprocess
 import tempfile
 import time
 
-from . import client
+from . import client, wrapper
+from .timing import scaled
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # make check-asan points this at the sanitizer build.
@@ -93,8 +94,13 @@ def copy_conf(src_dir, dst_dir, mutations):
     return dst_dir
 
 
-def _kill_group(proc, grace):
-    """SIGTERM to the process group, SIGKILL after grace seconds."""
+def _kill_group(proc, grace=None, others=()):
+    """SIGTERM to the process group, SIGKILL after grace seconds (5,
+    scaled). others: pids that may outlive the group's leader (the app
+    lighttpd spawned, in lighttpd's group): they get the same grace, so an
+    app under valgrind can finish its leak report before the SIGKILL."""
+    grace = scaled(5) if grace is None else grace
+    deadline = time.monotonic() + grace
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -104,6 +110,8 @@ def _kill_group(proc, grace):
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
+    while any(wrapper.running(pid) for pid in others) and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -159,7 +167,7 @@ class Lighttpd:
             "OPENOVA_LIGHTTPD_PORT": str(self.port),
             "OPENOVA_LIGHTTPD_RUNDIR": self.dir,
             "OPENOVA_LIGHTTPD_ROOT": REPO,
-            "OPENOVA_LIGHTTPD_BIN": BINARY,
+            "OPENOVA_LIGHTTPD_BIN": wrapper.program(),
         })
         env.update(self.app_env)
         return env
@@ -174,7 +182,7 @@ class Lighttpd:
                                          stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                          start_new_session=True)
             stderr.close()
-            if self._wait_listening(10):
+            if self._wait_listening(scaled(10)):
                 break
             self.stop()
         else:
@@ -195,8 +203,8 @@ class Lighttpd:
                 time.sleep(0.02)
         return False
 
-    def wait_app(self, timeout=10):
-        _wait_app(self, timeout)
+    def wait_app(self, timeout=None):
+        _wait_app(self, scaled(10) if timeout is None else timeout)
 
     def auth_headers(self):
         return [client.basic_auth(USER, PASSWORD)] if self.auth else []
@@ -222,7 +230,7 @@ class Lighttpd:
         if not self.proc:
             return
         apps = self.app_pids()
-        _kill_group(self.proc, grace=5)
+        _kill_group(self.proc, others=apps)
         for pid in apps:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -293,17 +301,17 @@ class Fronted:
             with open(self.stderr_path, "ab") as stderr:
                 self.proc = subprocess.Popen(argv, env=env, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=stderr,
                                              stderr=stderr, start_new_session=True)
-            if _wait_listening(self.proc, self.port, 10):
+            if _wait_listening(self.proc, self.port, scaled(10)):
                 break
-            _kill_group(self.proc, grace=5)
+            _kill_group(self.proc)
         else:
             raise RuntimeError(f"{self.name} did not start: {self.logs()}")
         if wait_app:
             self.wait_app()
         return self
 
-    def wait_app(self, timeout=10):
-        _wait_app(self, timeout)
+    def wait_app(self, timeout=None):
+        _wait_app(self, scaled(10) if timeout is None else timeout)
 
     def auth_headers(self):
         return [client.basic_auth(USER, PASSWORD)] if self.auth else []
@@ -324,7 +332,7 @@ class Fronted:
 
     def stop(self):
         if self.proc:
-            _kill_group(self.proc, grace=5)
+            _kill_group(self.proc)
             self.proc = None
         if self.app:
             self.app.stop()
@@ -466,7 +474,7 @@ def _wait_app(server, timeout):
     while time.monotonic() < deadline:
         try:
             last = client.request(server.port, "GET", "/api/v1/flows/readiness-probe", server.auth_headers(),
-                                  timeout=2)
+                                  timeout=scaled(2))
             if "requestId" in last.body.decode("latin-1"):
                 return
         except OSError as exc:
@@ -501,7 +509,7 @@ class App:
         env = base_env()
         env.update(self.app_env)
         stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([BINARY, "--listen", self.listen], env=env, cwd=self.dir,
+        self.proc = subprocess.Popen(wrapper.argv(["--listen", self.listen]), env=env, cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True)
         stderr.close()
@@ -509,8 +517,8 @@ class App:
             self.wait_listening()
         return self
 
-    def wait_listening(self, timeout=10):
-        deadline = time.monotonic() + timeout
+    def wait_listening(self, timeout=None):
+        deadline = time.monotonic() + (scaled(10) if timeout is None else timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app exited with {self.proc.returncode}: {self.log()}")
@@ -532,14 +540,15 @@ class App:
 
     def stop(self):
         if self.proc:
-            _kill_group(self.proc, grace=5)
+            _kill_group(self.proc)
             self.proc = None
 
 
 def run_cli(args, env=None, timeout=10):
+    """The app with args (under the wrapper if any), to its end; timeout is scaled."""
     full = base_env()
     full.update(env or {})
-    return subprocess.run([BINARY] + list(args), env=full, capture_output=True, timeout=timeout,
+    return subprocess.run(wrapper.argv(args), env=full, capture_output=True, timeout=scaled(timeout),
                           stdin=subprocess.DEVNULL)
 
 

@@ -15,6 +15,8 @@ import socket
 import threading
 import time
 
+from .timing import scaled
+
 MAX_HEAD = 64 * 1024
 
 
@@ -145,7 +147,9 @@ class Upstream:
             return recs
         return [r for r in recs if f"/v1/flows/{flow_id}/" in r.target]
 
-    def wait_requests(self, flow_id, count=1, timeout=5.0):
+    def wait_requests(self, flow_id, count=1, timeout=None):
+        """Until count requests for flow_id came (default 5 s, scaled)."""
+        timeout = scaled(5.0) if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             recs = self.requests(flow_id)
