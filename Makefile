@@ -142,7 +142,11 @@ contract: all
 browser: all
 	$(Q)$(TEST_ENV) $(PYTEST) -q tests/browser
 
-check: unit contract integration browser
+# What the tests need is installed first when missing (Debian 12; sudo when
+# not root), so that the README's test command works on a fresh machine.
+check:
+	$(Q)tools/install-deps.sh --tests-if-missing
+	$(Q)$(MAKE) --no-print-directory unit contract integration browser
 
 # The same tests with AddressSanitizer and UndefinedBehaviorSanitizer, in a
 # build tree of their own.

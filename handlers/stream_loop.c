@@ -81,7 +81,7 @@ struct stream_loop {
     int epfd;
     struct watch wake;
     CURLM *multi;
-    long curl_timeout_ms; /* -1: none requested */
+    long long curl_deadline_ms; /* when libcurl wants its timeouts run; -1: never */
 
     atomic_uint open;     /* reserved slots, including streams in flight */
     atomic_bool stopping;
@@ -399,7 +399,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     struct stream_loop *loop = userp;
-    loop->curl_timeout_ms = timeout_ms;
+    loop->curl_deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     return 0;
 }
 
@@ -475,8 +475,10 @@ static void take_incoming(struct stream_loop *loop)
     }
 }
 
-/* Keepalive comments and drain deadlines: cheap enough to check every
- * stream on each tick even with thousands open. */
+/* Keepalive comments and deadlines. It walks every stream, so it runs on a
+ * fixed beat rather than after every wakeup: with thousands of streams and
+ * a frame each per second, walking them all per event cost most of the
+ * loop's CPU. */
 static void tick(struct stream_loop *loop)
 {
     long long now = now_ms();
@@ -530,6 +532,12 @@ static void *loop_main(void *arg)
     struct epoll_event events[256];
     long long stop_deadline = 0;
     int running = 0;
+    /* The tick also enforces answer deadlines, so it runs even without
+     * keepalives; short keepalives get a beat fine enough for them. */
+    long long tick_ms = 250;
+    if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
+        tick_ms = loop->cfg->keepalive_ms / 4 + 1;
+    long long next_tick_ms = now_ms() + tick_ms;
     for (;;) {
         if (atomic_load(&loop->stopping)) {
             if (!stop_deadline) {
@@ -540,13 +548,11 @@ static void *loop_main(void *arg)
             if (!loop->streams || now_ms() >= stop_deadline)
                 break;
         }
-        /* The tick also enforces answer deadlines, so it runs even without
-         * keepalives. */
-        int wait_ms = 250;
-        if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
-            wait_ms = (int)(loop->cfg->keepalive_ms / 4) + 1;
-        if (loop->curl_timeout_ms >= 0 && loop->curl_timeout_ms < wait_ms)
-            wait_ms = (int)loop->curl_timeout_ms;
+        long long now = now_ms();
+        long long wake_at = next_tick_ms;
+        if (loop->curl_deadline_ms >= 0 && loop->curl_deadline_ms < wake_at)
+            wake_at = loop->curl_deadline_ms;
+        int wait_ms = wake_at > now ? (int)(wake_at - now) : 0;
         int n = epoll_wait(loop->epfd, events, (int)(sizeof events / sizeof events[0]), wait_ms);
         if (n < 0 && errno != EINTR)
             break;
@@ -566,9 +572,17 @@ static void *loop_main(void *arg)
                 on_client_event(w->stream, ev);
             }
         }
-        curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        reap_transfers(loop);
-        tick(loop);
+        now = now_ms();
+        if (loop->curl_deadline_ms >= 0 && now >= loop->curl_deadline_ms) {
+            /* Cleared first: libcurl sets the next deadline from inside. */
+            loop->curl_deadline_ms = -1;
+            curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            reap_transfers(loop);
+        }
+        if (now >= next_tick_ms) {
+            tick(loop);
+            next_tick_ms = now + tick_ms;
+        }
         bury_the_dead(loop);
     }
     /* Whatever is left could not drain in time. */
@@ -586,7 +600,7 @@ struct stream_loop *stream_loop_start(const struct fcgi_config *cfg)
     if (!loop)
         return NULL;
     loop->cfg = cfg;
-    loop->curl_timeout_ms = -1;
+    loop->curl_deadline_ms = -1;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wake = (struct watch){.kind = WATCH_WAKE, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
     loop->multi = curl_multi_init();

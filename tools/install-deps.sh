@@ -3,7 +3,8 @@
 # testing openova-flow-fcgi need, and the browser test's npm packages.
 # `--if-missing` (what `make run` uses) installs only what building and
 # running need, and does nothing when that is all there (so it works without
-# root then).
+# root then). `--tests-if-missing` (what `make check` uses) does the same for
+# everything the tests need as well.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -24,17 +25,25 @@ packages=(
 # Node.js (20 or later; Debian 12's own nodejs 18 is too old for it).
 test_packages=(
     chromium
+    # The integration suite mints its test keys and JWTs with it.
+    python3-cryptography
     # libFuzzer and the sanitizer runtimes (make fuzz).
     clang libclang-rt-14-dev
     # make bench: load generator and the chart.
     wrk gnuplot-nox
 )
 
-if [ "${1:-}" = "--if-missing" ]; then
+mode=${1:-all}
+if [ "$mode" = "--if-missing" ] || [ "$mode" = "--tests-if-missing" ]; then
+    wanted=("${packages[@]}")
+    [ "$mode" = "--tests-if-missing" ] && wanted+=("${test_packages[@]}")
     missing=()
-    for p in "${packages[@]}"; do
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    if [ "$mode" = "--tests-if-missing" ] && [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
+        missing+=("npm:playwright-core")
+    fi
     [ ${#missing[@]} -eq 0 ] && exit 0
     echo "install-deps: missing: ${missing[*]}" >&2
 fi
@@ -43,7 +52,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
-if [ "${1:-}" = "--if-missing" ]; then
+if [ "$mode" = "--if-missing" ]; then
     $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
     exit 0
 fi
