@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "buf.h"
+
 #include <fcgiapp.h>
 
 #include "config.h"
@@ -41,8 +43,12 @@ struct fcgi_request {
     const struct fcgi_route_entry *route;
     char id[FCGI_ID_MAX + 1];
 
-    /* Response state: one function writes the head and remembers it did. */
+    /* Response state: one function writes the head and remembers it did.
+     * Head and body bytes wait in pending (the worker's buffer, reused) to
+     * leave in as few writes as possible. */
     bool head_sent;
+    struct fcgi_buf *pending;
+    bool out_failed;              /* a write to the web server failed: it is gone */
     int status;
     const char *error_code;       /* static; set when the proxy answered with its own error */
     bool abort_response;          /* the body went wrong after the head: cut the connection, no clean end */

@@ -1,9 +1,17 @@
-/* response.c: response heads, bodies and JSON errors through libfcgi. */
+/* response.c: response heads, bodies and JSON errors, written as FastCGI
+ * records to the web server. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "record.h"
 #include "response.h"
 
 const char *fcgi_status_reason(int status)
@@ -71,44 +79,195 @@ char *fcgi_error_json(const char *code, const char *message, const char *request
     return copy;
 }
 
+/* The records go to the web server's connection with writev: libfcgi's
+ * out stream would copy every body byte through an 8 KiB buffer and send
+ * 8 KiB records, several writes per snapshot. Here a body chunk crosses the
+ * app once, from libcurl's buffer to the socket, behind record headers. */
+
+#define BATCH_RECORDS 32
+
+struct record_batch {
+    int fd;
+    unsigned request_id;
+    struct iovec iov[2 * BATCH_RECORDS + 1];
+    unsigned char headers[BATCH_RECORDS][FCGI_REC_HEADER_LEN];
+    unsigned char end[24];
+    int iov_count;
+    int header_count;
+    enum fcgi_err err;
+};
+
+static void batch_init(struct record_batch *b, const struct fcgi_request *req)
+{
+    b->fd = req->fcgx->ipcFd;
+    b->request_id = (unsigned)req->fcgx->requestId;
+    b->iov_count = b->header_count = 0;
+    b->err = req->out_failed ? FCGI_ERR_CLIENT_GONE : FCGI_OK;
+}
+
+static void batch_flush(struct record_batch *b)
+{
+    struct iovec *iov = b->iov;
+    int left = b->iov_count;
+    b->iov_count = b->header_count = 0;
+    while (!b->err && left > 0) {
+        ssize_t n = writev(b->fd, iov, left);
+        if (n < 0) {
+            if (errno != EINTR)
+                b->err = FCGI_ERR_CLIENT_GONE;
+            continue;
+        }
+        /* A blocking socket may still take part of it (a signal): go on
+         * from where it stopped. */
+        size_t done = (size_t)n;
+        while (left > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            left--;
+        }
+        if (left > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+}
+
+static void batch_stdout(struct record_batch *b, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t part = len < FCGI_REC_MAX_CONTENT ? len : FCGI_REC_MAX_CONTENT;
+        if (b->header_count == BATCH_RECORDS)
+            batch_flush(b);
+        unsigned char *header = b->headers[b->header_count++];
+        fcgi_record_header(header, FCGI_REC_STDOUT, b->request_id, part);
+        b->iov[b->iov_count++] = (struct iovec){.iov_base = header, .iov_len = FCGI_REC_HEADER_LEN};
+        b->iov[b->iov_count++] = (struct iovec){.iov_base = (void *)data, .iov_len = part};
+        data += part;
+        len -= part;
+    }
+}
+
+static void batch_pending(struct record_batch *b, struct fcgi_request *req)
+{
+    if (req->pending && req->pending->len)
+        batch_stdout(b, req->pending->data, req->pending->len);
+}
+
+static enum fcgi_err batch_done(struct record_batch *b, struct fcgi_request *req)
+{
+    batch_flush(b);
+    /* Sent or not, what was held is spent: it is never written twice. */
+    if (req->pending)
+        fcgi_buf_reset(req->pending);
+    if (b->err)
+        req->out_failed = true;
+    return b->err;
+}
+
+void fcgi_response_pending_init(struct fcgi_buf *pending)
+{
+    fcgi_buf_init(pending, FCGI_RESPONSE_HEAD_MAX + FCGI_RESPONSE_COALESCE);
+}
+
 enum fcgi_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len)
 {
     if (req->head_sent)
         return FCGI_OK;
-    struct fcgi_buf head;
-    fcgi_buf_init(&head, 256 * 1024);
-    enum fcgi_err err = FCGI_OK;
-    int rc = fcgi_response_format_head(&head, status, req->request_id, extra, extra_len);
-    if (rc)
-        err = rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_UPSTREAM_TOO_LARGE;
-    else if (FCGX_PutStr(head.data, (int)head.len, req->fcgx->out) != (int)head.len)
-        err = FCGI_ERR_CLIENT_GONE;
-    if (!err) {
-        req->head_sent = true;
-        req->status = status;
+    if (req->out_failed)
+        return FCGI_ERR_CLIENT_GONE;
+    size_t before = req->pending->len;
+    int rc = fcgi_response_format_head(req->pending, status, req->request_id, extra, extra_len);
+    if (!rc && req->pending->len - before > FCGI_RESPONSE_HEAD_MAX)
+        rc = -1;
+    if (rc) {
+        req->pending->len = before;
+        return rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_UPSTREAM_TOO_LARGE;
     }
-    fcgi_buf_free(&head);
-    return err;
+    req->head_sent = true;
+    req->status = status;
+    return FCGI_OK;
 }
 
 enum fcgi_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len)
 {
-    /* FCGX_PutStr takes an int: feed it in slices. */
-    const char *p = data;
-    while (len > 0) {
-        int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        if (FCGX_PutStr(p, n, req->fcgx->out) != n)
-            return FCGI_ERR_CLIENT_GONE;
-        p += n;
-        len -= (size_t)n;
-        req->bytes_out += (unsigned long long)n;
+    if (req->out_failed)
+        return FCGI_ERR_CLIENT_GONE;
+    if (req->pending->len + len <= FCGI_RESPONSE_COALESCE) {
+        /* A copy, but one write instead of several: libcurl hands a body
+         * over in pieces of at most 16 KiB. */
+        if (fcgi_buf_append(req->pending, data, len) == 0) {
+            req->bytes_out += len;
+            return FCGI_OK;
+        }
     }
-    return FCGI_OK;
+    struct record_batch b;
+    batch_init(&b, req);
+    batch_pending(&b, req);
+    batch_stdout(&b, data, len);
+    enum fcgi_err err = batch_done(&b, req);
+    if (!err)
+        req->bytes_out += len;
+    return err;
 }
 
-enum fcgi_err fcgi_response_flush(struct fcgi_request *req)
+/* Reads what is left of the request's input, up to a bound: closing a
+ * socket with unread bytes resets it, and the web server could lose the
+ * answer. True when the input ended. */
+static bool drain_input(FCGX_Request *fcgx)
 {
-    return FCGX_FFlush(req->fcgx->out) == 0 ? FCGI_OK : FCGI_ERR_CLIENT_GONE;
+    char discard[4096];
+    size_t discarded = 0;
+    int got;
+    while (discarded < 1024 * 1024 && (got = FCGX_GetStr(discard, (int)sizeof discard, fcgx->in)) > 0)
+        discarded += (size_t)got;
+    return FCGX_HasSeenEOF(fcgx->in) == EOF;
+}
+
+void fcgi_response_finish(struct fcgi_request *req)
+{
+    FCGX_Request *fcgx = req->fcgx;
+    if (!fcgx)
+        return;
+    int fd = fcgx->ipcFd;
+    bool reusable = false;
+    if (req->abort_response) {
+        /* Without END_REQUEST the web server sees the response fail and
+         * drops its client, instead of ending a cut body cleanly. */
+        shutdown(fd, SHUT_RDWR);
+    } else {
+        struct record_batch b;
+        batch_init(&b, req);
+        batch_pending(&b, req);
+        fcgi_record_end_request(b.end, b.request_id, 0);
+        b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
+        bool sent = batch_done(&b, req) == FCGI_OK;
+        /* The end of our output tells a web server still sending the
+         * request (nginx, after an early 413) to stop and deliver the
+         * answer; it would otherwise wait to send the rest first. */
+        if (sent && !fcgx->keepConnection) {
+            shutdown(fd, SHUT_WR);
+            /* What is left of the input gets libfcgi's own bound, two
+             * seconds, in case the web server neither sends nor hangs up. */
+            struct timeval linger_for = {.tv_sec = 2};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &linger_for, sizeof linger_for);
+        }
+        reusable = sent && drain_input(fcgx) && fcgx->keepConnection;
+    }
+    /* libfcgi keeps reading requests from a connection the web server
+     * keeps; any other is closed here, at once: its lingering close would
+     * hold the worker until the web server hangs up. */
+    if (req->pending) {
+        /* A huge head grew it: give that back rather than keep it per worker. */
+        if (req->pending->cap > 2 * FCGI_RESPONSE_COALESCE)
+            fcgi_buf_free(req->pending);
+        fcgi_buf_reset(req->pending);
+    }
+    FCGX_Free(fcgx, 0);
+    if (!reusable) {
+        close(fd);
+        fcgx->ipcFd = -1;
+    }
+    req->fcgx = NULL;
 }
 
 enum fcgi_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,

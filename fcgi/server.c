@@ -126,6 +126,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct upstream_client *client = upstream_client_new(w->cfg);
     FCGX_Request fcgx;
+    struct fcgi_buf pending; /* a response's bytes held back, reused from request to request */
+    fcgi_response_pending_init(&pending);
     /* The stop interrupts accept() with SIGUSR2 (no SA_RESTART). */
     sigset_t wake;
     sigemptyset(&wake);
@@ -148,7 +150,9 @@ static void *worker_main(void *arg)
             continue;
         }
         struct fcgi_request req;
-        if (fcgi_request_load(&req, &fcgx, w->cfg) != 0) {
+        int loaded = fcgi_request_load(&req, &fcgx, w->cfg);
+        req.pending = &pending;
+        if (loaded != 0) {
             fcgi_response_error(&req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
             fcgi_log(FCGI_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
         } else {
@@ -156,16 +160,14 @@ static void *worker_main(void *arg)
             req.streams = w->streams;
             req.auth = w->auth;
             fcgi_dispatch(&req);
-            /* Without END_REQUEST the web server sees the response fail and
-             * drops its client, instead of ending a cut body cleanly. */
-            if (req.abort_response && req.fcgx)
-                shutdown(fcgx.ipcFd, SHUT_RDWR);
         }
+        fcgi_response_finish(&req); /* a stream's connection is the loop's: req.fcgx is NULL then */
         fcgi_request_free(&req);
         FCGX_Finish_r(&fcgx);
     }
     FCGX_Finish_r(&fcgx);
     FCGX_Free(&fcgx, 1);
+    fcgi_buf_free(&pending);
     upstream_client_free(client);
     return NULL;
 }

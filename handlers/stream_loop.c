@@ -668,6 +668,7 @@ int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int f
     s->req = *req;
     memset(req, 0, sizeof *req); /* moved: the worker must not free these */
     s->req.upstream = NULL;
+    s->req.pending = NULL; /* the worker's; the loop writes its own records */
     s->fd = fd;
     s->fcgi_id = fcgi_request_id;
     s->scan.request_id = fcgi_request_id;

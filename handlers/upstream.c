@@ -416,9 +416,10 @@ CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived)
     curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-    /* Small reads keep a stream's memory small; 16 KiB still moves a
-     * snapshot in few calls. */
-    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, long_lived ? 8192L : 16384L);
+    /* Small reads keep a stream's memory small. A worker's one handle takes
+     * a snapshot in few, large reads: each read becomes one write of
+     * FastCGI records. */
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, long_lived ? 8192L : 65536L);
     return easy;
 }
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness import servers
 from harness.fastcgi import FcgiConnection, cgi_params, fcgi_request
-from harness.upstream import Reply, stream_reply
+from harness.upstream import Reply, json_reply, stream_reply
 from harness.timing import scaled
 
 BASE = "/api/v1/flows"
@@ -136,3 +136,42 @@ def test_missing_remote_user_is_401(app, upstream, fid):
     resp = get(app, f"{BASE}/{fid()}/snapshot", user=None)
     assert resp.status == 401
     assert upstream.requests() == []
+
+
+def _snapshot_on(conn, flow, keep_conn):
+    conn.resp = type(conn.resp)()
+    conn.send_request(cgi_params("GET", f"{BASE}/{flow}/snapshot", remote_user="alice"), keep_conn=keep_conn)
+    return conn.read_all()
+
+
+def test_kept_connection_serves_the_next_request(app, upstream, fid):
+    """FCGI_KEEP_CONN (Apache's mod_proxy_fcgi asks for it): the app leaves
+    the connection open after END_REQUEST and answers the next request on
+    it, each with its own whole body."""
+    flows = [fid(), fid()]
+    bodies = [b'{"n":1}', b'{"n":2,"pad":"' + b"x" * 150000 + b'"}']
+    for flow, body in zip(flows, bodies):
+        upstream.set(flow, json_reply(body=body))
+    conn = FcgiConnection(app.address)
+    try:
+        for flow, body in zip(flows, bodies):
+            resp = _snapshot_on(conn, flow, keep_conn=True)
+            assert resp.app_status == 0 and resp.status == 200
+            assert resp.body == body
+    finally:
+        conn.close()
+
+
+def test_connection_closed_after_the_answer(app, upstream, fid):
+    """Without FCGI_KEEP_CONN the app ends the connection after END_REQUEST:
+    the web server reads its end without having to hang up first."""
+    flow = fid()
+    upstream.set(flow, json_reply(body=b'{"n":3}'))
+    conn = FcgiConnection(app.address)
+    try:
+        resp = _snapshot_on(conn, flow, keep_conn=False)
+        assert resp.status == 200 and resp.body == b'{"n":3}'
+        conn.sock.settimeout(scaled(2))
+        assert conn.sock.recv(1) == b""
+    finally:
+        conn.close()
