@@ -47,6 +47,7 @@ CORE_OBJS := \
 	$(BUILD)/fcgi/route.o \
 	$(BUILD)/fcgi/server.o \
 	$(BUILD)/fcgi/tokens.o \
+	$(BUILD)/fcgi/watched_file.o \
 	$(BUILD)/handlers/events.o \
 	$(BUILD)/handlers/snapshot.o \
 	$(BUILD)/handlers/sse.o \

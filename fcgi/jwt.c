@@ -25,17 +25,13 @@
 
 #include "jwt.h"
 #include "log.h"
+#include "watched_file.h"
 
-#define DIGEST_LEN 32
 #define JWKS_FILE_MAX (1024u * 1024)
 #define SECRET_FILE_MAX 4096u
 #define RSA_MIN_BITS 2048
 #define SKEW_MAX_S 86400
 #define CHECK_INTERVAL_MS 1000
-/* A file changed this recently may change again within the timestamp
- * granularity without its stamp changing (git's "racy" files): re-read it
- * until it is older. */
-#define RACY_S 2
 /* An ES256 signature is r || s, 32 bytes each (RFC 7518 section 3.4): 86
  * base64url characters. cjose splits whatever length it gets in two. */
 #define ES256_SIG_B64_LEN 86
@@ -61,36 +57,13 @@ struct keys {
     struct key *k;
 };
 
-/* Enough of stat(2) to tell that a file was replaced or rewritten. */
-struct stamp {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-};
-
-typedef struct keys *(*parse_fn)(const char *path, char *buf, size_t len, char *err, size_t errlen);
-
-/* A key file and what was last seen of it. current is guarded by the
- * verifier's lock, the rest by its reload lock. */
-struct watch {
-    const char *what; /* "jwks file", "secret file" */
-    char *path;       /* NULL: not configured */
-    size_t max;
-    parse_fn parse;
-    struct keys *current;
-    struct stamp seen;
-    int read_errno; /* the failure last logged; 0: the file was readable */
-    unsigned char good[DIGEST_LEN], bad[DIGEST_LEN];
-    bool has_bad;
-};
-
 struct fcgi_jwt_verifier {
-    pthread_mutex_t lock;   /* next_check_ms and both watches' current */
+    pthread_mutex_t lock;   /* next_check_ms and both files' current */
     int64_t next_check_ms;  /* CLOCK_MONOTONIC */
     pthread_mutex_t reload; /* one reloader at a time */
     EVP_MD *sha256;
-    struct watch jwks, secret;
+    /* Their current is a struct keys; path NULL: not configured. */
+    struct fcgi_watched_file jwks, secret;
     char *issuer, *audience, *user_claim;
     int64_t skew;
 };
@@ -357,195 +330,6 @@ static struct keys *parse_secret(const char *path, char *buf, size_t len, char *
 
 /* ---- reading and re-reading the files ---- */
 
-static void stamp_of(const struct stat *sb, struct stamp *st)
-{
-    memset(st, 0, sizeof *st);
-    st->dev = sb->st_dev;
-    st->ino = sb->st_ino;
-    st->size = sb->st_size;
-    st->mtime = sb->st_mtim;
-    st->ctime = sb->st_ctim;
-}
-
-static bool stamp_eq(const struct stamp *a, const struct stamp *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
-           a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-/* read_file: the whole regular file at path, NUL-terminated, at most max
- * bytes, with the stamp of what was read (fstat of the open file, so a
- * rename in between cannot pair old content with a new stamp). Returns 0,
- * or an errno value with a sentence in err. */
-static int read_file(const char *path, size_t max, char **out, size_t *outlen, struct stamp *st, char *err,
-                     size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        say(err, errlen, "cannot open %s: %s", path, strerror(e));
-        return e;
-    }
-    int rc = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        rc = errno;
-        say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = EINVAL;
-        say(err, errlen, "%s is not a regular file", path);
-        goto out;
-    }
-    /* The size is a hint: the file may grow while being read. */
-    size_t cap = (size_t)sb.st_size < max ? (size_t)sb.st_size + 2 : max + 2;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = ENOMEM;
-        say(err, errlen, "out of memory reading %s", path);
-        goto out;
-    }
-    for (;;) {
-        if (len + 1 == cap) {
-            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-            char *nbuf = ncap > cap ? realloc(buf, ncap) : NULL;
-            if (!nbuf) {
-                rc = ncap > cap ? ENOMEM : EFBIG;
-                say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
-                goto out;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = errno;
-            say(err, errlen, "cannot read %s: %s", path, strerror(rc));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > max) {
-            rc = EFBIG;
-            say(err, errlen, "%s is larger than %zu bytes", path, max);
-            goto out;
-        }
-    }
-    buf[len] = '\0';
-    stamp_of(&sb, st);
-out:
-    close(fd);
-    if (rc) {
-        if (buf)
-            OPENSSL_cleanse(buf, len);
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *outlen = len;
-    return 0;
-}
-
-static int sha256(const EVP_MD *md, const void *data, size_t len, unsigned char out[DIGEST_LEN])
-{
-    unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == DIGEST_LEN ? 0 : -1;
-}
-
-enum sameness { NEW_CONTENT, SAME_AS_GOOD, SAME_AS_BAD };
-
-/* load: reads and parses w's file, unless its content is the one in use or
- * the invalid one last logged (*same says which). Returns the keys, or
- * NULL with err and, in *read_errno, the errno of a read failure (0 when
- * the content is bad). */
-static struct keys *load(const EVP_MD *md, struct watch *w, struct stamp *st, unsigned char hash[DIGEST_LEN],
-                         int *read_errno, enum sameness *same, char *err, size_t errlen)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    char why[256];
-    *same = NEW_CONTENT;
-    *read_errno = read_file(w->path, w->max, &buf, &len, st, why, sizeof why);
-    if (*read_errno) {
-        say(err, errlen, "%s: %s", w->what, why);
-        return NULL;
-    }
-    struct keys *ks = NULL;
-    if (sha256(md, buf, len, hash) != 0) {
-        *read_errno = EIO;
-        say(err, errlen, "%s %s: SHA-256 failed", w->what, w->path);
-    } else if (w->current && memcmp(hash, w->good, DIGEST_LEN) == 0) {
-        *same = SAME_AS_GOOD;
-    } else if (w->has_bad && memcmp(hash, w->bad, DIGEST_LEN) == 0) {
-        *same = SAME_AS_BAD;
-    } else {
-        ks = w->parse(w->path, buf, len, err, errlen);
-    }
-    OPENSSL_cleanse(buf, len); /* the secret file's key */
-    free(buf);
-    return ks;
-}
-
-/* refresh: re-reads w's file if its stamp changed (or it is racy). Called
- * with v->reload held. */
-static void refresh(struct fcgi_jwt_verifier *v, struct watch *w)
-{
-    struct stat sb;
-    if (stat(w->path, &sb) != 0) {
-        int e = errno;
-        if (e != w->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s %s: %s; keeping the keys loaded before\"", w->what, w->path,
-                     strerror(e));
-        w->read_errno = e;
-        return;
-    }
-    struct stamp now_st;
-    stamp_of(&sb, &now_st);
-    bool racy = time(NULL) - now_st.mtime.tv_sec <= RACY_S;
-    if (!w->read_errno && stamp_eq(&now_st, &w->seen) && !racy)
-        return;
-
-    struct stamp st;
-    unsigned char hash[DIGEST_LEN];
-    int read_errno = 0;
-    enum sameness same;
-    char err[512];
-    struct keys *ks = load(v->sha256, w, &st, hash, &read_errno, &same, err, sizeof err);
-    if (read_errno) {
-        if (read_errno != w->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the keys loaded before\"", err);
-        w->read_errno = read_errno;
-        return;
-    }
-    w->read_errno = 0;
-    w->seen = st;
-    if (same == SAME_AS_GOOD)
-        w->has_bad = false; /* back to the keys in use: a bad edit again is news */
-    if (same != NEW_CONTENT)
-        return;
-    if (!ks) {
-        memcpy(w->bad, hash, DIGEST_LEN);
-        w->has_bad = true;
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the keys loaded before\"", err);
-        return;
-    }
-    pthread_mutex_lock(&v->lock);
-    struct keys *old = w->current;
-    w->current = ks;
-    pthread_mutex_unlock(&v->lock);
-    memcpy(w->good, hash, DIGEST_LEN);
-    w->has_bad = false;
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"%s %s reloaded: %zu key(s)\"", w->what, w->path, ks->n);
-    keys_release(old);
-}
-
 /* acquire: the current JWKS and secret keys (NULL when not configured),
  * with references the caller drops, after a reload when one is due. */
 static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys **secret)
@@ -562,9 +346,9 @@ static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys
      * this one goes on with what is there. */
     if (due && pthread_mutex_trylock(&v->reload) == 0) {
         if (v->jwks.path)
-            refresh(v, &v->jwks);
+            fcgi_watched_file_refresh(&v->jwks);
         if (v->secret.path)
-            refresh(v, &v->secret);
+            fcgi_watched_file_refresh(&v->secret);
         pthread_mutex_unlock(&v->reload);
     }
     pthread_mutex_lock(&v->lock);
@@ -593,20 +377,47 @@ static int copy_opt(char **dst, const char *src, const char *name, char *err, si
     return 0;
 }
 
-static int watch_init(struct fcgi_jwt_verifier *v, struct watch *w, const char *what, const char *path, size_t max,
-                      parse_fn parse, char *err, size_t errlen)
+static void *parse_jwks_file(const char *path, char *buf, size_t len, char *err, size_t errlen)
 {
-    w->what = what;
-    w->max = max;
-    w->parse = parse;
-    if (copy_opt(&w->path, path, what, err, errlen))
-        return -1;
-    if (!w->path)
+    return parse_jwks(path, buf, len, err, errlen);
+}
+
+static void *parse_secret_file(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+    return parse_secret(path, buf, len, err, errlen);
+}
+
+static void release_keys(void *content)
+{
+    keys_release(content);
+}
+
+static size_t count_keys(const void *content)
+{
+    return ((const struct keys *)content)->n;
+}
+
+static const struct fcgi_watched_kind jwks_file = {
+    .what = "jwks file", .items = "keys", .max = JWKS_FILE_MAX,
+    .parse = parse_jwks_file, .release = release_keys, .count = count_keys,
+};
+
+static const struct fcgi_watched_kind secret_file = {
+    .what = "secret file", .items = "keys", .max = SECRET_FILE_MAX,
+    .parse = parse_secret_file, .release = release_keys, .count = count_keys,
+};
+
+/* watch: opens an optional key file (path NULL: not configured). */
+static int watch(struct fcgi_jwt_verifier *v, struct fcgi_watched_file *w, const struct fcgi_watched_kind *kind,
+                 const char *path, char *err, size_t errlen)
+{
+    if (!path)
         return 0;
-    int read_errno = 0;
-    enum sameness same;
-    w->current = load(v->sha256, w, &w->seen, w->good, &read_errno, &same, err, errlen);
-    return w->current ? 0 : -1;
+    if (!*path) {
+        say(err, errlen, "jwt: the %s is empty", kind->what);
+        return -1;
+    }
+    return fcgi_watched_file_open(w, kind, path, v->sha256, &v->lock, err, errlen);
 }
 
 struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen)
@@ -635,8 +446,8 @@ struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *
         say(err, errlen, "jwt: OpenSSL has no SHA-256");
         goto fail;
     }
-    if (watch_init(v, &v->jwks, "jwks file", s->jwks_file, JWKS_FILE_MAX, parse_jwks, err, errlen) ||
-        watch_init(v, &v->secret, "secret file", s->secret_file, SECRET_FILE_MAX, parse_secret, err, errlen))
+    if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) ||
+        watch(v, &v->secret, &secret_file, s->secret_file, err, errlen))
         goto fail;
     v->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return v;
@@ -649,10 +460,8 @@ void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v)
 {
     if (!v)
         return;
-    keys_release(v->jwks.current);
-    keys_release(v->secret.current);
-    free(v->jwks.path);
-    free(v->secret.path);
+    fcgi_watched_file_close(&v->jwks);
+    fcgi_watched_file_close(&v->secret);
     EVP_MD_free(v->sha256);
     free(v->issuer);
     free(v->audience);

@@ -19,15 +19,12 @@
 
 #include "log.h"
 #include "tokens.h"
+#include "watched_file.h"
 
 #define DIGEST_LEN 32
 #define FILE_MAX (8u * 1024 * 1024) /* some 100 000 named tokens */
 #define LINE_MAX_LEN 1024
 #define CHECK_INTERVAL_MS 1000
-/* A file changed this recently may change again within the timestamp
- * granularity without its stamp changing (git's "racy" files): re-read it
- * until it is older. */
-#define RACY_S 2
 
 struct entry {
     unsigned char digest[DIGEST_LEN];
@@ -43,26 +40,12 @@ struct list {
     struct entry *e;
 };
 
-/* Enough of stat(2) to tell that a file was replaced or rewritten. */
-struct stamp {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-};
-
 struct fcgi_tokens {
-    char *path;
     EVP_MD *sha256;         /* fetched once: an implicit fetch per check is slow */
-    pthread_mutex_t lock;   /* guards current and next_check_ms */
-    struct list *current;
+    pthread_mutex_t lock;   /* guards file.current and next_check_ms */
     int64_t next_check_ms;  /* CLOCK_MONOTONIC */
-    pthread_mutex_t reload; /* one reloader at a time; guards the fields below */
-    struct stamp seen;      /* the file as last read, valid or not */
-    int read_errno;         /* the failure last logged; 0: the file was readable */
-    unsigned char good[DIGEST_LEN]; /* SHA-256 of the content in use */
-    unsigned char bad[DIGEST_LEN];  /* SHA-256 of the invalid content last logged */
-    bool has_bad;
+    pthread_mutex_t reload; /* one reloader at a time */
+    struct fcgi_watched_file file; /* its current is a struct list */
 };
 
 static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,100 +64,6 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void stamp_of(const struct stat *sb, struct stamp *st)
-{
-    memset(st, 0, sizeof *st);
-    st->dev = sb->st_dev;
-    st->ino = sb->st_ino;
-    st->size = sb->st_size;
-    st->mtime = sb->st_mtim;
-    st->ctime = sb->st_ctim;
-}
-
-static bool stamp_eq(const struct stamp *a, const struct stamp *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
-           a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-/* read_file: the whole regular file at path, NUL-terminated, at most max
- * bytes, with the stamp of what was read (fstat of the open file, so a
- * rename in between cannot pair old content with a new stamp). Returns 0,
- * or an errno value with a sentence in err. */
-static int read_file(const char *path, size_t max, char **out, size_t *outlen, struct stamp *st, char *err,
-                     size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        say(err, errlen, "cannot open %s: %s", path, strerror(e));
-        return e;
-    }
-    int rc = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        rc = errno;
-        say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = EINVAL;
-        say(err, errlen, "%s is not a regular file", path);
-        goto out;
-    }
-    /* The size is a hint: the file may grow while being read. */
-    size_t cap = (size_t)sb.st_size < max ? (size_t)sb.st_size + 2 : max + 2;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = ENOMEM;
-        say(err, errlen, "out of memory reading %s", path);
-        goto out;
-    }
-    for (;;) {
-        if (len + 1 == cap) {
-            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-            char *nbuf = ncap > cap ? realloc(buf, ncap) : NULL;
-            if (!nbuf) {
-                rc = ncap > cap ? ENOMEM : EFBIG;
-                say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
-                goto out;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = errno;
-            say(err, errlen, "cannot read %s: %s", path, strerror(rc));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > max) {
-            rc = EFBIG;
-            say(err, errlen, "%s is larger than %zu bytes", path, max);
-            goto out;
-        }
-    }
-    buf[len] = '\0';
-    stamp_of(&sb, st);
-out:
-    close(fd);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *outlen = len;
-    return 0;
 }
 
 static void list_release(struct list *l)
@@ -340,92 +229,29 @@ static int sha256(const EVP_MD *md, const void *data, size_t len, unsigned char 
     return EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == DIGEST_LEN ? 0 : -1;
 }
 
-enum sameness { NEW_CONTENT, SAME_AS_GOOD, SAME_AS_BAD };
-
-/* load: reads and parses the file, unless its content is the one in use or
- * the invalid one last logged (*same says which). Returns the list, or NULL
- * with err and, in *read_errno, the errno of a read failure (0 when the
- * content is bad). */
-static struct list *load(struct fcgi_tokens *t, struct stamp *st, unsigned char hash[DIGEST_LEN], int *read_errno,
-                         enum sameness *same, char *err, size_t errlen)
+static void *parse_file(const char *path, char *buf, size_t len, char *err, size_t errlen)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    char why[256];
-    *same = NEW_CONTENT;
-    *read_errno = read_file(t->path, FILE_MAX, &buf, &len, st, why, sizeof why);
-    if (*read_errno) {
-        say(err, errlen, "tokens file: %s", why);
-        return NULL;
-    }
-    struct list *l = NULL;
-    if (sha256(t->sha256, buf, len, hash) != 0) {
-        *read_errno = EIO;
-        say(err, errlen, "tokens file %s: SHA-256 failed", t->path);
-    } else if (t->current && memcmp(hash, t->good, DIGEST_LEN) == 0) {
-        *same = SAME_AS_GOOD;
-    } else if (t->has_bad && memcmp(hash, t->bad, DIGEST_LEN) == 0) {
-        *same = SAME_AS_BAD;
-    } else {
-        l = parse(t->path, buf, len, err, errlen);
-    }
-    OPENSSL_cleanse(buf, len);
-    free(buf);
-    return l;
+    return parse(path, buf, len, err, errlen);
 }
 
-/* refresh: re-reads the file if its stamp changed (or it is racy). Called
- * with t->reload held. */
-static void refresh(struct fcgi_tokens *t)
+static void release_list(void *content)
 {
-    struct stat sb;
-    if (stat(t->path, &sb) != 0) {
-        int e = errno;
-        if (e != t->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"tokens file %s: %s; keeping the tokens loaded before\"", t->path,
-                     strerror(e));
-        t->read_errno = e;
-        return;
-    }
-    struct stamp now_st;
-    stamp_of(&sb, &now_st);
-    bool racy = time(NULL) - now_st.mtime.tv_sec <= RACY_S;
-    if (!t->read_errno && stamp_eq(&now_st, &t->seen) && !racy)
-        return;
-
-    struct stamp st;
-    unsigned char hash[DIGEST_LEN];
-    int read_errno = 0;
-    enum sameness same;
-    char err[512];
-    struct list *l = load(t, &st, hash, &read_errno, &same, err, sizeof err);
-    if (read_errno) {
-        if (read_errno != t->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the tokens loaded before\"", err);
-        t->read_errno = read_errno;
-        return;
-    }
-    t->read_errno = 0;
-    t->seen = st;
-    if (same == SAME_AS_GOOD)
-        t->has_bad = false; /* back to the list in use: a bad edit again is news */
-    if (same != NEW_CONTENT)
-        return;
-    if (!l) {
-        memcpy(t->bad, hash, DIGEST_LEN);
-        t->has_bad = true;
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the tokens loaded before\"", err);
-        return;
-    }
-    pthread_mutex_lock(&t->lock);
-    struct list *old = t->current;
-    t->current = l;
-    pthread_mutex_unlock(&t->lock);
-    memcpy(t->good, hash, DIGEST_LEN);
-    t->has_bad = false;
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"tokens file %s reloaded: %zu token(s)\"", t->path, l->n);
-    list_release(old);
+    list_release(content);
 }
+
+static size_t count_list(const void *content)
+{
+    return ((const struct list *)content)->n;
+}
+
+static const struct fcgi_watched_kind tokens_file = {
+    .what = "tokens file",
+    .items = "tokens",
+    .max = FILE_MAX,
+    .parse = parse_file,
+    .release = release_list,
+    .count = count_list,
+};
 
 /* acquire: the current list, with a reference the caller drops, after a
  * reload when one is due. */
@@ -442,11 +268,11 @@ static struct list *acquire(struct fcgi_tokens *t)
     /* Another thread still reloading (a slow disk) will publish soon enough;
      * this one goes on with what is there. */
     if (due && pthread_mutex_trylock(&t->reload) == 0) {
-        refresh(t);
+        fcgi_watched_file_refresh(&t->file);
         pthread_mutex_unlock(&t->reload);
     }
     pthread_mutex_lock(&t->lock);
-    struct list *l = t->current;
+    struct list *l = t->file.current;
     atomic_fetch_add(&l->refs, 1);
     pthread_mutex_unlock(&t->lock);
     return l;
@@ -459,8 +285,7 @@ struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen)
         return NULL;
     }
     struct fcgi_tokens *t = calloc(1, sizeof *t);
-    if (!t || !(t->path = strdup(path))) {
-        free(t);
+    if (!t) {
         say(err, errlen, "out of memory loading tokens file %s", path);
         return NULL;
     }
@@ -471,10 +296,7 @@ struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen)
         say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
         goto fail;
     }
-    int read_errno = 0;
-    enum sameness same;
-    t->current = load(t, &t->seen, t->good, &read_errno, &same, err, errlen);
-    if (!t->current)
+    if (fcgi_watched_file_open(&t->file, &tokens_file, path, t->sha256, &t->lock, err, errlen) != 0)
         goto fail;
     t->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return t;
@@ -487,11 +309,10 @@ void fcgi_tokens_free(struct fcgi_tokens *t)
 {
     if (!t)
         return;
-    list_release(t->current);
+    fcgi_watched_file_close(&t->file);
     EVP_MD_free(t->sha256);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->reload);
-    free(t->path);
     free(t);
 }
 
