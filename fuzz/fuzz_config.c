@@ -10,18 +10,8 @@
 #include <json-c/json.h>
 
 #include "../fcgi/config.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
- * saves the input of any deadly signal. */
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 #define PREFIX "OPENOVA_FLOW_"
 #define MAX_VARS 64

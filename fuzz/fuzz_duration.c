@@ -8,18 +8,8 @@
 #include <string.h>
 
 #include "../fcgi/config.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
- * saves the input of any deadly signal. */
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 /* The largest whole number of milliseconds inside Go's limit, an int64 count
  * of nanoseconds. A longer duration rounds up to a millisecond count whose

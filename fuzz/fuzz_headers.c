@@ -11,18 +11,8 @@
 #include "../fcgi/buf.h"
 #include "../fcgi/request.h"
 #include "../handlers/upstream.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
- * saves the input of any deadly signal. */
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 /* Restated from upstream.h's contract rather than shared with upstream.c, so
  * that a name dropped from its tables shows up here. */

@@ -12,19 +12,9 @@
 #include <cjose/cjose.h>
 
 #include "../fcgi/jwt.h"
+#include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
- * saves the input of any deadly signal. */
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 /* Test-only values, also used by the seeds in fuzz/corpus/jwt: the HS256
  * key is public on purpose so the seeds carry valid signatures. The RSA and

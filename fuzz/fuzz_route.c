@@ -8,18 +8,8 @@
 #include <string.h>
 
 #include "../fcgi/route.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* abort() rather than assert(): the check must survive -DNDEBUG, and libFuzzer
- * saves the input of any deadly signal. */
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 /* The bases fcgi_config_load can produce: "" for "/", or a path without a
  * trailing slash. */

@@ -973,42 +973,6 @@ static enum fcgi_auth_verdict verify(struct fcgi_jwt_verifier *v, const char *to
     return verdict;
 }
 
-/* Captures what fcgi_log writes to stderr (fd 2) between begin and end. */
-struct capture {
-    int saved;
-    char file[200];
-};
-
-static void capture_begin(struct capture *c)
-{
-    snprintf(c->file, sizeof c->file, "%s/stderr", dir);
-    int fd = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    c->saved = dup(2);
-    assert_true(c->saved >= 0);
-    assert_int_equal(dup2(fd, 2), 2);
-    close(fd);
-}
-
-/* capture_end: how many captured lines hold needle; the text into out. */
-static int capture_end(struct capture *c, const char *needle, char *out, size_t outlen)
-{
-    fflush(stderr);
-    assert_int_equal(dup2(c->saved, 2), 2);
-    close(c->saved);
-    FILE *f = fopen(c->file, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, outlen - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(c->file);
-    int count = 0;
-    for (const char *p = out; (p = strstr(p, needle)); p += strlen(needle))
-        count++;
-    return count;
-}
-
 static void test_rotation(void **state)
 {
     (void)state;
@@ -1060,15 +1024,15 @@ static void test_rotation(void **state)
     write_text(jpath, "{\"keys\": [");
     write_text(spath, "short");
     past_check_interval();
-    struct capture cap;
-    capture_begin(&cap);
+    struct unit_capture cap;
+    unit_capture_begin(&cap, dir);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(verify(v, new_rs, why, sizeof why), OK);
         assert_int_equal(verify(v, new_hs, why, sizeof why), OK);
     }
     past_check_interval(); /* recent files are re-read: same content, no new error */
     assert_int_equal(verify(v, new_es, why, sizeof why), OK);
-    int errors = capture_end(&cap, "level=error", log, sizeof log);
+    int errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 2);
     assert_non_null(strstr(log, jpath));
     assert_non_null(strstr(log, spath));
@@ -1078,11 +1042,11 @@ static void test_rotation(void **state)
     assert_int_equal(unlink(jpath), 0);
     assert_int_equal(unlink(spath), 0);
     past_check_interval();
-    capture_begin(&cap);
+    unit_capture_begin(&cap, dir);
     assert_int_equal(verify(v, new_rs, why, sizeof why), OK);
     past_check_interval();
     assert_int_equal(verify(v, new_hs, why, sizeof why), OK);
-    errors = capture_end(&cap, "level=error", log, sizeof log);
+    errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 2);
 
     /* The files back, with the first keys. */

@@ -299,42 +299,6 @@ static enum fcgi_auth_verdict check(struct fcgi_tokens *t, const char *token, co
     return v;
 }
 
-/* Captures what fcgi_log writes to stderr (fd 2) between begin and end. */
-struct capture {
-    int saved;
-    char file[160];
-};
-
-static void capture_begin(struct capture *c)
-{
-    snprintf(c->file, sizeof c->file, "%s/stderr", dir);
-    int fd = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    c->saved = dup(2);
-    assert_true(c->saved >= 0);
-    assert_int_equal(dup2(fd, 2), 2);
-    close(fd);
-}
-
-/* capture_end: how many captured lines hold needle; the text into out. */
-static int capture_end(struct capture *c, const char *needle, char *out, size_t outlen)
-{
-    fflush(stderr);
-    assert_int_equal(dup2(c->saved, 2), 2);
-    close(c->saved);
-    FILE *f = fopen(c->file, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, outlen - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    unlink(c->file);
-    int count = 0;
-    for (const char *p = out; (p = strstr(p, needle)); p += strlen(needle))
-        count++;
-    return count;
-}
-
 static void test_reload_on_change(void **state)
 {
     (void)state;
@@ -384,15 +348,15 @@ static void test_bad_reload_keeps_old_list(void **state)
     snprintf(text, sizeof text, "%s alice\n%s dave\nnot-a-digest\n", alpha, delta);
     write_text(path, text);
     past_check_interval();
-    struct capture cap;
-    capture_begin(&cap);
+    struct unit_capture cap;
+    unit_capture_begin(&cap, dir);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
         assert_int_equal(check(t, "delta-token", NULL), FCGI_AUTH_REJECTED);
     }
     past_check_interval(); /* the file is recent: re-read, same content */
     assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
-    int errors = capture_end(&cap, "level=error", log, sizeof log);
+    int errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
     assert_non_null(strstr(log, "line 3"));
     assert_non_null(strstr(log, path));
@@ -401,11 +365,11 @@ static void test_bad_reload_keeps_old_list(void **state)
      * checks find it missing. */
     assert_int_equal(unlink(path), 0);
     past_check_interval();
-    capture_begin(&cap);
+    unit_capture_begin(&cap, dir);
     assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
     past_check_interval();
     assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
-    errors = capture_end(&cap, "level=error", log, sizeof log);
+    errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
 
     /* Fixed: the new list is taken. */

@@ -4,8 +4,11 @@
 #ifndef OPENOVA_TEST_UNIT_H
 #define OPENOVA_TEST_UNIT_H
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #define UNIT_LEN(array) (sizeof(array) / sizeof((array)[0]))
 
@@ -53,6 +56,44 @@ static inline const char *unit_escape(const char *s, size_t len, char *out, size
     }
     out[o] = '\0';
     return out;
+}
+
+/* Captures what the code under test logs to stderr (fd 2) between begin
+ * and end, through a file in dir. */
+struct unit_capture {
+    int saved;
+    char file[256];
+};
+
+static inline void unit_capture_begin(struct unit_capture *c, const char *dir)
+{
+    snprintf(c->file, sizeof c->file, "%s/stderr", dir);
+    int fd = open(c->file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    assert_true(c->saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    close(fd);
+}
+
+/* unit_capture_end: how many times the captured text holds needle; the
+ * text into out. */
+static inline int unit_capture_end(struct unit_capture *c, const char *needle, char *out, size_t outlen)
+{
+    fflush(stderr);
+    assert_int_equal(dup2(c->saved, 2), 2);
+    close(c->saved);
+    FILE *f = fopen(c->file, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, outlen - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(c->file);
+    int count = 0;
+    for (const char *p = out; (p = strstr(p, needle)); p += strlen(needle))
+        count++;
+    return count;
 }
 
 #endif
