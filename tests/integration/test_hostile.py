@@ -51,6 +51,19 @@ SNAPSHOT = b'{"nodes":[],"edges":[]}'
 RSS_SLACK_KIB = 4096 if not wrapper.active() else 64 * 1024
 
 
+def read_to_eof(sock):
+    """Everything the server sends until it closes (or resets) the connection."""
+    buf = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return buf
+        if not chunk:
+            return buf
+        buf += chunk
+
+
 @pytest.fixture
 def hostile(instances):
     return instances.get("hostile", "lighttpd")
@@ -116,15 +129,7 @@ def exchange(ctx, data, half_close=True):
                 sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-        buf = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            buf += chunk
+        buf = read_to_eof(sock)
     except (BrokenPipeError, ConnectionResetError):
         buf = b""
     finally:
@@ -260,15 +265,7 @@ def pipelined_garbage(ctx):
         sock.sendall(head(ctx, "GET", f"{BASE}/{OK}-snap/snapshot", close=False)
                      + b"\x00\x01GARBAGE / HTTP/1.1\r\n\r\n" + b"\xff" * 64 + b"\r\n\r\n")
         sock.shutdown(socket.SHUT_WR)
-        buf = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            buf += chunk
+        buf = read_to_eof(sock)
     finally:
         sock.close()
     got = statuses(buf)
