@@ -90,7 +90,12 @@ UNIT_TESTS := \
 
 PYTEST ?= /usr/bin/python3 -m pytest
 # The Python suites run the binaries of this build tree (check-asan's too).
-TEST_ENV = OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) OPENOVA_FLOW_DEVSERVER_BIN=$(abspath $(DEV_BIN))
+TEST_ENV = OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) OPENOVA_FLOW_DEVSERVER_BIN=$(abspath $(DEV_BIN)) $(SAN_ENV)
+# A sanitized app keeps freed memory in ASan's quarantine (256 MiB by
+# default), which tests that compare the app's memory before and after a
+# load would read as growth: a small quarantine, and the tests are told.
+# Options set by the caller come after ours and win.
+SAN_ENV = $(if $(SAN),OPENOVA_TEST_SANITIZED=1 ASAN_OPTIONS=quarantine_size_mb=8$${ASAN_OPTIONS:+:$$ASAN_OPTIONS})
 
 .PHONY: all check unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind integration-valgrind
 
