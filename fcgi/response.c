@@ -231,8 +231,13 @@ void fcgi_response_finish(struct fcgi_request *req)
     int fd = fcgx->ipcFd;
     bool reusable = false;
     if (req->abort_response) {
-        /* Without END_REQUEST the web server sees the response fail and
-         * drops its client, instead of ending a cut body cleanly. */
+        /* What was held back goes out first, as it would have unheld; then,
+         * without END_REQUEST, the web server sees the response fail and
+         * drops its client instead of ending a cut body cleanly. */
+        struct record_batch b;
+        batch_init(&b, req);
+        batch_pending(&b, req);
+        batch_done(&b, req);
         shutdown(fd, SHUT_RDWR);
     } else {
         struct record_batch b;

@@ -100,6 +100,19 @@ def test_chunked_snapshot_past_the_cap_is_cut_off(app, upstream, fid):
     assert wait_for(lambda: "response cut off" in app.log(), scaled(3)), app.log()[-2000:]
 
 
+def test_snapshot_cut_short_by_the_upstream_keeps_what_came(app, upstream, fid):
+    """The app holds a small body back to send it in one write; when the
+    upstream then fails, what came still goes out, under the upstream's
+    status, and the connection closes without END_REQUEST."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, b'{"nodes":[1,')], end="drop",
+                                    headers=[("Content-Type", "application/json")]))
+    resp = fcgi_request(app.address, "GET", f"{BASE}/{flow}/snapshot", remote_user="alice")
+    assert resp.status == 200, resp.raw[:300]
+    assert resp.body == b'{"nodes":[1,'
+    assert resp.app_status is None, "a snapshot cut short must not end cleanly"
+
+
 def test_cut_off_snapshot_through_lighttpd_stops_at_the_cap(instances, upstream, fid):
     """The client never gets more than the cap. (Whether it also sees the
     response as incomplete is lighttpd's call: 1.4.69 ends the chunked body
