@@ -48,6 +48,7 @@ struct fcgi_request {
      * leave in as few writes as possible. */
     bool head_sent;
     struct fcgi_buf *pending;
+    bool out_started;             /* some of the response reached the web server */
     bool out_failed;              /* a write to the web server failed: it is gone */
     int status;
     const char *error_code;       /* static; set when the proxy answered with its own error */

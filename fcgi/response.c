@@ -94,6 +94,7 @@ struct record_batch {
     unsigned char end[24];
     int iov_count;
     int header_count;
+    bool wrote; /* some bytes went out */
     enum fcgi_err err;
 };
 
@@ -102,6 +103,7 @@ static void batch_init(struct record_batch *b, const struct fcgi_request *req)
     b->fd = req->fcgx->ipcFd;
     b->request_id = (unsigned)req->fcgx->requestId;
     b->iov_count = b->header_count = 0;
+    b->wrote = false;
     b->err = req->out_failed ? FCGI_ERR_CLIENT_GONE : FCGI_OK;
 }
 
@@ -119,6 +121,7 @@ static void batch_flush(struct record_batch *b)
         }
         /* A blocking socket may still take part of it (a signal): go on
          * from where it stopped. */
+        b->wrote = b->wrote || n > 0;
         size_t done = (size_t)n;
         while (left > 0 && done >= iov->iov_len) {
             done -= iov->iov_len;
@@ -159,6 +162,8 @@ static enum fcgi_err batch_done(struct record_batch *b, struct fcgi_request *req
     /* Sent or not, what was held is spent: it is never written twice. */
     if (req->pending)
         fcgi_buf_reset(req->pending);
+    if (b->wrote)
+        req->out_started = true;
     if (b->err)
         req->out_failed = true;
     return b->err;
@@ -210,6 +215,17 @@ enum fcgi_err fcgi_response_write(struct fcgi_request *req, const void *data, si
     return err;
 }
 
+bool fcgi_response_retract(struct fcgi_request *req)
+{
+    if (req->out_started)
+        return false;
+    fcgi_buf_reset(req->pending);
+    req->head_sent = false;
+    req->status = 0;
+    req->bytes_out = 0;
+    return true;
+}
+
 /* Reads what is left of the request's input, up to a bound: closing a
  * socket with unread bytes resets it, and the web server could lose the
  * answer. True when the input ended. */
@@ -220,7 +236,17 @@ static bool drain_input(FCGX_Request *fcgx)
     int got;
     while (discarded < 1024 * 1024 && (got = FCGX_GetStr(discard, (int)sizeof discard, fcgx->in)) > 0)
         discarded += (size_t)got;
-    return FCGX_HasSeenEOF(fcgx->in) == EOF;
+    /* libfcgi marks a failed read as the end too: only a clean one counts. */
+    return FCGX_HasSeenEOF(fcgx->in) == EOF && FCGX_GetError(fcgx->in) == 0;
+}
+
+/* Bounds every read of what is left of the input: a web server that
+ * neither sends nor hangs up does not hold the worker (libfcgi's own
+ * lingering close waits two seconds too). 0 takes the bound off again. */
+static void bound_reads(int fd, long seconds)
+{
+    struct timeval bound = {.tv_sec = seconds};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
 }
 
 void fcgi_response_finish(struct fcgi_request *req)
@@ -239,34 +265,43 @@ void fcgi_response_finish(struct fcgi_request *req)
         batch_pending(&b, req);
         batch_done(&b, req);
         shutdown(fd, SHUT_RDWR);
+    } else if (fcgx->keepConnection) {
+        /* The web server may send its next request as soon as it has our
+         * END_REQUEST, and libfcgi drops whatever it read past this
+         * request's input: so the input is read to its end first. */
+        bound_reads(fd, 2);
+        bool drained = drain_input(fcgx);
+        bound_reads(fd, 0);
+        struct record_batch b;
+        batch_init(&b, req);
+        batch_pending(&b, req);
+        fcgi_record_end_request(b.end, b.request_id, 0);
+        b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
+        reusable = batch_done(&b, req) == FCGI_OK && drained;
     } else {
         struct record_batch b;
         batch_init(&b, req);
         batch_pending(&b, req);
         fcgi_record_end_request(b.end, b.request_id, 0);
         b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
-        bool sent = batch_done(&b, req) == FCGI_OK;
-        /* The end of our output tells a web server still sending the
-         * request (nginx, after an early 413) to stop and deliver the
-         * answer; it would otherwise wait to send the rest first. */
-        if (sent && !fcgx->keepConnection) {
+        if (batch_done(&b, req) == FCGI_OK) {
+            /* The end of our output tells a web server still sending the
+             * request (nginx, after an early 413) to stop and deliver the
+             * answer; it would otherwise wait to send the rest first. What
+             * is left is read so that the close does not reset the
+             * connection under the answer. */
             shutdown(fd, SHUT_WR);
-            /* What is left of the input gets libfcgi's own bound, two
-             * seconds, in case the web server neither sends nor hangs up. */
-            struct timeval linger_for = {.tv_sec = 2};
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &linger_for, sizeof linger_for);
+            bound_reads(fd, 2);
+            drain_input(fcgx);
         }
-        reusable = sent && drain_input(fcgx) && fcgx->keepConnection;
     }
+    if (req->pending && req->pending->cap > 2 * FCGI_RESPONSE_COALESCE)
+        fcgi_buf_free(req->pending); /* a huge head grew it: not kept per worker */
+    else if (req->pending)
+        fcgi_buf_reset(req->pending);
     /* libfcgi keeps reading requests from a connection the web server
      * keeps; any other is closed here, at once: its lingering close would
      * hold the worker until the web server hangs up. */
-    if (req->pending) {
-        /* A huge head grew it: give that back rather than keep it per worker. */
-        if (req->pending->cap > 2 * FCGI_RESPONSE_COALESCE)
-            fcgi_buf_free(req->pending);
-        fcgi_buf_reset(req->pending);
-    }
     FCGX_Free(fcgx, 0);
     if (!reusable) {
         close(fd);

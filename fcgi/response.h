@@ -5,6 +5,7 @@
 #ifndef OPENOVA_RESPONSE_H
 #define OPENOVA_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -49,6 +50,11 @@ enum fcgi_err fcgi_response_write(struct fcgi_request *req, const void *data, si
  * the body cannot change any more: nothing is written. */
 enum fcgi_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
                                   const char *extra_header);
+
+/* fcgi_response_retract: takes back a committed head and body that have
+ * not reached the web server yet, so that an error can still answer
+ * instead. False once any of it went out. */
+bool fcgi_response_retract(struct fcgi_request *req);
 
 /* fcgi_response_finish: ends the response (a head still pending, the end of
  * the output and FCGI_END_REQUEST; or, when req->abort_response is set, a

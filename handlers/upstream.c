@@ -578,7 +578,9 @@ enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request
         err = FCGI_ERR_UPSTREAM_PROTOCOL;
     }
     if (err && err != FCGI_ERR_CLIENT_GONE) {
-        if (req->head_sent) {
+        /* Held back and not yet sent, a head can still give way to a clean
+         * error answer; once out, the body can only be cut. */
+        if (req->head_sent && !fcgi_response_retract(req)) {
             fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
                      action, fcgi_strerror(err), client->error[0] ? ": " : "", client->error);
             req->error_code = upstream_error_code(err);

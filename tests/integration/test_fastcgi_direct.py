@@ -147,19 +147,32 @@ def _snapshot_on(conn, flow, keep_conn):
 def test_kept_connection_serves_the_next_request(app, upstream, fid):
     """FCGI_KEEP_CONN (Apache's mod_proxy_fcgi asks for it): the app leaves
     the connection open after END_REQUEST and answers the next request on
-    it, each with its own whole body."""
-    flows = [fid(), fid()]
+    it, each with its own whole body; an events body read to its end
+    leaves nothing behind that would spoil the next request."""
+    flows = [fid(), fid(), fid()]
     bodies = [b'{"n":1}', b'{"n":2,"pad":"' + b"x" * 150000 + b'"}']
     for flow, body in zip(flows, bodies):
         upstream.set(flow, json_reply(body=body))
+    upstream.set(flows[2], json_reply(body=b'{"seq":7}'))
+    event = b'{"type":"upsert-node","node":{"id":"n1"}}' * 50
     conn = FcgiConnection(app.address)
     try:
         for flow, body in zip(flows, bodies):
             resp = _snapshot_on(conn, flow, keep_conn=True)
             assert resp.app_status == 0 and resp.status == 200
             assert resp.body == body
+        conn.resp = type(conn.resp)()
+        conn.send_request(cgi_params("POST", f"{BASE}/{flows[2]}/events",
+                                     [("Content-Type", "application/json")], event, remote_user="alice"),
+                          body=event, keep_conn=True)
+        resp = conn.read_all()
+        assert (resp.app_status, resp.status, resp.body) == (0, 200, b'{"seq":7}')
+        resp = _snapshot_on(conn, flows[0], keep_conn=True)
+        assert (resp.app_status, resp.status, resp.body) == (0, 200, bodies[0])
     finally:
         conn.close()
+    (rec,) = upstream.requests(flows[2])
+    assert rec.body == event
 
 
 def test_connection_closed_after_the_answer(app, upstream, fid):

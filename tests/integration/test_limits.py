@@ -100,17 +100,17 @@ def test_chunked_snapshot_past_the_cap_is_cut_off(app, upstream, fid):
     assert wait_for(lambda: "response cut off" in app.log(), scaled(3)), app.log()[-2000:]
 
 
-def test_snapshot_cut_short_by_the_upstream_keeps_what_came(app, upstream, fid):
+def test_snapshot_cut_short_before_anything_left_is_a_clean_502(app, upstream, fid):
     """The app holds a small body back to send it in one write; when the
-    upstream then fails, what came still goes out, under the upstream's
-    status, and the connection closes without END_REQUEST."""
+    upstream fails before any of it left, the client gets a whole 502
+    instead of a 200 with a body cut short."""
     flow = fid()
     upstream.set(flow, stream_reply([(0, b'{"nodes":[1,')], end="drop",
                                     headers=[("Content-Type", "application/json")]))
     resp = fcgi_request(app.address, "GET", f"{BASE}/{flow}/snapshot", remote_user="alice")
-    assert resp.status == 200, resp.raw[:300]
-    assert resp.body == b'{"nodes":[1,'
-    assert resp.app_status is None, "a snapshot cut short must not end cleanly"
+    assert resp.status == 502, resp.raw[:300]
+    assert resp.app_status == 0
+    assert json.loads(resp.body)["error"].startswith("upstream")
 
 
 def test_cut_off_snapshot_through_lighttpd_stops_at_the_cap(instances, upstream, fid):
