@@ -1,4 +1,7 @@
-/* error.c: texts for the proxy's error enum. */
+/* error.c: texts for the proxy's error enum, and error sentences. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "error.h"
 
 const char *fcgi_strerror(enum fcgi_err err)
@@ -17,4 +20,14 @@ const char *fcgi_strerror(enum fcgi_err err)
     case FCGI_ERR_WOULD_BLOCK: return "output buffer full";
     }
     return "unknown error";
+}
+
+void fcgi_say(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
 }

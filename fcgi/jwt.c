@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "jwt.h"
+#include "error.h"
 #include "log.h"
 #include "watched_file.h"
 
@@ -67,17 +67,6 @@ struct fcgi_jwt_verifier {
     char *issuer, *audience, *user_claim;
     int64_t skew;
 };
-
-static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t mono_ms(void)
 {
@@ -164,7 +153,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     static const char *const ec_members[] = {"crv", "x", "y", NULL};
     bool bad_kty, bad_use, bad_alg, bad_kid, bad;
     if (!json_object_is_type(k, json_type_object)) {
-        say(why, whylen, "not a JSON object");
+        fcgi_say(why, whylen, "not a JSON object");
         return -1;
     }
     const char *kty = str_member(k, "kty", &bad_kty);
@@ -172,7 +161,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     const char *alg = str_member(k, "alg", &bad_alg);
     const char *kid = str_member(k, "kid", &bad_kid);
     if (!kty || bad_use || bad_alg || bad_kid) {
-        say(why, whylen, "%s",
+        fcgi_say(why, whylen, "%s",
             !kty ? "no kty" : bad_use ? "use is not a string" : bad_alg ? "alg is not a string" : "kid is not a string");
         return -1;
     }
@@ -186,21 +175,21 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
         members = ec_members;
         const char *crv = str_member(k, "crv", &bad);
         if (!crv || strcmp(crv, "P-256") != 0) {
-            say(why, whylen, "an EC key not on P-256");
+            fcgi_say(why, whylen, "an EC key not on P-256");
             return 0;
         }
     } else {
         /* "oct" keys never verify anything here: HS256 uses the secret file
          * alone, so that no published key can be used as an HMAC secret. */
-        say(why, whylen, "kty %s", strcmp(kty, "oct") == 0 ? "oct" : "not RSA or EC");
+        fcgi_say(why, whylen, "kty %s", strcmp(kty, "oct") == 0 ? "oct" : "not RSA or EC");
         return 0;
     }
     if (use && strcmp(use, "sig") != 0) {
-        say(why, whylen, "not a signing key");
+        fcgi_say(why, whylen, "not a signing key");
         return 0;
     }
     if (alg && strcmp(alg, alg_names[a]) != 0) {
-        say(why, whylen, "its alg is not %s", alg_names[a]);
+        fcgi_say(why, whylen, "its alg is not %s", alg_names[a]);
         return 0;
     }
 
@@ -213,7 +202,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     for (const char *const *m = members; *m; m++) {
         json_object *v;
         if (!json_object_object_get_ex(k, *m, &v) || !json_object_is_type(v, json_type_string)) {
-            say(why, whylen, "no %s", *m);
+            fcgi_say(why, whylen, "no %s", *m);
             rc = -1;
             goto out;
         }
@@ -228,18 +217,18 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     out->jwk = cjose_jwk_import(json, strlen(json), &cerr);
     if (!out->jwk) {
         rc = cerr.code == CJOSE_ERR_NO_MEMORY ? -2 : -1;
-        say(why, whylen, "cjose cannot import it (%s)", cerr.message ? cerr.message : "unknown error");
+        fcgi_say(why, whylen, "cjose cannot import it (%s)", cerr.message ? cerr.message : "unknown error");
         goto out;
     }
     cjose_jwk_kty_t want = a == ALG_RS256 ? CJOSE_JWK_KTY_RSA : CJOSE_JWK_KTY_EC;
     if (cjose_jwk_get_kty(out->jwk, &cerr) != want) {
         rc = -1;
-        say(why, whylen, "cjose imported it as another key type");
+        fcgi_say(why, whylen, "cjose imported it as another key type");
         goto out;
     }
     if (a == ALG_RS256 && cjose_jwk_get_keysize(out->jwk, &cerr) < RSA_MIN_BITS) {
         rc = 2;
-        say(why, whylen, "an RSA key of %zu bits (%d minimum)", cjose_jwk_get_keysize(out->jwk, &cerr),
+        fcgi_say(why, whylen, "an RSA key of %zu bits (%d minimum)", cjose_jwk_get_keysize(out->jwk, &cerr),
             RSA_MIN_BITS);
         goto out;
     }
@@ -262,11 +251,11 @@ static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *er
     struct keys *ks = NULL;
     json_object *root = parse_json(buf, len), *arr;
     if (!root || !json_object_is_type(root, json_type_object)) {
-        say(err, errlen, "jwks file %s: not a JSON object", path);
+        fcgi_say(err, errlen, "jwks file %s: not a JSON object", path);
         goto out;
     }
     if (!json_object_object_get_ex(root, "keys", &arr) || !json_object_is_type(arr, json_type_array)) {
-        say(err, errlen, "jwks file %s: no \"keys\" array", path);
+        fcgi_say(err, errlen, "jwks file %s: no \"keys\" array", path);
         goto out;
     }
     size_t n = json_object_array_length(arr);
@@ -279,7 +268,7 @@ static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *er
         if (rc == -2)
             goto oom;
         if (rc < 0) {
-            say(err, errlen, "jwks file %s: key %zu: %s", path, i, why);
+            fcgi_say(err, errlen, "jwks file %s: key %zu: %s", path, i, why);
             goto fail;
         }
         if (rc == 1)
@@ -288,12 +277,12 @@ static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *er
             fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"jwks file %s: key %zu skipped: %s\"", path, i, why);
     }
     if (!ks->n) {
-        say(err, errlen, "jwks file %s: no usable key (RSA for RS256, EC P-256 for ES256)", path);
+        fcgi_say(err, errlen, "jwks file %s: no usable key (RSA for RS256, EC P-256 for ES256)", path);
         goto fail;
     }
     goto out;
 oom:
-    say(err, errlen, "jwks file %s: out of memory", path);
+    fcgi_say(err, errlen, "jwks file %s: out of memory", path);
 fail:
     keys_release(ks);
     ks = NULL;
@@ -311,14 +300,14 @@ static struct keys *parse_secret(const char *path, char *buf, size_t len, char *
             len--;
     }
     if (len < FCGI_JWT_SECRET_MIN) {
-        say(err, errlen, "secret file %s: %zu bytes, HS256 needs at least %d (RFC 7518 section 3.2)", path, len,
+        fcgi_say(err, errlen, "secret file %s: %zu bytes, HS256 needs at least %d (RFC 7518 section 3.2)", path, len,
             FCGI_JWT_SECRET_MIN);
         return NULL;
     }
     struct keys *ks = keys_new(1);
     cjose_err cerr = {0};
     if (!ks || !(ks->k[0].jwk = cjose_jwk_create_oct_spec((const uint8_t *)buf, len, &cerr))) {
-        say(err, errlen, "secret file %s: %s", path,
+        fcgi_say(err, errlen, "secret file %s: %s", path,
             !ks || cerr.code == CJOSE_ERR_NO_MEMORY ? "out of memory" : "cjose refused the key");
         keys_release(ks);
         return NULL;
@@ -367,11 +356,11 @@ static int copy_opt(char **dst, const char *src, const char *name, char *err, si
     if (!src)
         return 0;
     if (!*src) {
-        say(err, errlen, "jwt: the %s is empty", name);
+        fcgi_say(err, errlen, "jwt: the %s is empty", name);
         return -1;
     }
     if (!(*dst = strdup(src))) {
-        say(err, errlen, "jwt: out of memory");
+        fcgi_say(err, errlen, "jwt: out of memory");
         return -1;
     }
     return 0;
@@ -414,7 +403,7 @@ static int watch(struct fcgi_jwt_verifier *v, struct fcgi_watched_file *w, const
     if (!path)
         return 0;
     if (!*path) {
-        say(err, errlen, "jwt: the %s is empty", kind->what);
+        fcgi_say(err, errlen, "jwt: the %s is empty", kind->what);
         return -1;
     }
     return fcgi_watched_file_open(w, kind, path, v->sha256, &v->lock, err, errlen);
@@ -423,16 +412,16 @@ static int watch(struct fcgi_jwt_verifier *v, struct fcgi_watched_file *w, const
 struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen)
 {
     if (!s || (!s->jwks_file && !s->secret_file)) {
-        say(err, errlen, "jwt: needs a JWKS file or a secret file (or both)");
+        fcgi_say(err, errlen, "jwt: needs a JWKS file or a secret file (or both)");
         return NULL;
     }
     if (s->clock_skew_s < 0 || s->clock_skew_s > SKEW_MAX_S) {
-        say(err, errlen, "jwt: the clock skew must be between 0 and %d s", SKEW_MAX_S);
+        fcgi_say(err, errlen, "jwt: the clock skew must be between 0 and %d s", SKEW_MAX_S);
         return NULL;
     }
     struct fcgi_jwt_verifier *v = calloc(1, sizeof *v);
     if (!v) {
-        say(err, errlen, "jwt: out of memory");
+        fcgi_say(err, errlen, "jwt: out of memory");
         return NULL;
     }
     pthread_mutex_init(&v->lock, NULL);
@@ -443,7 +432,7 @@ struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *
         copy_opt(&v->user_claim, s->user_claim ? s->user_claim : "email", "user claim", err, errlen))
         goto fail;
     if (!(v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
-        say(err, errlen, "jwt: OpenSSL has no SHA-256");
+        fcgi_say(err, errlen, "jwt: OpenSSL has no SHA-256");
         goto fail;
     }
     if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) ||
@@ -544,28 +533,28 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
 {
     int rc = numeric_claim(claims, "exp", false, exp);
     if (rc <= 0) {
-        say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
+        fcgi_say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
         return -1;
     }
     if (now - v->skew > *exp) {
-        say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
+        fcgi_say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
         return -1;
     }
     int64_t nbf;
     rc = numeric_claim(claims, "nbf", true, &nbf);
     if (rc < 0) {
-        say(why, whylen, "jwt: nbf is not a number");
+        fcgi_say(why, whylen, "jwt: nbf is not a number");
         return -1;
     }
     if (rc == 1 && now + v->skew < nbf) {
-        say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
+        fcgi_say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
         return -1;
     }
     bool bad;
     if (v->issuer) {
         const char *iss = str_member(claims, "iss", &bad);
         if (!iss || strcmp(iss, v->issuer) != 0) {
-            say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
+            fcgi_say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
             return -1;
         }
     }
@@ -573,7 +562,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
         json_object *aud;
         bool ok = false;
         if (!json_object_object_get_ex(claims, "aud", &aud) || !aud) {
-            say(why, whylen, "jwt: no aud claim");
+            fcgi_say(why, whylen, "jwt: no aud claim");
             return -1;
         }
         if (json_object_is_type(aud, json_type_string)) {
@@ -586,7 +575,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
             }
         }
         if (!ok) {
-            say(why, whylen, "jwt: audience mismatch");
+            fcgi_say(why, whylen, "jwt: audience mismatch");
             return -1;
         }
     }
@@ -596,13 +585,13 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
     if (!json_object_object_get_ex(claims, claim, &u) || !u) {
         claim = "sub";
         if (!json_object_object_get_ex(claims, claim, &u) || !u) {
-            say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
+            fcgi_say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
             return -1;
         }
     }
     if (!json_object_is_type(u, json_type_string) ||
         !usable_user(json_object_get_string(u), (size_t)json_object_get_string_len(u))) {
-        say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, FCGI_JWT_USER_MAX);
+        fcgi_say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, FCGI_JWT_USER_MAX);
         return -1;
     }
     *user = json_object_get_string(u);
@@ -628,11 +617,11 @@ static size_t candidates(const struct keys *jwks, const struct keys *secret, enu
          * (a public key used as the HMAC secret); a kid naming nothing is
          * ignored, since the secret has no kid. */
         if (kid && has_kid(jwks, kid)) {
-            say(why, whylen, "jwt: alg HS256 with a JWKS key refused");
+            fcgi_say(why, whylen, "jwt: alg HS256 with a JWKS key refused");
             return 0;
         }
         if (!secret) {
-            say(why, whylen, "jwt: alg HS256 refused: no secret file is configured");
+            fcgi_say(why, whylen, "jwt: alg HS256 refused: no secret file is configured");
             return 0;
         }
         cand[n++] = secret->k[0].jwk;
@@ -650,11 +639,11 @@ static size_t candidates(const struct keys *jwks, const struct keys *secret, enu
     if (n)
         return n;
     if (kid && !named)
-        say(why, whylen, "jwt: unknown kid");
+        fcgi_say(why, whylen, "jwt: unknown kid");
     else if (kid)
-        say(why, whylen, "jwt: alg %s does not fit the kid's %s key", alg_names[alg], alg == ALG_RS256 ? "EC" : "RSA");
+        fcgi_say(why, whylen, "jwt: alg %s does not fit the kid's %s key", alg_names[alg], alg == ALG_RS256 ? "EC" : "RSA");
     else
-        say(why, whylen, "jwt: no %s key in the JWKS", alg_names[alg]);
+        fcgi_say(why, whylen, "jwt: no %s key in the JWKS", alg_names[alg]);
     return 0;
 }
 
@@ -678,12 +667,12 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     ERR_set_mark();
 
     if (!token || !*token) {
-        say(why, whylen, "jwt: empty token");
+        fcgi_say(why, whylen, "jwt: empty token");
         goto out;
     }
     size_t len = strnlen(token, FCGI_JWT_MAX + 1);
     if (len > FCGI_JWT_MAX) {
-        say(why, whylen, "jwt: token too long (over %d bytes)", FCGI_JWT_MAX);
+        fcgi_say(why, whylen, "jwt: token too long (over %d bytes)", FCGI_JWT_MAX);
         goto out;
     }
     /* Strict compact serialization (RFC 7515 section 7.1): three base64url
@@ -698,39 +687,39 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
             }
             dots[ndots++] = i;
         } else if (!is_b64url(token[i])) {
-            say(why, whylen, "jwt: a byte outside base64url");
+            fcgi_say(why, whylen, "jwt: a byte outside base64url");
             goto out;
         }
     }
     if (ndots != 2) {
-        say(why, whylen, "jwt: not three dot-separated segments");
+        fcgi_say(why, whylen, "jwt: not three dot-separated segments");
         goto out;
     }
     size_t payload_len = dots[1] - dots[0] - 1, sig_len = len - dots[1] - 1;
     if (dots[0] % 4 == 1 || payload_len % 4 == 1 || sig_len % 4 == 1) {
-        say(why, whylen, "jwt: a segment is not base64url");
+        fcgi_say(why, whylen, "jwt: a segment is not base64url");
         goto out;
     }
     if (!cjose_base64url_decode(token, dots[0], &hdr_raw, &hdr_len, &cerr)) {
         if (cerr.code == CJOSE_ERR_NO_MEMORY)
             goto oom;
-        say(why, whylen, "jwt: malformed header");
+        fcgi_say(why, whylen, "jwt: malformed header");
         goto out;
     }
     hdr = parse_json((const char *)hdr_raw, hdr_len);
     if (!hdr || !json_object_is_type(hdr, json_type_object)) {
-        say(why, whylen, "jwt: malformed header");
+        fcgi_say(why, whylen, "jwt: malformed header");
         goto out;
     }
     bool bad;
     const char *alg_text = str_member(hdr, "alg", &bad);
     if (!alg_text) {
-        say(why, whylen, "jwt: malformed header: no alg");
+        fcgi_say(why, whylen, "jwt: malformed header: no alg");
         goto out;
     }
     enum alg alg;
     if (strcasecmp(alg_text, "none") == 0) {
-        say(why, whylen, "jwt: alg none refused");
+        fcgi_say(why, whylen, "jwt: alg none refused");
         goto out;
     } else if (strcmp(alg_text, "RS256") == 0) {
         alg = ALG_RS256;
@@ -739,21 +728,21 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     } else if (strcmp(alg_text, "HS256") == 0) {
         alg = ALG_HS256;
     } else {
-        say(why, whylen, "jwt: alg %s not supported", shown(alg_text, shown_buf, sizeof shown_buf));
+        fcgi_say(why, whylen, "jwt: alg %s not supported", shown(alg_text, shown_buf, sizeof shown_buf));
         goto out;
     }
     /* RFC 7515 section 4.1.11: extensions not understood must be refused. */
     if (json_object_object_get_ex(hdr, "crit", NULL)) {
-        say(why, whylen, "jwt: crit header not supported");
+        fcgi_say(why, whylen, "jwt: crit header not supported");
         goto out;
     }
     const char *kid = str_member(hdr, "kid", &bad);
     if (bad) {
-        say(why, whylen, "jwt: malformed header: kid is not a string");
+        fcgi_say(why, whylen, "jwt: malformed header: kid is not a string");
         goto out;
     }
     if (sig_len == 0) {
-        say(why, whylen, "jwt: no signature");
+        fcgi_say(why, whylen, "jwt: no signature");
         goto out;
     }
 
@@ -764,13 +753,13 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     if (!ncand)
         goto out;
     if (alg == ALG_ES256 && sig_len != ES256_SIG_B64_LEN) {
-        say(why, whylen, "jwt: signature does not verify (not 64 bytes for ES256)");
+        fcgi_say(why, whylen, "jwt: signature does not verify (not 64 bytes for ES256)");
         goto out;
     }
     if (!(jws = cjose_jws_import(token, len, &cerr))) {
         if (cerr.code == CJOSE_ERR_NO_MEMORY)
             goto oom;
-        say(why, whylen, "jwt: malformed token");
+        fcgi_say(why, whylen, "jwt: malformed token");
         goto out;
     }
     /* cjose parsed the header again with its own JSON parser (jansson); both
@@ -778,7 +767,7 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
      * the key choice above and another for the signature check. */
     const char *cjose_alg = cjose_header_get(cjose_jws_get_protected(jws), CJOSE_HDR_ALG, &cerr);
     if (!cjose_alg || strcmp(cjose_alg, alg_names[alg]) != 0) {
-        say(why, whylen, "jwt: malformed header: ambiguous alg");
+        fcgi_say(why, whylen, "jwt: malformed header: ambiguous alg");
         goto out;
     }
     bool verified = false;
@@ -789,14 +778,14 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
             goto oom;
     }
     if (!verified) {
-        say(why, whylen, "jwt: signature does not verify");
+        fcgi_say(why, whylen, "jwt: signature does not verify");
         goto out;
     }
     uint8_t *plain = NULL;
     size_t plain_len = 0;
     if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &cerr) ||
         !(claims = parse_json((const char *)plain, plain_len)) || !json_object_is_type(claims, json_type_object)) {
-        say(why, whylen, "jwt: malformed claims");
+        fcgi_say(why, whylen, "jwt: malformed claims");
         goto out;
     }
     int64_t exp;
@@ -811,7 +800,7 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     verdict = FCGI_AUTH_ACCEPTED;
     goto out;
 oom:
-    say(why, whylen, "jwt: out of memory");
+    fcgi_say(why, whylen, "jwt: out of memory");
     verdict = FCGI_AUTH_FAILED;
 out:
     cjose_jws_release(jws);

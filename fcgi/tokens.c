@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "error.h"
 #include "log.h"
 #include "tokens.h"
 #include "watched_file.h"
@@ -43,17 +44,6 @@ struct fcgi_tokens {
     pthread_mutex_t reload; /* one reloader at a time */
     struct fcgi_watched_file file; /* its current is a struct list */
 };
-
-static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t mono_ms(void)
 {
@@ -108,11 +98,11 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
     if (i == len || s[i] == '#')
         return 0;
     if (len > LINE_MAX_LEN) {
-        say(err, errlen, "longer than %d bytes", LINE_MAX_LEN);
+        fcgi_say(err, errlen, "longer than %d bytes", LINE_MAX_LEN);
         return -1;
     }
     if (memchr(s, '\0', len)) {
-        say(err, errlen, "holds a NUL byte");
+        fcgi_say(err, errlen, "holds a NUL byte");
         return -1;
     }
     size_t d = 0;
@@ -120,7 +110,7 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
         if (hexval(s[i + d]) < 0)
             break;
     if (d != 2 * DIGEST_LEN || (i + d < len && !is_space(s[i + d]))) {
-        say(err, errlen, "expected a SHA-256 digest of 64 hex digits");
+        fcgi_say(err, errlen, "expected a SHA-256 digest of 64 hex digits");
         return -1;
     }
     for (size_t k = 0; k < DIGEST_LEN; k++)
@@ -136,20 +126,20 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
     while (i < len && !is_space(s[i])) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x21 || c > 0x7e) {
-            say(err, errlen, "the name holds a byte that is not printable ASCII");
+            fcgi_say(err, errlen, "the name holds a byte that is not printable ASCII");
             return -1;
         }
         i++;
     }
     if (i - start > FCGI_TOKEN_NAME_MAX) {
-        say(err, errlen, "the name is longer than %d characters", FCGI_TOKEN_NAME_MAX);
+        fcgi_say(err, errlen, "the name is longer than %d characters", FCGI_TOKEN_NAME_MAX);
         return -1;
     }
     size_t end = i;
     while (i < len && is_space(s[i]))
         i++;
     if (i != len) {
-        say(err, errlen, "expected a digest and at most one name");
+        fcgi_say(err, errlen, "expected a digest and at most one name");
         return -1;
     }
     e->name = strndup(s + start, end - start);
@@ -179,7 +169,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
         if (rc == -2)
             goto oom;
         if (rc < 0) {
-            say(err, errlen, "tokens file %s: line %zu: %s", path, line, why);
+            fcgi_say(err, errlen, "tokens file %s: line %zu: %s", path, line, why);
             goto fail;
         }
         if (l->n == cap) {
@@ -204,7 +194,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
         qsort(sorted, l->n, sizeof *sorted, by_digest);
         for (size_t i = 1; i < l->n; i++)
             if (memcmp(sorted[i - 1]->digest, sorted[i]->digest, DIGEST_LEN) == 0) {
-                say(err, errlen, "tokens file %s: line %zu: the same digest as line %zu", path, sorted[i]->line,
+                fcgi_say(err, errlen, "tokens file %s: line %zu: the same digest as line %zu", path, sorted[i]->line,
                     sorted[i - 1]->line);
                 goto fail;
             }
@@ -212,7 +202,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
     }
     return l;
 oom:
-    say(err, errlen, "tokens file %s: out of memory", path);
+    fcgi_say(err, errlen, "tokens file %s: out of memory", path);
 fail:
     free(sorted);
     list_release(l);
@@ -277,19 +267,19 @@ static struct list *acquire(struct fcgi_tokens *t)
 struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen)
 {
     if (!path || !*path) {
-        say(err, errlen, "no tokens file given");
+        fcgi_say(err, errlen, "no tokens file given");
         return NULL;
     }
     struct fcgi_tokens *t = calloc(1, sizeof *t);
     if (!t) {
-        say(err, errlen, "out of memory loading tokens file %s", path);
+        fcgi_say(err, errlen, "out of memory loading tokens file %s", path);
         return NULL;
     }
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->reload, NULL);
     t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!t->sha256) {
-        say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
+        fcgi_say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
         goto fail;
     }
     if (fcgi_watched_file_open(&t->file, &tokens_file, path, t->sha256, &t->lock, err, errlen) != 0)
@@ -317,12 +307,12 @@ enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *toke
 {
     (void)now;
     if (!token || !*token) {
-        say(why, whylen, "bearer: empty token");
+        fcgi_say(why, whylen, "bearer: empty token");
         return FCGI_AUTH_REJECTED;
     }
     unsigned char d[DIGEST_LEN];
     if (sha256(t->sha256, token, strlen(token), d) != 0) {
-        say(why, whylen, "bearer: SHA-256 failed");
+        fcgi_say(why, whylen, "bearer: SHA-256 failed");
         return FCGI_AUTH_FAILED;
     }
     struct list *l = acquire(t);
@@ -339,7 +329,7 @@ enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *toke
     }
     enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
     if (!any) {
-        say(why, whylen, "bearer: token not in the tokens file");
+        fcgi_say(why, whylen, "bearer: token not in the tokens file");
         goto out;
     }
     char *user;
@@ -357,7 +347,7 @@ enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *toke
         user = strdup(name);
     }
     if (!user) {
-        say(why, whylen, "bearer: out of memory");
+        fcgi_say(why, whylen, "bearer: out of memory");
         v = FCGI_AUTH_FAILED;
         goto out;
     }

@@ -2,7 +2,6 @@
  * change, keeping the last good content through a bad edit. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "error.h"
 #include "log.h"
 #include "watched_file.h"
 
@@ -17,17 +17,6 @@
  * granularity without its stamp changing (git's "racy" files): re-read it
  * until it is older. */
 #define RACY_S 2
-
-static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 static void stamp_of(const struct stat *sb, struct fcgi_file_stamp *st)
 {
@@ -56,7 +45,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        say(err, errlen, "cannot open %s: %s", path, strerror(e));
+        fcgi_say(err, errlen, "cannot open %s: %s", path, strerror(e));
         return e;
     }
     int rc = 0;
@@ -65,12 +54,12 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         rc = errno;
-        say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
+        fcgi_say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
         rc = EINVAL;
-        say(err, errlen, "%s is not a regular file", path);
+        fcgi_say(err, errlen, "%s is not a regular file", path);
         goto out;
     }
     /* The size is a hint: the file may grow while being read. */
@@ -78,7 +67,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
     buf = malloc(cap);
     if (!buf) {
         rc = ENOMEM;
-        say(err, errlen, "out of memory reading %s", path);
+        fcgi_say(err, errlen, "out of memory reading %s", path);
         goto out;
     }
     for (;;) {
@@ -87,7 +76,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
             char *nbuf = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nbuf) {
                 rc = ncap > cap ? ENOMEM : EFBIG;
-                say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
+                fcgi_say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
                 goto out;
             }
             buf = nbuf;
@@ -98,7 +87,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
             continue;
         if (n < 0) {
             rc = errno;
-            say(err, errlen, "cannot read %s: %s", path, strerror(rc));
+            fcgi_say(err, errlen, "cannot read %s: %s", path, strerror(rc));
             goto out;
         }
         if (n == 0)
@@ -106,7 +95,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
         len += (size_t)n;
         if (len > max) {
             rc = EFBIG;
-            say(err, errlen, "%s is larger than %zu bytes", path, max);
+            fcgi_say(err, errlen, "%s is larger than %zu bytes", path, max);
             goto out;
         }
     }
@@ -140,14 +129,14 @@ static void *load(struct fcgi_watched_file *w, struct fcgi_file_stamp *st, unsig
     *same = NEW_CONTENT;
     *read_errno = read_file(w->path, w->kind->max, &buf, &len, st, why, sizeof why);
     if (*read_errno) {
-        say(err, errlen, "%s: %s", w->kind->what, why);
+        fcgi_say(err, errlen, "%s: %s", w->kind->what, why);
         return NULL;
     }
     void *content = NULL;
     unsigned int hash_len = 0;
     if (EVP_Digest(buf, len, hash, &hash_len, w->sha256, NULL) != 1 || hash_len != FCGI_WATCHED_DIGEST_LEN) {
         *read_errno = EIO;
-        say(err, errlen, "%s %s: SHA-256 failed", w->kind->what, w->path);
+        fcgi_say(err, errlen, "%s %s: SHA-256 failed", w->kind->what, w->path);
     } else if (w->current && memcmp(hash, w->good, FCGI_WATCHED_DIGEST_LEN) == 0) {
         *same = SAME_AS_GOOD;
     } else if (w->has_bad && memcmp(hash, w->bad, FCGI_WATCHED_DIGEST_LEN) == 0) {
@@ -168,7 +157,7 @@ int fcgi_watched_file_open(struct fcgi_watched_file *w, const struct fcgi_watche
     w->sha256 = sha256;
     w->publish = publish;
     if (!(w->path = strdup(path))) {
-        say(err, errlen, "out of memory loading %s %s", kind->what, path);
+        fcgi_say(err, errlen, "out of memory loading %s %s", kind->what, path);
         return -1;
     }
     int read_errno = 0;
