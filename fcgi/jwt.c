@@ -339,6 +339,12 @@ static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys
         if (v->secret.path)
             fcgi_watched_file_refresh(&v->secret);
         pthread_mutex_unlock(&v->reload);
+    } else if (due) {
+        /* That reload may have read the files before a change that made
+         * this check due: the next call looks again. */
+        pthread_mutex_lock(&v->lock);
+        v->next_check_ms = now;
+        pthread_mutex_unlock(&v->lock);
     }
     pthread_mutex_lock(&v->lock);
     if ((*jwks = v->jwks.current))

@@ -256,6 +256,12 @@ static struct list *acquire(struct fcgi_tokens *t)
     if (due && pthread_mutex_trylock(&t->reload) == 0) {
         fcgi_watched_file_refresh(&t->file);
         pthread_mutex_unlock(&t->reload);
+    } else if (due) {
+        /* That reload may have read the file before a change that made
+         * this check due: the next call looks again. */
+        pthread_mutex_lock(&t->lock);
+        t->next_check_ms = now;
+        pthread_mutex_unlock(&t->lock);
     }
     pthread_mutex_lock(&t->lock);
     struct list *l = t->file.current;
