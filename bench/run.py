@@ -976,7 +976,7 @@ def summarize(throughput, sse, scale):
 
     app_paths = [n for n in ("lighttpd+app", "nginx+app", "apache+app") if n in rows]
     la = rows["lighttpd+app"]
-    stock = rows.get("nginx-proxy-stock")
+    stock = rows.get(NginxProxyStock.name)
     target("snapshot req/s >= nginx proxy_pass", "lighttpd+app", la["ratio"]["snapshot_rps"] >= 1.0,
            f"{la['snapshot_rps']:.0f} req/s = {la['ratio']['snapshot_rps']:.2f}x"
            + (f" ({la['snapshot_rps'] / stock['snapshot_rps']:.2f}x proxy_pass without upstream keepalive)"
