@@ -11,7 +11,7 @@ PKGS := fcgi libcurl json-c
 WARNINGS := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wwrite-strings -Wconversion -Wno-sign-conversion -Werror
 OPT ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -DOPENOVA_VERSION='"$(VERSION)"' -MMD -MP
+CPPFLAGS += -I. -D_GNU_SOURCE -DOPENOVA_VERSION='"$(VERSION)"' -MMD -MP
 CFLAGS += $(OPT) $(WARNINGS) -pthread
 # libfcgi ships no .pc file on Debian: fall back to -lfcgi.
 # Debian's cjose.pc requires jansson.pc, which libcjose-dev does not pull in
@@ -35,27 +35,27 @@ endif
 BIN := $(BUILD)/openova-flow-fcgi
 
 CORE_OBJS := \
-	$(BUILD)/fcgi/auth.o \
-	$(BUILD)/fcgi/buf.o \
-	$(BUILD)/fcgi/config.o \
-	$(BUILD)/fcgi/error.o \
-	$(BUILD)/fcgi/jwt.o \
-	$(BUILD)/fcgi/log.o \
+	$(BUILD)/core/buf.o \
+	$(BUILD)/core/config.o \
+	$(BUILD)/core/error.o \
+	$(BUILD)/core/log.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \
 	$(BUILD)/fcgi/response.o \
-	$(BUILD)/fcgi/route.o \
 	$(BUILD)/fcgi/server.o \
-	$(BUILD)/fcgi/tokens.o \
-	$(BUILD)/fcgi/watched_file.o \
+	$(BUILD)/auth/auth.o \
+	$(BUILD)/auth/jwt.o \
+	$(BUILD)/auth/tokens.o \
+	$(BUILD)/auth/watched_file.o \
 	$(BUILD)/handlers/events.o \
+	$(BUILD)/handlers/route.o \
 	$(BUILD)/handlers/snapshot.o \
 	$(BUILD)/handlers/sse.o \
 	$(BUILD)/handlers/stream.o \
 	$(BUILD)/handlers/stream_loop.o \
 	$(BUILD)/handlers/upstream.o
 
-MAIN_OBJ := $(BUILD)/fcgi/main.o
+MAIN_OBJ := $(BUILD)/main.o
 
 # The local flow server (issue 3): a development and test upstream.
 DEV_BIN := $(BUILD)/openova-flow-devserver

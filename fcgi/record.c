@@ -1,5 +1,5 @@
 /* record.c: FastCGI record framing for the stream loop. */
-#include "record.h"
+#include "fcgi/record.h"
 
 void fcgi_record_header(unsigned char out[FCGI_REC_HEADER_LEN], unsigned type, unsigned request_id,
                         size_t content_len)

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "request.h"
+#include "fcgi/request.h"
 
 bool fcgi_header_value_acceptable(const char *value, size_t max)
 {
@@ -68,7 +68,7 @@ bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_t
     return true;
 }
 
-long fcgi_elapsed_ms(const struct fcgi_request *req)
+long fcgi_request_elapsed_ms(const struct fcgi_request *req)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -84,7 +84,7 @@ static int copy_param(char **dst, FCGX_Request *fcgx, const char *name)
     return *dst ? 0 : -1;
 }
 
-int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct fcgi_config *cfg)
+int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct proxy_config *cfg)
 {
     memset(req, 0, sizeof *req);
     clock_gettime(CLOCK_MONOTONIC, &req->started);

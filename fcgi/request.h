@@ -8,26 +8,26 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
 #include <fcgiapp.h>
 
-#include "config.h"
-#include "route.h"
+#include "core/config.h"
+#include "handlers/route.h"
 
 #define FCGI_REQUEST_ID_MAX 128
 #define FCGI_LAST_EVENT_ID_MAX 256
 
 struct upstream_client;
 struct stream_loop;
-struct fcgi_auth;
+struct auth;
 
 struct fcgi_request {
     FCGX_Request *fcgx;           /* borrowed; NULL once a stream took the connection */
-    const struct fcgi_config *cfg;
+    const struct proxy_config *cfg;
     struct upstream_client *upstream; /* the worker's own, reused */
     struct stream_loop *streams;
-    struct fcgi_auth *auth;       /* shared, thread-safe */
+    struct auth *auth;       /* shared, thread-safe */
 
     char method[16];
     char *request_uri;
@@ -40,14 +40,14 @@ struct fcgi_request {
     long long content_length;     /* -1 when absent */
     char request_id[FCGI_REQUEST_ID_MAX + 1];
 
-    const struct fcgi_route_entry *route;
-    char id[FCGI_ID_MAX + 1];
+    const struct route *route;
+    char id[ROUTE_ID_MAX + 1];
 
     /* Response state: one function writes the head and remembers it did.
      * Head and body bytes wait in pending (the worker's buffer, reused) to
      * leave in as few writes as possible. */
     bool head_sent;
-    struct fcgi_buf *pending;
+    struct buf *pending;
     bool out_started;             /* some of the response reached the web server */
     bool out_failed;              /* a write to the web server failed: it is gone */
     int status;
@@ -60,7 +60,7 @@ struct fcgi_request {
 /* fcgi_request_load: copies what the proxy needs from fcgx's parameters into
  * req (zeroed first). Returns 0, or -1 when out of memory (req then holds
  * what fcgi_request_free releases). */
-int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct fcgi_config *cfg);
+int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct proxy_config *cfg);
 
 /* fcgi_request_free: frees the copies req owns; NULL-safe. */
 void fcgi_request_free(struct fcgi_request *req);
@@ -84,7 +84,7 @@ bool fcgi_header_value_acceptable(const char *value, size_t max);
  * or all of them together exceed max_total bytes. Pure. */
 bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_total);
 
-/* fcgi_elapsed_ms: milliseconds since req->started. */
-long fcgi_elapsed_ms(const struct fcgi_request *req);
+/* fcgi_request_elapsed_ms: milliseconds since req->started. */
+long fcgi_request_elapsed_ms(const struct fcgi_request *req);
 
 #endif

@@ -11,8 +11,8 @@
 
 #include <json-c/json.h>
 
-#include "record.h"
-#include "response.h"
+#include "fcgi/record.h"
+#include "fcgi/response.h"
 
 const char *fcgi_status_reason(int status)
 {
@@ -52,16 +52,16 @@ const char *fcgi_status_reason(int status)
     }
 }
 
-int fcgi_response_format_head(struct fcgi_buf *out, int status, const char *request_id, const char *extra,
+int fcgi_response_format_head(struct buf *out, int status, const char *request_id, const char *extra,
                               size_t extra_len)
 {
     const char *reason = fcgi_status_reason(status);
-    int rc = fcgi_buf_appendf(out, "Status: %d%s%s\r\nX-Request-ID: %s\r\n", status, *reason ? " " : "", reason,
+    int rc = buf_appendf(out, "Status: %d%s%s\r\nX-Request-ID: %s\r\n", status, *reason ? " " : "", reason,
                               request_id);
     if (!rc && extra && extra_len)
-        rc = fcgi_buf_append(out, extra, extra_len);
+        rc = buf_append(out, extra, extra_len);
     if (!rc)
-        rc = fcgi_buf_append(out, "\r\n", 2);
+        rc = buf_append(out, "\r\n", 2);
     return rc;
 }
 
@@ -95,7 +95,7 @@ struct record_batch {
     int iov_count;
     int header_count;
     bool wrote; /* some bytes went out */
-    enum fcgi_err err;
+    enum proxy_err err;
 };
 
 static void batch_init(struct record_batch *b, const struct fcgi_request *req)
@@ -104,7 +104,7 @@ static void batch_init(struct record_batch *b, const struct fcgi_request *req)
     b->request_id = (unsigned)req->fcgx->requestId;
     b->iov_count = b->header_count = 0;
     b->wrote = false;
-    b->err = req->out_failed ? FCGI_ERR_CLIENT_GONE : FCGI_OK;
+    b->err = req->out_failed ? PROXY_ERR_CLIENT_GONE : PROXY_OK;
 }
 
 static void batch_flush(struct record_batch *b)
@@ -116,7 +116,7 @@ static void batch_flush(struct record_batch *b)
         ssize_t n = writev(b->fd, iov, left);
         if (n < 0) {
             if (errno != EINTR)
-                b->err = FCGI_ERR_CLIENT_GONE;
+                b->err = PROXY_ERR_CLIENT_GONE;
             continue;
         }
         /* A blocking socket may still take part of it (a signal): go on
@@ -156,12 +156,12 @@ static void batch_pending(struct record_batch *b, struct fcgi_request *req)
         batch_stdout(b, req->pending->data, req->pending->len);
 }
 
-static enum fcgi_err batch_done(struct record_batch *b, struct fcgi_request *req)
+static enum proxy_err batch_done(struct record_batch *b, struct fcgi_request *req)
 {
     batch_flush(b);
     /* Sent or not, what was held is spent: it is never written twice. */
     if (req->pending)
-        fcgi_buf_reset(req->pending);
+        buf_reset(req->pending);
     if (b->wrote)
         req->out_started = true;
     if (b->err)
@@ -169,47 +169,47 @@ static enum fcgi_err batch_done(struct record_batch *b, struct fcgi_request *req
     return b->err;
 }
 
-void fcgi_response_pending_init(struct fcgi_buf *pending)
+void fcgi_response_pending_init(struct buf *pending)
 {
-    fcgi_buf_init(pending, FCGI_RESPONSE_HEAD_MAX + FCGI_RESPONSE_COALESCE);
+    buf_init(pending, FCGI_RESPONSE_HEAD_MAX + FCGI_RESPONSE_COALESCE);
 }
 
-enum fcgi_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len)
+enum proxy_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len)
 {
     if (req->head_sent)
-        return FCGI_OK;
+        return PROXY_OK;
     if (req->out_failed)
-        return FCGI_ERR_CLIENT_GONE;
+        return PROXY_ERR_CLIENT_GONE;
     size_t before = req->pending->len;
     int rc = fcgi_response_format_head(req->pending, status, req->request_id, extra, extra_len);
     if (!rc && req->pending->len - before > FCGI_RESPONSE_HEAD_MAX)
         rc = -1;
     if (rc) {
         req->pending->len = before;
-        return rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_UPSTREAM_TOO_LARGE;
+        return rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_UPSTREAM_TOO_LARGE;
     }
     req->head_sent = true;
     req->status = status;
-    return FCGI_OK;
+    return PROXY_OK;
 }
 
-enum fcgi_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len)
+enum proxy_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len)
 {
     if (req->out_failed)
-        return FCGI_ERR_CLIENT_GONE;
+        return PROXY_ERR_CLIENT_GONE;
     if (req->pending->len + len <= FCGI_RESPONSE_COALESCE) {
         /* A copy, but one write instead of several: libcurl hands a body
          * over in pieces of at most 16 KiB. */
-        if (fcgi_buf_append(req->pending, data, len) == 0) {
+        if (buf_append(req->pending, data, len) == 0) {
             req->bytes_out += len;
-            return FCGI_OK;
+            return PROXY_OK;
         }
     }
     struct record_batch b;
     batch_init(&b, req);
     batch_pending(&b, req);
     batch_stdout(&b, data, len);
-    enum fcgi_err err = batch_done(&b, req);
+    enum proxy_err err = batch_done(&b, req);
     if (!err)
         req->bytes_out += len;
     return err;
@@ -219,7 +219,7 @@ bool fcgi_response_retract(struct fcgi_request *req)
 {
     if (req->out_started)
         return false;
-    fcgi_buf_reset(req->pending);
+    buf_reset(req->pending);
     req->head_sent = false;
     req->status = 0;
     req->bytes_out = 0;
@@ -277,14 +277,14 @@ void fcgi_response_finish(struct fcgi_request *req)
         batch_pending(&b, req);
         fcgi_record_end_request(b.end, b.request_id, 0);
         b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
-        reusable = batch_done(&b, req) == FCGI_OK && drained;
+        reusable = batch_done(&b, req) == PROXY_OK && drained;
     } else {
         struct record_batch b;
         batch_init(&b, req);
         batch_pending(&b, req);
         fcgi_record_end_request(b.end, b.request_id, 0);
         b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
-        if (batch_done(&b, req) == FCGI_OK) {
+        if (batch_done(&b, req) == PROXY_OK) {
             /* The end of our output tells a web server still sending the
              * request (nginx, after an early 413) to stop and deliver the
              * answer; it would otherwise wait to send the rest first. What
@@ -296,9 +296,9 @@ void fcgi_response_finish(struct fcgi_request *req)
         }
     }
     if (req->pending && req->pending->cap > 2 * FCGI_RESPONSE_COALESCE)
-        fcgi_buf_free(req->pending); /* a huge head grew it: not kept per worker */
+        buf_free(req->pending); /* a huge head grew it: not kept per worker */
     else if (req->pending)
-        fcgi_buf_reset(req->pending);
+        buf_reset(req->pending);
     /* libfcgi keeps reading requests from a connection the web server
      * keeps; any other is closed here, at once: its lingering close would
      * hold the worker until the web server hangs up. */
@@ -310,27 +310,27 @@ void fcgi_response_finish(struct fcgi_request *req)
     req->fcgx = NULL;
 }
 
-enum fcgi_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
+enum proxy_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
                                   const char *extra_header)
 {
     if (req->head_sent)
-        return FCGI_OK;
+        return PROXY_OK;
     req->error_code = code;
     char *body = fcgi_error_json(code, message, req->request_id);
     if (!body)
-        return FCGI_ERR_NOMEM;
-    struct fcgi_buf extra;
-    fcgi_buf_init(&extra, 4096);
-    enum fcgi_err err = FCGI_OK;
-    int rc = fcgi_buf_appendf(&extra, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", strlen(body),
+        return PROXY_ERR_NOMEM;
+    struct buf extra;
+    buf_init(&extra, 4096);
+    enum proxy_err err = PROXY_OK;
+    int rc = buf_appendf(&extra, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", strlen(body),
                               extra_header ? extra_header : "");
     if (rc)
-        err = FCGI_ERR_NOMEM;
+        err = PROXY_ERR_NOMEM;
     if (!err)
         err = fcgi_response_head(req, status, extra.data, extra.len);
     if (!err)
         err = fcgi_response_write(req, body, strlen(body));
-    fcgi_buf_free(&extra);
+    buf_free(&extra);
     free(body);
     return err;
 }

@@ -8,9 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "buf.h"
-#include "error.h"
-#include "request.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "fcgi/request.h"
 
 /* fcgi_status_reason: the reason phrase for an HTTP status ("" if unknown). */
 const char *fcgi_status_reason(int status);
@@ -18,8 +18,8 @@ const char *fcgi_status_reason(int status);
 /* fcgi_response_format_head: appends the CGI response head to out:
  * "Status:", X-Request-ID, the already formatted header lines in extra
  * ("Name: value\r\n" each, may be NULL), and the blank line. Pure.
- * Returns fcgi_buf_append's result. */
-int fcgi_response_format_head(struct fcgi_buf *out, int status, const char *request_id, const char *extra,
+ * Returns buf_append's result. */
+int fcgi_response_format_head(struct buf *out, int status, const char *request_id, const char *extra,
                               size_t extra_len);
 
 /* fcgi_error_json: the body of an error the proxy makes itself,
@@ -28,8 +28,8 @@ int fcgi_response_format_head(struct fcgi_buf *out, int status, const char *requ
 char *fcgi_error_json(const char *code, const char *message, const char *request_id);
 
 /* fcgi_response_head: commits the head once (it leaves with the first body
- * bytes or at the end); a second call is a no-op returning FCGI_OK. */
-enum fcgi_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len);
+ * bytes or at the end); a second call is a no-op returning PROXY_OK. */
+enum proxy_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len);
 
 /* The response bytes held back to go out together: a whole snapshot leaves
  * in one write, and a larger body in writes of at least this much. */
@@ -38,17 +38,17 @@ enum fcgi_err fcgi_response_head(struct fcgi_request *req, int status, const cha
 #define FCGI_RESPONSE_HEAD_MAX (256 * 1024)
 
 /* fcgi_response_pending_init: the worker's buffer for req->pending. */
-void fcgi_response_pending_init(struct fcgi_buf *pending);
+void fcgi_response_pending_init(struct buf *pending);
 
 /* fcgi_response_write: body bytes after the head. Held back up to
  * FCGI_RESPONSE_COALESCE bytes, written with what is held beyond that.
- * FCGI_ERR_CLIENT_GONE when the web server is gone. */
-enum fcgi_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len);
+ * PROXY_ERR_CLIENT_GONE when the web server is gone. */
+enum proxy_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len);
 
 /* fcgi_response_error: a whole JSON error response (head and body) with an
  * optional extra header line ("Allow: GET\r\n"). If the head is already out
  * the body cannot change any more: nothing is written. */
-enum fcgi_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
+enum proxy_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
                                   const char *extra_header);
 
 /* fcgi_response_retract: takes back a committed head and body that have

@@ -11,20 +11,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../handlers/handlers.h"
-#include "../handlers/stream_loop.h"
-#include "../handlers/upstream.h"
-#include "auth.h"
-#include "log.h"
-#include "response.h"
-#include "server.h"
+#include "handlers/handlers.h"
+#include "handlers/stream_loop.h"
+#include "handlers/upstream.h"
+#include "auth/auth.h"
+#include "core/log.h"
+#include "fcgi/response.h"
+#include "fcgi/server.h"
 
 struct worker {
     pthread_t thread;
-    const struct fcgi_config *cfg;
+    const struct proxy_config *cfg;
     int listen_fd;
     struct stream_loop *streams;
-    struct fcgi_auth *auth;
+    struct auth *auth;
     atomic_bool *stopping;
 };
 
@@ -36,20 +36,20 @@ static const char *route_name(const struct fcgi_request *req)
 /* Decides who the caller is; 0 to go on, or the status already answered. */
 static int authenticate(struct fcgi_request *req)
 {
-    bool events = req->route && req->route->route == FCGI_ROUTE_EVENTS;
-    struct fcgi_auth_request presented = {
+    bool events = req->route && req->route->route == ROUTE_EVENTS;
+    struct auth_presented presented = {
         .remote_user = FCGX_GetParam("REMOTE_USER", req->fcgx->envp),
         .authorization = FCGX_GetParam("HTTP_AUTHORIZATION", req->fcgx->envp),
         .cookie = FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp),
-        .accepted = fcgi_auth_accepted(req->cfg, events),
+        .accepted = auth_accepted(req->cfg, events),
     };
-    if (presented.accepted == FCGI_AUTH_NONE)
+    if (presented.accepted == AUTH_NONE)
         return 0;
-    struct fcgi_auth_outcome outcome;
-    fcgi_auth_decide(req->auth, &presented, time(NULL), &outcome);
+    struct auth_outcome outcome;
+    auth_decide(req->auth, &presented, time(NULL), &outcome);
     if (outcome.status) {
         /* The client learns a short code; the log, every check that failed. */
-        fcgi_log(outcome.status >= 500 ? FCGI_LOG_ERROR : FCGI_LOG_WARN, req->request_id, "msg=\"refused: %s\"",
+        proxy_log(outcome.status >= 500 ? PROXY_LOG_ERROR : PROXY_LOG_WARN, req->request_id, "msg=\"refused: %s\"",
                  outcome.reason);
         fcgi_response_error(req, outcome.status, outcome.code, outcome.message, outcome.www_authenticate);
         return outcome.status;
@@ -59,40 +59,40 @@ static int authenticate(struct fcgi_request *req)
     return 0;
 }
 
-void fcgi_dispatch(struct fcgi_request *req)
+void dispatch(struct fcgi_request *req)
 {
-    struct fcgi_route_match match;
-    enum fcgi_route_result result = fcgi_route_match(req->cfg->base_path, req->method, req->request_uri, &match);
+    struct route_match match;
+    enum route_result result = route_lookup(req->cfg->base_path, req->method, req->request_uri, &match);
     req->route = match.entry;
     char allow[64];
     /* Web servers bound headers too, but the app may sit behind one
      * configured generously, or be reached directly. */
     if (req->fcgx && !fcgi_request_headers_acceptable(req->fcgx->envp, FCGI_HEADER_VALUE_MAX, FCGI_HEADERS_TOTAL_MAX))
-        result = FCGI_ROUTE_HEADERS_TOO_LARGE;
+        result = ROUTE_HEADERS_TOO_LARGE;
     switch (result) {
-    case FCGI_ROUTE_HEADERS_TOO_LARGE:
+    case ROUTE_HEADERS_TOO_LARGE:
         fcgi_response_error(req, 431, "headers_too_large", "The request headers are too large.", NULL);
         break;
-    case FCGI_ROUTE_NOT_FOUND:
+    case ROUTE_NOT_FOUND:
         fcgi_response_error(req, 404, "not_found", "No such route.", NULL);
         break;
-    case FCGI_ROUTE_URI_TOO_LONG:
+    case ROUTE_URI_TOO_LONG:
         fcgi_response_error(req, 414, "uri_too_long", "The request path is too long.", NULL);
         break;
-    case FCGI_ROUTE_BAD_METHOD:
-        snprintf(allow, sizeof allow, "Allow: %s\r\n", fcgi_route_allow(match.entry));
+    case ROUTE_BAD_METHOD:
+        snprintf(allow, sizeof allow, "Allow: %s\r\n", route_allow(match.entry));
         fcgi_response_error(req, 405, "method_not_allowed", "This route does not take that method.", allow);
         break;
-    case FCGI_ROUTE_ID_REQUIRED:
-    case FCGI_ROUTE_ID_INVALID:
-    case FCGI_ROUTE_OK:
+    case ROUTE_ID_REQUIRED:
+    case ROUTE_ID_INVALID:
+    case ROUTE_OK:
         if (authenticate(req) != 0)
             break;
-        if (result == FCGI_ROUTE_ID_REQUIRED) {
+        if (result == ROUTE_ID_REQUIRED) {
             fcgi_response_error(req, 400, "bad_request", "deploymentId required", NULL);
             break;
         }
-        if (result == FCGI_ROUTE_ID_INVALID) {
+        if (result == ROUTE_ID_INVALID) {
             fcgi_response_error(req, 400, "invalid_deployment_id",
                                 "deploymentId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -.", NULL);
             break;
@@ -102,10 +102,10 @@ void fcgi_dispatch(struct fcgi_request *req)
             break;
         }
         memcpy(req->id, match.id, sizeof req->id);
-        if (match.entry->handler(req) == FCGI_ERR_CLIENT_GONE && !req->head_sent && req->fcgx) {
+        if (match.entry->handler(req) == PROXY_ERR_CLIENT_GONE && !req->head_sent && req->fcgx) {
             /* A client that left is a normal end: nothing to answer. */
-            fcgi_log(FCGI_LOG_INFO, req->request_id, "method=%s route=%s id=%s status=0 bytes=0 ms=%ld end=client-gone",
-                     req->method, route_name(req), req->id, fcgi_elapsed_ms(req));
+            proxy_log(PROXY_LOG_INFO, req->request_id, "method=%s route=%s id=%s status=0 bytes=0 ms=%ld end=client-gone",
+                     req->method, route_name(req), req->id, fcgi_request_elapsed_ms(req));
             return;
         }
         if (!req->fcgx)
@@ -115,9 +115,9 @@ void fcgi_dispatch(struct fcgi_request *req)
     if (!req->head_sent)
         fcgi_response_error(req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
     /* Refusals name their reason: the error code the client got too. */
-    fcgi_log(req->status >= 500 ? FCGI_LOG_ERROR : req->error_code ? FCGI_LOG_WARN : FCGI_LOG_INFO, req->request_id,
+    proxy_log(req->status >= 500 ? PROXY_LOG_ERROR : req->error_code ? PROXY_LOG_WARN : PROXY_LOG_INFO, req->request_id,
              "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld%s%s", req->method[0] ? req->method : "-",
-             route_name(req), req->id[0] ? req->id : "-", req->status, req->bytes_out, fcgi_elapsed_ms(req),
+             route_name(req), req->id[0] ? req->id : "-", req->status, req->bytes_out, fcgi_request_elapsed_ms(req),
              req->error_code ? " error=" : "", req->error_code ? req->error_code : "");
 }
 
@@ -126,7 +126,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct upstream_client *client = upstream_client_new(w->cfg);
     FCGX_Request fcgx;
-    struct fcgi_buf pending; /* a response's bytes held back, reused from request to request */
+    struct buf pending; /* a response's bytes held back, reused from request to request */
     fcgi_response_pending_init(&pending);
     /* The stop interrupts accept() with SIGUSR2 (no SA_RESTART). */
     sigset_t wake;
@@ -134,7 +134,7 @@ static void *worker_main(void *arg)
     sigaddset(&wake, SIGUSR2);
     pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
     if (!client || FCGX_InitRequest(&fcgx, w->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
         upstream_client_free(client);
         return NULL;
     }
@@ -144,7 +144,7 @@ static void *worker_main(void *arg)
                 break;
             /* Out of descriptors or memory for a moment: a worker that quit
              * here would leave a process that answers nothing. */
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"accept failed: %s; retrying\"", strerror(errno));
+            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"accept failed: %s; retrying\"", strerror(errno));
             struct timespec pause_for = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
             nanosleep(&pause_for, NULL);
             continue;
@@ -154,12 +154,12 @@ static void *worker_main(void *arg)
         req.pending = &pending;
         if (loaded != 0) {
             fcgi_response_error(&req, 500, "internal_error", "The proxy failed to handle the request.", NULL);
-            fcgi_log(FCGI_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
+            proxy_log(PROXY_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
         } else {
             req.upstream = client;
             req.streams = w->streams;
             req.auth = w->auth;
-            fcgi_dispatch(&req);
+            dispatch(&req);
         }
         fcgi_response_finish(&req); /* a stream's connection is the loop's: req.fcgx is NULL then */
         fcgi_request_free(&req);
@@ -167,7 +167,7 @@ static void *worker_main(void *arg)
     }
     FCGX_Finish_r(&fcgx);
     FCGX_Free(&fcgx, 1);
-    fcgi_buf_free(&pending);
+    buf_free(&pending);
     upstream_client_free(client);
     return NULL;
 }
@@ -177,7 +177,7 @@ static void on_wake(int signo)
     (void)signo;
 }
 
-int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int listen_fd, bool own_socket, volatile sig_atomic_t *stop)
+int fcgi_server_run(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket, volatile sig_atomic_t *stop)
 {
     struct sigaction wake_action;
     memset(&wake_action, 0, sizeof wake_action);
@@ -199,7 +199,7 @@ int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int l
     struct worker *workers = calloc(cfg->workers, sizeof *workers);
     if (!streams || !workers) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot start: out of memory\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start: out of memory\"");
         stream_loop_stop(streams);
         free(workers);
         return 1;
@@ -221,12 +221,12 @@ int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int l
     pthread_attr_destroy(&attr);
     if (started == 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
         stream_loop_stop(streams);
         free(workers);
         return 1;
     }
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"serving\" upstream=%s workers=%u max_streams=%u", cfg->upstream_url, started,
+    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"serving\" upstream=%s workers=%u max_streams=%u", cfg->upstream_url, started,
              cfg->max_streams);
 
     /* The stop signals stay blocked except inside sigsuspend, so one that
@@ -240,7 +240,7 @@ int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int l
         sigsuspend(&waiting);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(streams));
+    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(streams));
     atomic_store(&stopping, true);
     FCGX_ShutdownPending();
     /* A socket we bound ourselves can be shut down, which wakes every
@@ -271,13 +271,13 @@ int fcgi_server_run(const struct fcgi_config *cfg, struct fcgi_auth *auth, int l
     if (joined < started) {
         /* A worker still blocked (reading a kept-alive web server
          * connection) shares what we would free: end the streams and leave. */
-        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"%u workers did not stop in time; exiting\"", started - joined);
+        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"%u workers did not stop in time; exiting\"", started - joined);
         stream_loop_stop(streams);
-        fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopped\"");
+        proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopped\"");
         _exit(0);
     }
     stream_loop_stop(streams);
     free(workers);
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"stopped\"");
+    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopped\"");
     return 0;
 }

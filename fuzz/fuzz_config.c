@@ -1,5 +1,5 @@
 /* fuzz_config.c: libFuzzer harness for configuration from the environment
- * (fcgi_config_load), with an environment parsed out of the input. */
+ * (config_load), with an environment parsed out of the input. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,14 +9,14 @@
 
 #include <json-c/json.h>
 
-#include "../fcgi/config.h"
+#include "core/config.h"
 #include "fuzz.h"
 
 
 #define PREFIX "OPENOVA_FLOW_"
 #define MAX_VARS 64
 
-/* fcgi_env_fn takes no context: the current input's environment lives here
+/* config_env_fn takes no context: the current input's environment lives here
  * for the length of one call. libFuzzer runs inputs one at a time. */
 static struct {
     char *text; /* the input, NUL-terminated, lines split in place */
@@ -75,7 +75,7 @@ static int load_env(const uint8_t *data, size_t size)
     return 0;
 }
 
-static void check_config(const struct fcgi_config *cfg)
+static void check_config(const struct proxy_config *cfg)
 {
     CHECK(cfg->upstream_url != NULL);
     CHECK(strncmp(cfg->upstream_url, "http://", 7) == 0 || strncmp(cfg->upstream_url, "https://", 8) == 0);
@@ -91,7 +91,7 @@ static void check_config(const struct fcgi_config *cfg)
     CHECK(cfg->max_streams >= 1 && cfg->max_streams <= 1000000);
     CHECK(cfg->workers >= 1 && cfg->workers <= 1024);
 
-    char *json = fcgi_config_json(cfg);
+    char *json = config_json(cfg);
     if (!json)
         return; /* out of memory is allowed to happen */
     json_object *o = json_tokener_parse(json);
@@ -113,9 +113,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;
     memset(err, 0, errlen);
 
-    struct fcgi_config cfg;
+    struct proxy_config cfg;
     memset(&cfg, 0x5a, sizeof cfg); /* load must not rely on a zeroed struct */
-    if (fcgi_config_load(&cfg, fuzz_env, err, errlen) == 0) {
+    if (config_load(&cfg, fuzz_env, err, errlen) == 0) {
         check_config(&cfg);
     } else {
         /* One sentence naming the variable, cut to fit the buffer. */
@@ -124,9 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (errlen >= 128)
             CHECK(strstr(err, PREFIX) != NULL);
     }
-    fcgi_config_free(&cfg);
-    fcgi_config_free(&cfg); /* idempotent, per config.h */
-    fcgi_config_free(NULL);
+    config_free(&cfg);
+    config_free(&cfg); /* idempotent, per config.h */
+    config_free(NULL);
     free(err);
 
 out:

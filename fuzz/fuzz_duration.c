@@ -1,5 +1,5 @@
 /* fuzz_duration.c: libFuzzer harness for Go-style duration parsing
- * (fcgi_parse_duration): sign, range and a round trip through "<n>ms". */
+ * (duration_parse_ms): sign, range and a round trip through "<n>ms". */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../fcgi/config.h"
+#include "core/config.h"
 #include "fuzz.h"
 
 
@@ -19,7 +19,7 @@
 static int parse(const char *text, long *ms)
 {
     *ms = -12345; /* a success that does not set *ms fails the ms >= 0 check */
-    return fcgi_parse_duration(text, ms);
+    return duration_parse_ms(text, ms);
 }
 
 /* Input: the duration text; a NUL byte ends it, as in an environment. */

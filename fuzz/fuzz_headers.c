@@ -8,9 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../fcgi/buf.h"
-#include "../fcgi/request.h"
-#include "../handlers/upstream.h"
+#include "core/buf.h"
+#include "fcgi/request.h"
+#include "handlers/upstream.h"
 #include "fuzz.h"
 
 
@@ -237,8 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *raw = (const char *)data;
 
-    struct fcgi_buf out;
-    fcgi_buf_init(&out, UPSTREAM_MAX_HEADER_BYTES);
+    struct buf out;
+    buf_init(&out, UPSTREAM_MAX_HEADER_BYTES);
     int rc = upstream_filter_headers(raw, size, drop_also, &out);
     CHECK(rc == 0 || rc == -1 || rc == -2 || rc == -3);
     CHECK((rc == -3) == has_obs_fold(data, size));
@@ -249,8 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A smaller bound: all of the same output, or a failure that kept to the
      * bound and wrote a prefix of it. */
     if (rc == 0) {
-        struct fcgi_buf small;
-        fcgi_buf_init(&small, out.len / 2);
+        struct buf small;
+        buf_init(&small, out.len / 2);
         int small_rc = upstream_filter_headers(raw, size, drop_also, &small);
         CHECK(small.len <= small.max);
         if (out.len <= small.max) {
@@ -259,9 +259,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(small_rc == -1);
         }
         CHECK(small.len == 0 || memcmp(small.data, out.data, small.len) == 0);
-        fcgi_buf_free(&small);
+        buf_free(&small);
     }
-    fcgi_buf_free(&out);
+    buf_free(&out);
 
     check_value_checks(data, size);
     check_request_headers(data, size);

@@ -1,4 +1,4 @@
-/* fuzz_jwt.c: libFuzzer harness for JWT verification (fcgi_jwt_verify): the
+/* fuzz_jwt.c: libFuzzer harness for JWT verification (jwt_verify): the
  * input as a token, and the input as the claims of a token signed here, so
  * that the claim checks behind the signature are reached too. */
 #include <stdbool.h>
@@ -11,7 +11,7 @@
 
 #include <cjose/cjose.h>
 
-#include "../fcgi/jwt.h"
+#include "auth/jwt.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -26,7 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char dir[] = "/tmp/fuzz-jwt-XXXXXX";
 static char jwks_path[64], secret_path[64];
-static struct fcgi_jwt_verifier *verifier;
+static struct jwt_verifier *verifier;
 static cjose_jwk_t *rsa, *ec, *hmac;
 
 static void fail(const char *what)
@@ -45,7 +45,7 @@ static void write_file(const char *path, const char *text)
 /* The verifier re-reads its files: they stay until the process ends. */
 static void cleanup(void)
 {
-    fcgi_jwt_verifier_free(verifier);
+    jwt_verifier_free(verifier);
     cjose_jwk_release(rsa);
     cjose_jwk_release(ec);
     cjose_jwk_release(hmac);
@@ -83,9 +83,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     free(jwks);
     free(rsa_json);
     free(ec_json);
-    struct fcgi_jwt_settings s = {jwks_path, secret_path, FUZZ_ISSUER, FUZZ_AUDIENCE, NULL, 30};
+    struct jwt_settings s = {jwks_path, secret_path, FUZZ_ISSUER, FUZZ_AUDIENCE, NULL, 30};
     char why[512];
-    if (!(verifier = fcgi_jwt_verifier_new(&s, why, sizeof why)))
+    if (!(verifier = jwt_verifier_new(&s, why, sizeof why)))
         fail(why);
     atexit(cleanup);
     return 0;
@@ -94,20 +94,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* check: one verification and the contract of jwt.h around it. */
 static void check(const char *token, size_t token_len)
 {
-    struct fcgi_credential out = {NULL, 4242};
+    struct credential out = {NULL, 4242};
     char why[256] = "";
-    enum fcgi_auth_verdict v = fcgi_jwt_verify(verifier, token, FUZZ_NOW, &out, why, sizeof why);
-    CHECK(v == FCGI_AUTH_ACCEPTED || v == FCGI_AUTH_REJECTED || v == FCGI_AUTH_FAILED);
-    if (v == FCGI_AUTH_ACCEPTED) {
+    enum auth_verdict v = jwt_verify(verifier, token, FUZZ_NOW, &out, why, sizeof why);
+    CHECK(v == AUTH_ACCEPTED || v == AUTH_REJECTED || v == AUTH_FAILED);
+    if (v == AUTH_ACCEPTED) {
         CHECK(out.user);
         size_t n = strlen(out.user);
-        CHECK(n >= 1 && n <= FCGI_JWT_USER_MAX);
+        CHECK(n >= 1 && n <= JWT_USER_MAX);
         for (size_t i = 0; i < n; i++)
             CHECK(out.user[i] >= 0x20 && out.user[i] <= 0x7e);
         /* exp + skew must not have passed. */
         CHECK(out.expires >= FUZZ_NOW - 30);
-        CHECK(token_len <= FCGI_JWT_MAX);
-        fcgi_credential_clear(&out);
+        CHECK(token_len <= JWT_MAX);
+        credential_clear(&out);
         return;
     }
     CHECK(!out.user && out.expires == 4242);

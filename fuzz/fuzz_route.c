@@ -1,5 +1,5 @@
-/* fuzz_route.c: libFuzzer harness for request-line routing (fcgi_route_match)
- * and deployment id checks (fcgi_id_valid), checked against their contracts. */
+/* fuzz_route.c: libFuzzer harness for request-line routing (route_lookup)
+ * and deployment id checks (route_id_valid), checked against their contracts. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../fcgi/route.h"
+#include "handlers/route.h"
 #include "fuzz.h"
 
 
-/* The bases fcgi_config_load can produce: "" for "/", or a path without a
+/* The bases config_load can produce: "" for "/", or a path without a
  * trailing slash. */
 static const char *const bases[] = {"", "/api/v1/flows"};
 static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
@@ -19,7 +19,7 @@ static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
 /* Written apart from route.c: the id rule of route.h, restated. */
 static bool reference_id_valid(const char *id, size_t len)
 {
-    if (len == 0 || len > FCGI_ID_MAX)
+    if (len == 0 || len > ROUTE_ID_MAX)
         return false;
     if ((len == 1 && id[0] == '.') || (len == 2 && memcmp(id, "..", 2) == 0))
         return false;
@@ -31,32 +31,32 @@ static bool reference_id_valid(const char *id, size_t len)
 
 static void check_match(const char *base, const char *method, const char *uri)
 {
-    struct fcgi_route_match m;
+    struct route_match m;
     memset(&m, 0xa5, sizeof m); /* the function must set what it promises, not rely on zeroes */
-    enum fcgi_route_result r = fcgi_route_match(base, method, uri, &m);
-    /* FCGI_ROUTE_HEADERS_TOO_LARGE is the dispatcher's alone. */
-    CHECK(r == FCGI_ROUTE_OK || r == FCGI_ROUTE_NOT_FOUND || r == FCGI_ROUTE_BAD_METHOD ||
-          r == FCGI_ROUTE_ID_REQUIRED || r == FCGI_ROUTE_ID_INVALID || r == FCGI_ROUTE_URI_TOO_LONG);
+    enum route_result r = route_lookup(base, method, uri, &m);
+    /* ROUTE_HEADERS_TOO_LARGE is the dispatcher's alone. */
+    CHECK(r == ROUTE_OK || r == ROUTE_NOT_FOUND || r == ROUTE_BAD_METHOD ||
+          r == ROUTE_ID_REQUIRED || r == ROUTE_ID_INVALID || r == ROUTE_URI_TOO_LONG);
 
     size_t path_len = strcspn(uri, "?#");
-    CHECK((r == FCGI_ROUTE_URI_TOO_LONG) == (path_len > FCGI_PATH_MAX));
-    if (r == FCGI_ROUTE_OK || r == FCGI_ROUTE_BAD_METHOD || r == FCGI_ROUTE_ID_REQUIRED ||
-        r == FCGI_ROUTE_ID_INVALID) {
+    CHECK((r == ROUTE_URI_TOO_LONG) == (path_len > ROUTE_PATH_MAX));
+    if (r == ROUTE_OK || r == ROUTE_BAD_METHOD || r == ROUTE_ID_REQUIRED ||
+        r == ROUTE_ID_INVALID) {
         /* A known route: its suffix is the last segment of the path, below base. */
         CHECK(m.entry != NULL);
-        const char *allow = fcgi_route_allow(m.entry);
+        const char *allow = route_allow(m.entry);
         CHECK(allow != NULL && *allow);
         size_t base_len = strlen(base), suffix_len = strlen(m.entry->suffix);
         CHECK(strncmp(uri, base, base_len) == 0 && uri[base_len] == '/');
         CHECK(path_len > base_len + suffix_len);
         CHECK(memcmp(uri + path_len - suffix_len, m.entry->suffix, suffix_len) == 0);
         CHECK(uri[path_len - suffix_len - 1] == '/');
-        CHECK((strcmp(m.entry->method, method) == 0) == (r != FCGI_ROUTE_BAD_METHOD));
+        CHECK((strcmp(m.entry->method, method) == 0) == (r != ROUTE_BAD_METHOD));
     }
-    if (r == FCGI_ROUTE_OK) {
+    if (r == ROUTE_OK) {
         size_t id_len = strnlen(m.id, sizeof m.id);
         CHECK(id_len < sizeof m.id);
-        CHECK(fcgi_id_valid(m.id, id_len));
+        CHECK(route_id_valid(m.id, id_len));
         /* The id is exactly what stands between base/ and /suffix. */
         size_t base_len = strlen(base);
         CHECK(base_len + 1 + id_len + 1 + strlen(m.entry->suffix) == path_len);
@@ -64,9 +64,9 @@ static void check_match(const char *base, const char *method, const char *uri)
     }
 
     /* Pure: the same question gets the same answer. */
-    struct fcgi_route_match again;
-    CHECK(fcgi_route_match(base, method, uri, &again) == r);
-    if (r == FCGI_ROUTE_OK)
+    struct route_match again;
+    CHECK(route_lookup(base, method, uri, &again) == r);
+    if (r == ROUTE_OK)
         CHECK(again.entry == m.entry && strcmp(again.id, m.id) == 0);
 }
 
@@ -74,7 +74,7 @@ static void check_match(const char *base, const char *method, const char *uri)
  * the fixed tables), or, when the selector's top bit is set, "base\0method\0uri". */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    CHECK(fcgi_id_valid((const char *)data, size) == reference_id_valid((const char *)data, size));
+    CHECK(route_id_valid((const char *)data, size) == reference_id_valid((const char *)data, size));
     if (size == 0)
         return 0;
 
@@ -97,9 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_match(bases[sel & 1], methods[(sel >> 1) & 3], text);
     }
 
-    struct fcgi_route_match m;
-    CHECK(fcgi_route_match("", NULL, text, &m) == FCGI_ROUTE_NOT_FOUND && m.entry == NULL);
-    CHECK(fcgi_route_match("", "GET", NULL, &m) == FCGI_ROUTE_NOT_FOUND && m.entry == NULL);
+    struct route_match m;
+    CHECK(route_lookup("", NULL, text, &m) == ROUTE_NOT_FOUND && m.entry == NULL);
+    CHECK(route_lookup("", "GET", NULL, &m) == ROUTE_NOT_FOUND && m.entry == NULL);
     free(text);
     return 0;
 }

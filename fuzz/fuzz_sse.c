@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../handlers/sse.h"
+#include "handlers/sse.h"
 #include "fuzz.h"
 
 

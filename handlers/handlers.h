@@ -5,18 +5,18 @@
 #ifndef OPENOVA_HANDLERS_H
 #define OPENOVA_HANDLERS_H
 
-#include "../fcgi/error.h"
-#include "../fcgi/request.h"
+#include "core/error.h"
+#include "fcgi/request.h"
 
 /* GET {base}/{id}/snapshot: relayed verbatim (headers filtered). */
-enum fcgi_err handle_snapshot(struct fcgi_request *req);
+enum proxy_err handle_snapshot(struct fcgi_request *req);
 
 /* POST {base}/{id}/events: the body, byte for byte, with its Content-Type. */
-enum fcgi_err handle_events(struct fcgi_request *req);
+enum proxy_err handle_events(struct fcgi_request *req);
 
 /* GET {base}/{id}/stream: takes the FastCGI connection away from libfcgi
  * and hands it to the stream loop (req->fcgx is NULL afterwards, and the
  * loop logs the request when it ends). */
-enum fcgi_err handle_stream(struct fcgi_request *req);
+enum proxy_err handle_stream(struct fcgi_request *req);
 
 #endif

@@ -1,8 +1,8 @@
 /* snapshot.c: GET {base}/{id}/snapshot -> GET {upstream}/v1/flows/{id}/snapshot. */
-#include "handlers.h"
-#include "upstream.h"
+#include "handlers/handlers.h"
+#include "handlers/upstream.h"
 
-enum fcgi_err handle_snapshot(struct fcgi_request *req)
+enum proxy_err handle_snapshot(struct fcgi_request *req)
 {
     return upstream_relay(req->upstream, req, "snapshot", NULL, 0, req->cfg->max_snapshot);
 }

@@ -1,6 +1,6 @@
 /* sse.c: SSE frame-boundary tracking. The WHATWG event-stream format ends a
  * line with CRLF, LF or CR, and dispatches an event on an empty line. */
-#include "sse.h"
+#include "handlers/sse.h"
 
 void sse_tracker_init(struct sse_tracker *t)
 {

@@ -3,24 +3,24 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../fcgi/log.h"
-#include "../fcgi/response.h"
-#include "handlers.h"
-#include "stream_loop.h"
+#include "core/log.h"
+#include "fcgi/response.h"
+#include "handlers/handlers.h"
+#include "handlers/stream_loop.h"
 
-enum fcgi_err handle_stream(struct fcgi_request *req)
+enum proxy_err handle_stream(struct fcgi_request *req)
 {
     if (!stream_loop_reserve(req->streams)) {
-        fcgi_log(FCGI_LOG_WARN, req->request_id, "msg=\"stream refused: %u streams open, limit %u\"",
+        proxy_log(PROXY_LOG_WARN, req->request_id, "msg=\"stream refused: %u streams open, limit %u\"",
                  stream_loop_open_streams(req->streams), req->cfg->max_streams);
         fcgi_response_error(req, 503, "too_many_streams", "Too many streams are open; retry shortly.",
                             "Retry-After: 5\r\n");
-        return FCGI_OK;
+        return PROXY_OK;
     }
     if (req->last_event_id && !fcgi_header_value_acceptable(req->last_event_id, FCGI_LAST_EVENT_ID_MAX)) {
         /* Refusing would stop the browser's EventSource for good; starting
          * from a fresh snapshot frame is the safe answer. */
-        fcgi_log(FCGI_LOG_WARN, req->request_id, "msg=\"Last-Event-ID ignored: not printable or too long\"");
+        proxy_log(PROXY_LOG_WARN, req->request_id, "msg=\"Last-Event-ID ignored: not printable or too long\"");
         free(req->last_event_id);
         req->last_event_id = NULL;
     }
@@ -47,8 +47,8 @@ enum fcgi_err handle_stream(struct fcgi_request *req)
     if (stream_loop_submit(req->streams, req, fd, fcgi_id) != 0) {
         stream_loop_unreserve(req->streams);
         close(fd);
-        fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"stream not started: out of memory\"");
-        return FCGI_ERR_NOMEM;
+        proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"stream not started: out of memory\"");
+        return PROXY_ERR_NOMEM;
     }
-    return FCGI_OK;
+    return PROXY_OK;
 }

@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../fcgi/buf.h"
-#include "../fcgi/log.h"
-#include "../fcgi/record.h"
-#include "../fcgi/response.h"
-#include "sse.h"
-#include "stream_loop.h"
-#include "upstream.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "fcgi/record.h"
+#include "fcgi/response.h"
+#include "handlers/sse.h"
+#include "handlers/stream_loop.h"
+#include "handlers/upstream.h"
 
 /* Bytes a slow client may leave unwritten before the upstream is paused;
  * beyond it the stream waits rather than growing. */
@@ -66,7 +66,7 @@ struct stream {
     bool paused;
 
     struct fcgi_record_scanner scan;
-    struct fcgi_buf pending; /* records not yet accepted by the socket */
+    struct buf pending; /* records not yet accepted by the socket */
     struct sse_tracker sse;
     bool sse_mode;           /* a 200 event stream: keepalives allowed */
     long long quiet_since_ms; /* last upstream byte or keepalive */
@@ -76,7 +76,7 @@ struct stream {
 };
 
 struct stream_loop {
-    const struct fcgi_config *cfg;
+    const struct proxy_config *cfg;
     pthread_t thread;
     int epfd;
     struct watch wake;
@@ -119,31 +119,31 @@ static void watch_output(struct stream *s, bool want)
         s->want_out = want;
 }
 
-/* Writes what is pending. Returns FCGI_OK (maybe with bytes left, EPOLLOUT
- * then watches) or FCGI_ERR_CLIENT_GONE. */
-static enum fcgi_err flush_pending(struct stream *s)
+/* Writes what is pending. Returns PROXY_OK (maybe with bytes left, EPOLLOUT
+ * then watches) or PROXY_ERR_CLIENT_GONE. */
+static enum proxy_err flush_pending(struct stream *s)
 {
     while (s->pending.len) {
         ssize_t n = write(s->fd, s->pending.data, s->pending.len);
         if (n > 0) {
-            fcgi_buf_consume(&s->pending, (size_t)n);
+            buf_consume(&s->pending, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             watch_output(s, true);
-            return FCGI_OK;
+            return PROXY_OK;
         }
-        return FCGI_ERR_CLIENT_GONE;
+        return PROXY_ERR_CLIENT_GONE;
     }
     watch_output(s, false);
-    return FCGI_OK;
+    return PROXY_OK;
 }
 
 /* Sends data as FCGI_STDOUT records: straight to the socket when nothing
  * waits (no copy), the rest into pending. */
-static enum fcgi_err send_stdout(struct stream *s, const char *data, size_t len)
+static enum proxy_err send_stdout(struct stream *s, const char *data, size_t len)
 {
     while (len > 0) {
         size_t part = len > FCGI_REC_MAX_CONTENT ? FCGI_REC_MAX_CONTENT : len;
@@ -157,33 +157,33 @@ static enum fcgi_err send_stdout(struct stream *s, const char *data, size_t len)
                 n = writev(s->fd, iov, 2);
             while (n < 0 && errno == EINTR);
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                return FCGI_ERR_CLIENT_GONE;
+                return PROXY_ERR_CLIENT_GONE;
             done = n > 0 ? (size_t)n : 0;
         }
         if (done < total) {
             int rc = 0;
             if (done < sizeof header)
-                rc = fcgi_buf_append(&s->pending, header + done, sizeof header - done);
+                rc = buf_append(&s->pending, header + done, sizeof header - done);
             size_t data_done = done > sizeof header ? done - sizeof header : 0;
             if (!rc)
-                rc = fcgi_buf_append(&s->pending, data + data_done, part - data_done);
+                rc = buf_append(&s->pending, data + data_done, part - data_done);
             if (rc)
-                return rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_WOULD_BLOCK;
+                return rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_WOULD_BLOCK;
             watch_output(s, true);
         }
         s->req.bytes_out += part;
         data += part;
         len -= part;
     }
-    return FCGI_OK;
+    return PROXY_OK;
 }
 
-static enum fcgi_err send_head(struct stream *s, int status, const char *lines, size_t len)
+static enum proxy_err send_head(struct stream *s, int status, const char *lines, size_t len)
 {
-    struct fcgi_buf head;
-    fcgi_buf_init(&head, UPSTREAM_MAX_HEADER_BYTES + 1024);
+    struct buf head;
+    buf_init(&head, UPSTREAM_MAX_HEADER_BYTES + 1024);
     int rc = fcgi_response_format_head(&head, status, s->req.request_id, lines, len);
-    enum fcgi_err err = rc ? FCGI_ERR_UPSTREAM_TOO_LARGE : FCGI_OK;
+    enum proxy_err err = rc ? PROXY_ERR_UPSTREAM_TOO_LARGE : PROXY_OK;
     if (!err) {
         unsigned long long before = s->req.bytes_out;
         err = send_stdout(s, head.data, head.len);
@@ -193,13 +193,13 @@ static enum fcgi_err send_head(struct stream *s, int status, const char *lines, 
         s->req.head_sent = true;
         s->req.status = status;
     }
-    fcgi_buf_free(&head);
+    buf_free(&head);
     return err;
 }
 
 /* ---- upstream callbacks ---- */
 
-static enum fcgi_err stream_on_head(void *ctx, long status, const char *lines, size_t len)
+static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, size_t len)
 {
     struct stream *s = ctx;
     if (status != 200)
@@ -214,12 +214,12 @@ static enum fcgi_err stream_on_head(void *ctx, long status, const char *lines, s
     return send_head(s, 200, sse_head, sizeof sse_head - 1);
 }
 
-static enum fcgi_err stream_on_body(void *ctx, const char *data, size_t len)
+static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
 {
     struct stream *s = ctx;
     if (s->pending.len >= STREAM_PENDING_HIGH) {
         s->paused = true; /* libcurl keeps these bytes and offers them again */
-        return FCGI_ERR_WOULD_BLOCK;
+        return PROXY_ERR_WOULD_BLOCK;
     }
     sse_tracker_feed(&s->sse, data, len);
     s->quiet_since_ms = now_ms();
@@ -231,9 +231,9 @@ static enum fcgi_err stream_on_body(void *ctx, const char *data, size_t len)
 static void log_end(struct stream *s)
 {
     struct fcgi_request *r = &s->req;
-    fcgi_log(r->error_code ? FCGI_LOG_WARN : FCGI_LOG_INFO, r->request_id,
+    proxy_log(r->error_code ? PROXY_LOG_WARN : PROXY_LOG_INFO, r->request_id,
              "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s%s%s", r->method, r->id,
-             r->head_sent ? r->status : 0, r->bytes_out, fcgi_elapsed_ms(r), s->end_reason ? s->end_reason : "done",
+             r->head_sent ? r->status : 0, r->bytes_out, fcgi_request_elapsed_ms(r), s->end_reason ? s->end_reason : "done",
              r->error_code ? " error=" : "", r->error_code ? r->error_code : "");
 }
 
@@ -262,7 +262,7 @@ static void destroy(struct stream *s)
         loop->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    fcgi_buf_free(&s->pending);
+    buf_free(&s->pending);
     fcgi_request_free(&s->req);
     s->client_watch.dead = true;
     s->prev = NULL;
@@ -293,40 +293,40 @@ static void abandon(struct stream *s, const char *why)
 }
 
 /* The response is complete: queue END_REQUEST and let it drain. */
-static void finish(struct stream *s, enum fcgi_err err)
+static void finish(struct stream *s, enum proxy_err err)
 {
     detach_upstream(s);
-    if (err == FCGI_ERR_CLIENT_GONE) {
+    if (err == PROXY_ERR_CLIENT_GONE) {
         abandon(s, "client-gone");
         return;
     }
     if (!s->end_reason)
-        s->end_reason = err ? fcgi_strerror(err) : "upstream-ended";
+        s->end_reason = err ? proxy_strerror(err) : "upstream-ended";
     if (err && !s->req.head_sent) {
         int status = upstream_error_status(err);
-        fcgi_log(FCGI_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s%s%s\"", fcgi_strerror(err),
+        proxy_log(PROXY_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s%s%s\"", proxy_strerror(err),
                  s->curl_error[0] ? ": " : "", s->curl_error);
         s->req.error_code = upstream_error_code(err);
         char *body = fcgi_error_json(s->req.error_code, upstream_error_message(err), s->req.request_id);
         char lines[128];
         snprintf(lines, sizeof lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                  body ? strlen(body) : 0);
-        if (body && send_head(s, status, lines, strlen(lines)) == FCGI_OK)
+        if (body && send_head(s, status, lines, strlen(lines)) == PROXY_OK)
             send_stdout(s, body, strlen(body));
         free(body);
     } else if (err) {
-        fcgi_log(FCGI_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s%s%s\"", fcgi_strerror(err),
+        proxy_log(PROXY_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s%s%s\"", proxy_strerror(err),
                  s->curl_error[0] ? ": " : "", s->curl_error);
     }
     unsigned char end[24];
     fcgi_record_end_request(end, s->fcgi_id, 0);
-    if (fcgi_buf_append(&s->pending, end, sizeof end) != 0) {
+    if (buf_append(&s->pending, end, sizeof end) != 0) {
         abandon(s, "out-of-memory");
         return;
     }
     s->state = STREAM_DRAINING;
     s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
-    if (flush_pending(s) != FCGI_OK || s->pending.len == 0)
+    if (flush_pending(s) != PROXY_OK || s->pending.len == 0)
         destroy(s);
 }
 
@@ -354,9 +354,9 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
         .action = "stream",
         .sink = {.ctx = s, .on_head = stream_on_head, .on_body = stream_on_body},
     };
-    if (!s->easy || upstream_exchange_prepare(s->easy, loop->cfg, &s->x) != FCGI_OK ||
+    if (!s->easy || upstream_exchange_prepare(s->easy, loop->cfg, &s->x) != PROXY_OK ||
         curl_multi_add_handle(loop->multi, s->easy) != CURLM_OK) {
-        finish(s, FCGI_ERR_NOMEM);
+        finish(s, PROXY_ERR_NOMEM);
         return;
     }
 }
@@ -439,7 +439,7 @@ static void on_client_event(struct stream *s, uint32_t events)
         }
     }
     if (events & EPOLLOUT) {
-        if (flush_pending(s) != FCGI_OK) {
+        if (flush_pending(s) != PROXY_OK) {
             abandon(s, "client-gone");
             return;
         }
@@ -493,20 +493,20 @@ static void tick(struct stream_loop *loop)
         } else if (!s->x.head_delivered && now >= s->head_deadline_ms) {
             /* Only the wait for the answer is bounded; the stream itself
              * may then live for hours. */
-            finish(s, FCGI_ERR_UPSTREAM_TIMEOUT);
+            finish(s, PROXY_ERR_UPSTREAM_TIMEOUT);
         } else if (s->req.credential_expires && wall >= s->req.credential_expires && s->state == STREAM_RUNNING &&
                    (sse_tracker_at_boundary(&s->sse) || wall >= s->req.credential_expires + 30)) {
             /* A stream outlives no credential: the response ends between
              * frames (or, if a frame never ends, soon after anyway) and the
              * browser reconnects with a fresh token. */
             s->end_reason = "credential-expired";
-            finish(s, s->req.head_sent ? FCGI_OK : FCGI_ERR_SHUTDOWN);
+            finish(s, s->req.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
         } else if (keepalive > 0 && s->sse_mode && !s->paused && s->pending.len == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;
             /* Also how a vanished client is noticed behind lighttpd and
              * Apache, which do not watch an idle client socket. */
-            if (send_stdout(s, KEEPALIVE_COMMENT, sizeof KEEPALIVE_COMMENT - 1) != FCGI_OK)
+            if (send_stdout(s, KEEPALIVE_COMMENT, sizeof KEEPALIVE_COMMENT - 1) != PROXY_OK)
                 abandon(s, "client-gone");
         }
         s = next;
@@ -520,7 +520,7 @@ static void stop_all(struct stream_loop *loop)
         struct stream *next = s->next;
         if (s->state == STREAM_RUNNING) {
             s->end_reason = "shutdown";
-            finish(s, s->req.head_sent ? FCGI_OK : FCGI_ERR_SHUTDOWN);
+            finish(s, s->req.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
         }
         s = next;
     }
@@ -594,7 +594,7 @@ static void *loop_main(void *arg)
 
 /* ---- the API the workers use ---- */
 
-struct stream_loop *stream_loop_start(const struct fcgi_config *cfg)
+struct stream_loop *stream_loop_start(const struct proxy_config *cfg)
 {
     struct stream_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
@@ -672,7 +672,7 @@ int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int f
     s->fd = fd;
     s->fcgi_id = fcgi_request_id;
     s->scan.request_id = fcgi_request_id;
-    fcgi_buf_init(&s->pending, STREAM_PENDING_MAX);
+    buf_init(&s->pending, STREAM_PENDING_MAX);
     sse_tracker_init(&s->sse);
 
     pthread_mutex_lock(&loop->lock);

@@ -8,13 +8,13 @@
 
 #include <stdbool.h>
 
-#include "../fcgi/config.h"
-#include "../fcgi/request.h"
+#include "core/config.h"
+#include "fcgi/request.h"
 
 struct stream_loop;
 
 /* stream_loop_start: creates the loop and its thread. NULL on failure. */
-struct stream_loop *stream_loop_start(const struct fcgi_config *cfg);
+struct stream_loop *stream_loop_start(const struct proxy_config *cfg);
 
 /* stream_loop_reserve: takes one of OPENOVA_FLOW_MAX_STREAMS slots; false
  * when all are taken or the loop is stopping. Thread-safe. */

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../fcgi/log.h"
-#include "../fcgi/response.h"
-#include "upstream.h"
+#include "core/log.h"
+#include "fcgi/response.h"
+#include "handlers/upstream.h"
 
 static atomic_bool abort_all_transfers;
 
@@ -160,7 +160,7 @@ static bool named_by_connection(const struct connection_tokens *t, const char *n
     return false;
 }
 
-int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out)
+int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out)
 {
     size_t pos = 0;
     struct header_line h;
@@ -179,13 +179,13 @@ int upstream_filter_headers(const char *raw, size_t len, const char *const *drop
             name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also) ||
             named_by_connection(&connection, h.name, h.name_len))
             continue;
-        int rc = fcgi_buf_append(out, h.name, h.name_len);
+        int rc = buf_append(out, h.name, h.name_len);
         if (!rc)
-            rc = h.value_len ? fcgi_buf_append(out, ": ", 2) : fcgi_buf_append(out, ":", 1);
+            rc = h.value_len ? buf_append(out, ": ", 2) : buf_append(out, ":", 1);
         if (!rc)
-            rc = fcgi_buf_append(out, h.value, h.value_len);
+            rc = buf_append(out, h.value, h.value_len);
         if (!rc)
-            rc = fcgi_buf_append(out, "\r\n", 2);
+            rc = buf_append(out, "\r\n", 2);
         if (rc)
             return rc;
     }
@@ -194,15 +194,15 @@ int upstream_filter_headers(const char *raw, size_t len, const char *const *drop
 
 /* ---- status mapping (pure) ---- */
 
-enum fcgi_err upstream_error_of(CURLcode rc)
+enum proxy_err upstream_error_of(CURLcode rc)
 {
     switch (rc) {
     case CURLE_OK:
-        return FCGI_OK;
+        return PROXY_OK;
     case CURLE_OPERATION_TIMEDOUT:
-        return FCGI_ERR_UPSTREAM_TIMEOUT;
+        return PROXY_ERR_UPSTREAM_TIMEOUT;
     case CURLE_OUT_OF_MEMORY:
-        return FCGI_ERR_NOMEM;
+        return PROXY_ERR_NOMEM;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
@@ -211,34 +211,34 @@ enum fcgi_err upstream_error_of(CURLcode rc)
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
-        return FCGI_ERR_UPSTREAM_UNREACHABLE;
+        return PROXY_ERR_UPSTREAM_UNREACHABLE;
     default:
-        return FCGI_ERR_UPSTREAM_PROTOCOL;
+        return PROXY_ERR_UPSTREAM_PROTOCOL;
     }
 }
 
-int upstream_error_status(enum fcgi_err err)
+int upstream_error_status(enum proxy_err err)
 {
     switch (err) {
-    case FCGI_OK: return 200;
-    case FCGI_ERR_UPSTREAM_UNREACHABLE: return 502;
-    case FCGI_ERR_UPSTREAM_PROTOCOL: return 502;
-    case FCGI_ERR_UPSTREAM_TOO_LARGE: return 502;
-    case FCGI_ERR_UPSTREAM_TIMEOUT: return 504;
-    case FCGI_ERR_SHUTDOWN: return 503;
-    case FCGI_ERR_BODY_TOO_LARGE: return 413;
-    case FCGI_ERR_NOMEM:
-    case FCGI_ERR_IO:
-    case FCGI_ERR_WOULD_BLOCK:
-    case FCGI_ERR_CLIENT_GONE:
+    case PROXY_OK: return 200;
+    case PROXY_ERR_UPSTREAM_UNREACHABLE: return 502;
+    case PROXY_ERR_UPSTREAM_PROTOCOL: return 502;
+    case PROXY_ERR_UPSTREAM_TOO_LARGE: return 502;
+    case PROXY_ERR_UPSTREAM_TIMEOUT: return 504;
+    case PROXY_ERR_SHUTDOWN: return 503;
+    case PROXY_ERR_BODY_TOO_LARGE: return 413;
+    case PROXY_ERR_NOMEM:
+    case PROXY_ERR_IO:
+    case PROXY_ERR_WOULD_BLOCK:
+    case PROXY_ERR_CLIENT_GONE:
         return 500;
     }
     return 500;
 }
 
-const char *upstream_error_code(enum fcgi_err err)
+const char *upstream_error_code(enum proxy_err err)
 {
-    if (err == FCGI_ERR_UPSTREAM_TOO_LARGE)
+    if (err == PROXY_ERR_UPSTREAM_TOO_LARGE)
         return "upstream_too_large";
     switch (upstream_error_status(err)) {
     case 502: return "upstream_unavailable";
@@ -249,9 +249,9 @@ const char *upstream_error_code(enum fcgi_err err)
     }
 }
 
-const char *upstream_error_message(enum fcgi_err err)
+const char *upstream_error_message(enum proxy_err err)
 {
-    if (err == FCGI_ERR_UPSTREAM_TOO_LARGE)
+    if (err == PROXY_ERR_UPSTREAM_TOO_LARGE)
         return "The flow server's answer is larger than the proxy relays.";
     switch (upstream_error_status(err)) {
     case 502: return "The flow server could not be reached or answered badly.";
@@ -262,12 +262,12 @@ const char *upstream_error_message(enum fcgi_err err)
     }
 }
 
-void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *detail)
+void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail)
 {
-    if (err == FCGI_ERR_CLIENT_GONE)
+    if (err == PROXY_ERR_CLIENT_GONE)
         return;
-    fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
-             fcgi_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
+    proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
+             proxy_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
     fcgi_response_error(req, upstream_error_status(err), upstream_error_code(err), upstream_error_message(err), NULL);
 }
 
@@ -305,7 +305,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         return len; /* trailers after a chunked body: nothing to relay */
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         /* A new response (after 100 Continue, say): start over. */
-        fcgi_buf_reset(&x->raw_headers);
+        buf_reset(&x->raw_headers);
         x->status = 0;
         const char *sp = memchr(data, ' ', len);
         if (sp && (size_t)(sp - data) + 4 <= len)
@@ -319,30 +319,30 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
             upstream_content_length(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len) >
                 (long long)x->max_response_body) {
             /* Known to be too large before any of it is relayed: a real 502. */
-            x->abort_reason = FCGI_ERR_UPSTREAM_TOO_LARGE;
+            x->abort_reason = PROXY_ERR_UPSTREAM_TOO_LARGE;
             return 0;
         }
-        struct fcgi_buf lines;
-        fcgi_buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
+        struct buf lines;
+        buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
         int rc = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len, NULL,
                                          &lines);
-        enum fcgi_err err = rc == -3 ? FCGI_ERR_UPSTREAM_PROTOCOL : rc == -2 ? FCGI_ERR_NOMEM
-                            : rc                                   ? FCGI_ERR_UPSTREAM_TOO_LARGE
-                                                                   : FCGI_OK;
+        enum proxy_err err = rc == -3 ? PROXY_ERR_UPSTREAM_PROTOCOL : rc == -2 ? PROXY_ERR_NOMEM
+                            : rc                                   ? PROXY_ERR_UPSTREAM_TOO_LARGE
+                                                                   : PROXY_OK;
         if (!err) {
             x->head_delivered = true;
             err = x->sink.on_head(x->sink.ctx, x->status, lines.data ? lines.data : "", lines.len);
         }
-        fcgi_buf_free(&lines);
+        buf_free(&lines);
         if (err) {
             x->abort_reason = err;
             return 0;
         }
         return len;
     }
-    int rc = fcgi_buf_append(&x->raw_headers, data, len);
+    int rc = buf_append(&x->raw_headers, data, len);
     if (rc) {
-        x->abort_reason = rc == -2 ? FCGI_ERR_NOMEM : FCGI_ERR_UPSTREAM_TOO_LARGE;
+        x->abort_reason = rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_UPSTREAM_TOO_LARGE;
         return 0;
     }
     return len;
@@ -353,16 +353,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     struct upstream_exchange *x = userdata;
     size_t len = size * nmemb;
     if (!x->head_delivered) {
-        x->abort_reason = FCGI_ERR_UPSTREAM_PROTOCOL;
+        x->abort_reason = PROXY_ERR_UPSTREAM_PROTOCOL;
         return 0;
     }
     if (x->max_response_body && x->body_received + len > x->max_response_body) {
-        x->abort_reason = FCGI_ERR_UPSTREAM_TOO_LARGE;
+        x->abort_reason = PROXY_ERR_UPSTREAM_TOO_LARGE;
         return 0;
     }
     x->body_received += len;
-    enum fcgi_err err = x->sink.on_body(x->sink.ctx, data, len);
-    if (err == FCGI_ERR_WOULD_BLOCK)
+    enum proxy_err err = x->sink.on_body(x->sink.ctx, data, len);
+    if (err == PROXY_ERR_WOULD_BLOCK)
         return CURL_WRITEFUNC_PAUSE; /* the sink asks to wait: its buffer is full */
     if (err) {
         x->abort_reason = err;
@@ -376,13 +376,13 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     struct upstream_exchange *x = userdata;
     if (atomic_load(&abort_all_transfers)) {
-        x->abort_reason = FCGI_ERR_SHUTDOWN;
+        x->abort_reason = PROXY_ERR_SHUTDOWN;
         return 1;
     }
     return 0;
 }
 
-CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived)
+CURL *upstream_easy_new(const struct proxy_config *cfg, bool long_lived)
 {
     CURL *easy = curl_easy_init();
     if (!easy)
@@ -437,20 +437,20 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     return 0;
 }
 
-enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cfg, struct upstream_exchange *x)
+enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *cfg, struct upstream_exchange *x)
 {
     const struct fcgi_request *req = x->req;
     bool stream = strcmp(x->action, "stream") == 0;
-    fcgi_buf_init(&x->raw_headers, UPSTREAM_MAX_HEADER_BYTES);
+    buf_init(&x->raw_headers, UPSTREAM_MAX_HEADER_BYTES);
     x->request_headers = NULL;
     x->status = 0;
     x->head_delivered = false;
-    x->abort_reason = FCGI_OK;
+    x->abort_reason = PROXY_OK;
 
     char *url = NULL;
     size_t url_len = strlen(cfg->upstream_url) + strlen(req->id) + strlen(x->action) + 16;
     if (!(url = malloc(url_len)))
-        return FCGI_ERR_NOMEM;
+        return PROXY_ERR_NOMEM;
     /* The id was checked to be unreserved characters only: no escaping. */
     snprintf(url, url_len, "%s/v1/flows/%s/%s", cfg->upstream_url, req->id, x->action);
     curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -475,7 +475,7 @@ enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cf
     rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
     if (rc) {
         upstream_exchange_release(x);
-        return FCGI_ERR_NOMEM;
+        return PROXY_ERR_NOMEM;
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->request_headers);
 
@@ -490,7 +490,7 @@ enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cf
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(easy, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
-    return FCGI_OK;
+    return PROXY_OK;
 }
 
 void upstream_exchange_release(struct upstream_exchange *x)
@@ -499,10 +499,10 @@ void upstream_exchange_release(struct upstream_exchange *x)
         return;
     curl_slist_free_all(x->request_headers);
     x->request_headers = NULL;
-    fcgi_buf_free(&x->raw_headers);
+    buf_free(&x->raw_headers);
 }
 
-enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc)
+enum proxy_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc)
 {
     if (x->abort_reason)
         return x->abort_reason;
@@ -512,12 +512,12 @@ enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLco
 /* ---- a worker's synchronous client ---- */
 
 struct upstream_client {
-    const struct fcgi_config *cfg;
+    const struct proxy_config *cfg;
     CURL *easy;
     char error[CURL_ERROR_SIZE];
 };
 
-struct upstream_client *upstream_client_new(const struct fcgi_config *cfg)
+struct upstream_client *upstream_client_new(const struct proxy_config *cfg)
 {
     struct upstream_client *client = calloc(1, sizeof *client);
     if (!client)
@@ -540,17 +540,17 @@ void upstream_client_free(struct upstream_client *client)
     free(client);
 }
 
-static enum fcgi_err relay_head(void *ctx, long status, const char *lines, size_t len)
+static enum proxy_err relay_head(void *ctx, long status, const char *lines, size_t len)
 {
     return fcgi_response_head(ctx, (int)status, lines, len);
 }
 
-static enum fcgi_err relay_body(void *ctx, const char *data, size_t len)
+static enum proxy_err relay_body(void *ctx, const char *data, size_t len)
 {
     return fcgi_response_write(ctx, data, len);
 }
 
-enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
                              const char *body, size_t body_len, size_t max_response_body)
 {
     struct upstream_exchange x = {
@@ -562,7 +562,7 @@ enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request
         .sink = {.ctx = req, .on_head = relay_head, .on_body = relay_body},
     };
     client->error[0] = '\0';
-    enum fcgi_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
+    enum proxy_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
     if (err) {
         upstream_fail(req, err, NULL);
         return err;
@@ -573,16 +573,16 @@ enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request
     /* The handle outlives the call: leave no pointer into this frame behind. */
     curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(client->easy, CURLOPT_POSTFIELDS, NULL);
-    if (err == FCGI_OK && !req->head_sent) {
+    if (err == PROXY_OK && !req->head_sent) {
         /* An empty answer with headers only still has a head. */
-        err = FCGI_ERR_UPSTREAM_PROTOCOL;
+        err = PROXY_ERR_UPSTREAM_PROTOCOL;
     }
-    if (err && err != FCGI_ERR_CLIENT_GONE) {
+    if (err && err != PROXY_ERR_CLIENT_GONE) {
         /* Held back and not yet sent, a head can still give way to a clean
          * error answer; once out, the body can only be cut. */
         if (req->head_sent && !fcgi_response_retract(req)) {
-            fcgi_log(FCGI_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
-                     action, fcgi_strerror(err), client->error[0] ? ": " : "", client->error);
+            proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
+                     action, proxy_strerror(err), client->error[0] ? ": " : "", client->error);
             req->error_code = upstream_error_code(err);
             req->abort_response = true;
         } else

@@ -9,10 +9,10 @@
 
 #include <curl/curl.h>
 
-#include "../fcgi/buf.h"
-#include "../fcgi/config.h"
-#include "../fcgi/error.h"
-#include "../fcgi/request.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "fcgi/request.h"
 
 #define UPSTREAM_MAX_HEADER_BYTES (64 * 1024)
 
@@ -22,10 +22,10 @@ struct upstream_sink {
     void *ctx;
     /* The final response's status and its header lines, filtered and
      * formatted "Name: value\r\n". Called once, before any body byte. */
-    enum fcgi_err (*on_head)(void *ctx, long status, const char *lines, size_t len);
+    enum proxy_err (*on_head)(void *ctx, long status, const char *lines, size_t len);
     /* Called with body bytes exactly as the upstream sent them (chunked
      * framing removed, content encoding untouched). */
-    enum fcgi_err (*on_body)(void *ctx, const char *data, size_t len);
+    enum proxy_err (*on_body)(void *ctx, const char *data, size_t len);
 };
 
 /* One upstream call: what the request asks for and where its answer goes.
@@ -39,12 +39,12 @@ struct upstream_exchange {
     struct upstream_sink sink;
 
     /* Filled in during the transfer. */
-    struct fcgi_buf raw_headers;
+    struct buf raw_headers;
     struct curl_slist *request_headers;
     long status;
     unsigned long long body_received;
     bool head_delivered;
-    enum fcgi_err abort_reason; /* why a callback stopped the transfer */
+    enum proxy_err abort_reason; /* why a callback stopped the transfer */
 };
 
 /* upstream_global_init / cleanup: once per process, before threads start. */
@@ -52,37 +52,37 @@ int upstream_global_init(void);
 void upstream_global_cleanup(void);
 
 /* upstream_abort_all: every transfer in progress or started later aborts
- * (with FCGI_ERR_SHUTDOWN) at its next progress check; for the stop. */
+ * (with PROXY_ERR_SHUTDOWN) at its next progress check; for the stop. */
 void upstream_abort_all(void);
 
 /* upstream_easy_new: an easy handle with the options every call shares
  * (TLS, timeouts, no signals). NULL when out of memory. The caller frees it
  * with curl_easy_cleanup. */
-CURL *upstream_easy_new(const struct fcgi_config *cfg, bool long_lived);
+CURL *upstream_easy_new(const struct proxy_config *cfg, bool long_lived);
 
 /* upstream_exchange_prepare: points easy at the call described by x (URL,
  * method, body, allowlisted headers, callbacks into x->sink). Returns
- * FCGI_OK or FCGI_ERR_NOMEM. Release with upstream_exchange_release. */
-enum fcgi_err upstream_exchange_prepare(CURL *easy, const struct fcgi_config *cfg, struct upstream_exchange *x);
+ * PROXY_OK or PROXY_ERR_NOMEM. Release with upstream_exchange_release. */
+enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *cfg, struct upstream_exchange *x);
 
 /* upstream_exchange_release: frees what prepare allocated; NULL-safe. */
 void upstream_exchange_release(struct upstream_exchange *x);
 
 /* upstream_exchange_result: the outcome of a finished transfer. */
-enum fcgi_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc);
+enum proxy_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc);
 
 /* upstream_error_status: the one mapping from a failed call to an HTTP
  * status: unreachable 502, timeout 504, an oversized or malformed upstream
  * answer 502, shutdown 503, anything else 500. Pure. */
-int upstream_error_status(enum fcgi_err err);
+int upstream_error_status(enum proxy_err err);
 
 /* upstream_error_code, upstream_error_message: the short code and the one
  * sentence a client gets for err; static strings, no internal detail. */
-const char *upstream_error_code(enum fcgi_err err);
-const char *upstream_error_message(enum fcgi_err err);
+const char *upstream_error_code(enum proxy_err err);
+const char *upstream_error_message(enum proxy_err err);
 
 /* upstream_error_of: libcurl's result -> the proxy's error. Pure. */
-enum fcgi_err upstream_error_of(CURLcode rc);
+enum proxy_err upstream_error_of(CURLcode rc);
 
 /* upstream_filter_headers: copies the header lines of raw (one response's
  * header block without its status line, "Name: value" per CRLF or LF line)
@@ -91,16 +91,16 @@ enum fcgi_err upstream_error_of(CURLcode rc);
  * X-Sendfile, X-Accel-*, X-LIGHTTPD-*), X-Request-ID (the proxy sets its own),
  * names in drop_also (NULL-terminated, may be NULL), and any line with
  * control characters or without a valid name. Pure. Returns
- * fcgi_buf_append's result (-1 also when Connection lists more than 64
+ * buf_append's result (-1 also when Connection lists more than 64
  * names), or -3 when raw holds an obs-fold continuation
  * line (the caller answers 502). */
-int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct fcgi_buf *out);
+int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out);
 
 /* A worker's client: one easy handle, reused so connections stay alive. */
 struct upstream_client;
 
 /* upstream_client_new: NULL when out of memory. Free with upstream_client_free. */
-struct upstream_client *upstream_client_new(const struct fcgi_config *cfg);
+struct upstream_client *upstream_client_new(const struct proxy_config *cfg);
 void upstream_client_free(struct upstream_client *client);
 
 /* upstream_relay: performs the call and relays the answer to req's client:
@@ -110,7 +110,7 @@ void upstream_client_free(struct upstream_client *client);
  * it, marks the response to be cut off (req->abort_response) so that a
  * truncated body never looks complete.
  * Logs failures with the request id. Returns the outcome. */
-enum fcgi_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
                              const char *body, size_t body_len, size_t max_response_body);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
@@ -119,6 +119,6 @@ long long upstream_content_length(const char *raw, size_t len);
 
 /* upstream_fail: answers req with the JSON error for err (status from
  * upstream_error_status) unless its head is out; logs the cause. */
-void upstream_fail(struct fcgi_request *req, enum fcgi_err err, const char *detail);
+void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail);
 
 #endif

@@ -17,7 +17,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "../../fcgi/auth.h"
+#include "auth/auth.h"
 #include "unit.h"
 
 #define SECRET "unit-test-secret-not-used-anywhere-else-0123456789"
@@ -98,9 +98,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct fcgi_config config(unsigned read, unsigned events)
+static struct proxy_config config(unsigned read, unsigned events)
 {
-    struct fcgi_config cfg;
+    struct proxy_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.auth_read = read;
     cfg.auth_events = events;
@@ -130,9 +130,9 @@ struct decide_row {
     const char *challenge; /* a substring of WWW-Authenticate, or NULL for none */
 };
 
-#define RU FCGI_AUTH_REMOTE_USER
-#define BE FCGI_AUTH_BEARER
-#define JW FCGI_AUTH_JWT
+#define RU AUTH_REMOTE_USER
+#define BE AUTH_BEARER
+#define JW AUTH_JWT
 
 static const struct decide_row decide_rows[] = {
     {"none lets anyone in", 0, 0, false, NULL, NO_TOKEN, NO_TOKEN, NULL, 0, NULL, NULL, NULL},
@@ -189,11 +189,11 @@ static void test_decide(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(decide_rows); i++) {
         const struct decide_row *r = &decide_rows[i];
-        struct fcgi_config cfg = config(r->read, r->events);
+        struct proxy_config cfg = config(r->read, r->events);
         char err[256] = "";
-        struct fcgi_auth *auth = fcgi_auth_new(&cfg, err, sizeof err);
+        struct auth *auth = auth_new(&cfg, err, sizeof err);
         if (!auth) {
-            unit_fail(&failures, i, r->name, "fcgi_auth_new: %s", err);
+            unit_fail(&failures, i, r->name, "auth_new: %s", err);
             continue;
         }
         char authorization[4200] = "", cookie[4200] = "";
@@ -203,14 +203,14 @@ static void test_decide(void **state)
             snprintf(authorization, sizeof authorization, "%s", r->authorization);
         if (token_of[r->cookie])
             snprintf(cookie, sizeof cookie, "theme=dark; session=%s; x=1", token_of[r->cookie]);
-        struct fcgi_auth_request req = {
+        struct auth_presented req = {
             .remote_user = r->remote_user,
             .authorization = authorization[0] ? authorization : NULL,
             .cookie = cookie[0] ? cookie : NULL,
-            .accepted = fcgi_auth_accepted(&cfg, r->events_route),
+            .accepted = auth_accepted(&cfg, r->events_route),
         };
-        struct fcgi_auth_outcome out;
-        fcgi_auth_decide(auth, &req, now, &out);
+        struct auth_outcome out;
+        auth_decide(auth, &req, now, &out);
         if (out.status != r->status)
             unit_fail(&failures, i, r->name, "status %d, want %d (%s)", out.status, r->status, out.reason);
         else if (r->code && (!out.code || strcmp(out.code, r->code) != 0))
@@ -230,8 +230,8 @@ static void test_decide(void **state)
             unit_fail(&failures, i, r->name, "reason leaks the token: %s", out.reason);
         if (r->status == 401 && !out.reason[0])
             unit_fail(&failures, i, r->name, "a 401 without a reason for the log");
-        fcgi_credential_clear(&out.credential);
-        fcgi_auth_free(auth);
+        credential_clear(&out.credential);
+        auth_free(auth);
     }
     free(good);
     free(expired);
@@ -248,28 +248,28 @@ static void test_jwt_expiry_includes_skew(void **state)
     char *token = mint(claims);
     char header[4200];
     snprintf(header, sizeof header, "Bearer %s", token);
-    struct fcgi_config cfg = config(JW, JW);
+    struct proxy_config cfg = config(JW, JW);
     char err[256];
-    struct fcgi_auth *auth = fcgi_auth_new(&cfg, err, sizeof err);
+    struct auth *auth = auth_new(&cfg, err, sizeof err);
     assert_non_null(auth);
-    struct fcgi_auth_request req = {.authorization = header, .accepted = JW};
-    struct fcgi_auth_outcome out;
-    fcgi_auth_decide(auth, &req, now, &out);
+    struct auth_presented req = {.authorization = header, .accepted = JW};
+    struct auth_outcome out;
+    auth_decide(auth, &req, now, &out);
     assert_int_equal(out.status, 0);
     assert_string_equal(out.credential.user, "u1"); /* no email: sub */
     assert_int_equal(out.credential.expires, now + 100 + 5);
-    fcgi_credential_clear(&out.credential);
-    fcgi_auth_free(auth);
+    credential_clear(&out.credential);
+    auth_free(auth);
     free(token);
 }
 
 static void test_missing_tokens_file_fails_to_start(void **state)
 {
     (void)state;
-    struct fcgi_config cfg = config(BE, BE);
+    struct proxy_config cfg = config(BE, BE);
     cfg.tokens_file = missing_tokens;
     char err[256] = "";
-    assert_null(fcgi_auth_new(&cfg, err, sizeof err));
+    assert_null(auth_new(&cfg, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/tokens"));
 }
 
@@ -303,13 +303,13 @@ static void test_bearer_token(void **state)
         const struct bearer_row *r = &bearer_rows[i];
         const char *name = unit_escape(r->value, strlen(r->value), esc, sizeof esc);
         size_t len = 0;
-        const char *got = fcgi_auth_bearer_token(r->value, &len);
+        const char *got = auth_bearer_token(r->value, &len);
         if (!r->token != !got || (got && (len != strlen(r->token) || strncmp(got, r->token, len) != 0)))
             unit_fail(&failures, i, name, "got %.*s, want %s", got ? (int)len : 6, got ? got : "(null)",
                       r->token ? r->token : "(null)");
     }
     size_t len;
-    if (fcgi_auth_bearer_token(NULL, &len))
+    if (auth_bearer_token(NULL, &len))
         unit_fail(&failures, UNIT_LEN(bearer_rows), "NULL", "NULL accepted");
     unit_done(failures);
 }
@@ -339,13 +339,13 @@ static void test_cookie_value(void **state)
     for (size_t i = 0; i < UNIT_LEN(cookie_rows); i++) {
         const struct cookie_row *r = &cookie_rows[i];
         size_t len = 0;
-        const char *got = fcgi_auth_cookie_value(r->header, "session", &len);
+        const char *got = auth_cookie_value(r->header, "session", &len);
         if (!r->value != !got || (got && (len != strlen(r->value) || strncmp(got, r->value, len) != 0)))
             unit_fail(&failures, i, r->header, "got %.*s, want %s", got ? (int)len : 6, got ? got : "(null)",
                       r->value ? r->value : "(null)");
     }
     size_t len;
-    if (fcgi_auth_cookie_value(NULL, "session", &len) || fcgi_auth_cookie_value("session=a", NULL, &len))
+    if (auth_cookie_value(NULL, "session", &len) || auth_cookie_value("session=a", NULL, &len))
         unit_fail(&failures, UNIT_LEN(cookie_rows), "NULL", "NULL accepted");
     unit_done(failures);
 }

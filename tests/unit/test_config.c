@@ -11,10 +11,10 @@
 
 #include <json-c/json.h>
 
-#include "../../fcgi/config.h"
+#include "core/config.h"
 #include "unit.h"
 
-/* ---- fcgi_parse_duration ---- */
+/* ---- duration_parse_ms ---- */
 
 struct duration_row {
     const char *text;
@@ -87,19 +87,19 @@ static void test_parse_duration(void **state)
         const struct duration_row *r = &duration_rows[i];
         const char *name = unit_escape(r->text, strlen(r->text), esc, sizeof esc);
         long ms = -12345;
-        int rc = fcgi_parse_duration(r->text, &ms);
+        int rc = duration_parse_ms(r->text, &ms);
         if (rc != r->rc)
             unit_fail(&failures, i, name, "returned %d, want %d (ms=%ld)", rc, r->rc, ms);
         else if (rc == 0 && ms != r->ms)
             unit_fail(&failures, i, name, "gave %ld ms, want %ld", ms, r->ms);
     }
     long ms = 7;
-    if (fcgi_parse_duration(NULL, &ms) != -1)
+    if (duration_parse_ms(NULL, &ms) != -1)
         unit_fail(&failures, UNIT_LEN(duration_rows), "NULL", "NULL text accepted");
     unit_done(failures);
 }
 
-/* ---- fcgi_config_load ---- */
+/* ---- config_load ---- */
 
 struct env_var {
     const char *name;
@@ -139,9 +139,9 @@ struct config_row {
     struct config_want want;   /* when bad_var is NULL */
 };
 
-#define U FCGI_DEFAULT_UPSTREAM
-#define B FCGI_DEFAULT_BASE_PATH
-#define RU FCGI_AUTH_REMOTE_USER
+#define U CONFIG_DEFAULT_UPSTREAM
+#define B CONFIG_DEFAULT_BASE_PATH
+#define RU AUTH_REMOTE_USER
 #define MB 1048576
 
 static const struct config_row config_rows[] = {
@@ -157,7 +157,7 @@ static const struct config_row config_rows[] = {
      {U, 90000, B, RU, MB, 0, 1024, false, NULL, 16}},
     {"keepalive 500ms", {{"OPENOVA_FLOW_KEEPALIVE", "500ms"}}, NULL, {U, 10000, B, RU, MB, 500, 1024, false, NULL, 16}},
     {"auth none", {{"OPENOVA_FLOW_AUTH", "none"}}, NULL,
-     {U, 10000, B, FCGI_AUTH_NONE, MB, 15000, 1024, false, NULL, 16}},
+     {U, 10000, B, AUTH_NONE, MB, 15000, 1024, false, NULL, 16}},
     {"auth remote-user", {{"OPENOVA_FLOW_AUTH", "remote-user"}}, NULL,
      {U, 10000, B, RU, MB, 15000, 1024, false, NULL, 16}},
     {"largest limits",
@@ -219,7 +219,7 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static void check_config(unsigned *failures, size_t i, const char *name, const struct fcgi_config *c,
+static void check_config(unsigned *failures, size_t i, const char *name, const struct proxy_config *c,
                          const struct config_want *w)
 {
     if (!str_eq(c->upstream_url, w->upstream_url))
@@ -251,10 +251,10 @@ static void test_config_load(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(config_rows); i++) {
         const struct config_row *r = &config_rows[i];
-        struct fcgi_config cfg;
+        struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        int rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
             if (rc != 0)
@@ -270,10 +270,10 @@ static void test_config_load(void **state)
             else if (cfg.upstream_url || cfg.ca_file || cfg.base_path)
                 unit_fail(&failures, i, r->name, "a failed load left strings in cfg");
         }
-        fcgi_config_free(&cfg);
-        fcgi_config_free(&cfg); /* idempotent */
+        config_free(&cfg);
+        config_free(&cfg); /* idempotent */
     }
-    fcgi_config_free(NULL);
+    config_free(NULL);
     unit_done(failures);
 }
 
@@ -286,25 +286,25 @@ struct auth_row {
     unsigned read, events;
 };
 
-#define RUB (FCGI_AUTH_REMOTE_USER | FCGI_AUTH_BEARER)
-#define ALL (FCGI_AUTH_REMOTE_USER | FCGI_AUTH_BEARER | FCGI_AUTH_JWT)
+#define RUB (AUTH_REMOTE_USER | AUTH_BEARER)
+#define ALL (AUTH_REMOTE_USER | AUTH_BEARER | AUTH_JWT)
 #define TOKENS {"OPENOVA_FLOW_TOKENS_FILE", "/etc/tokens"}
 #define JWKS {"OPENOVA_FLOW_JWKS_FILE", "/etc/jwks.json"}
 
 static const struct auth_row auth_rows[] = {
-    {"default remote-user", {{NULL, NULL}}, NULL, FCGI_AUTH_REMOTE_USER, FCGI_AUTH_REMOTE_USER},
+    {"default remote-user", {{NULL, NULL}}, NULL, AUTH_REMOTE_USER, AUTH_REMOTE_USER},
     {"list", {{"OPENOVA_FLOW_AUTH", "remote-user,bearer"}, TOKENS}, NULL, RUB, RUB},
     {"list with spaces", {{"OPENOVA_FLOW_AUTH", " jwt , bearer,remote-user "}, TOKENS, JWKS}, NULL, ALL, ALL},
-    {"repeated method", {{"OPENOVA_FLOW_AUTH", "bearer,bearer"}, TOKENS}, NULL, FCGI_AUTH_BEARER, FCGI_AUTH_BEARER},
+    {"repeated method", {{"OPENOVA_FLOW_AUTH", "bearer,bearer"}, TOKENS}, NULL, AUTH_BEARER, AUTH_BEARER},
     {"jwt with secret only", {{"OPENOVA_FLOW_AUTH", "jwt"}, {"OPENOVA_FLOW_JWT_SECRET_FILE", "/s"}}, NULL,
-     FCGI_AUTH_JWT, FCGI_AUTH_JWT},
+     AUTH_JWT, AUTH_JWT},
     {"per-route overrides",
      {{"OPENOVA_FLOW_AUTH", "none"}, {"OPENOVA_FLOW_AUTH_EVENTS", "bearer"}, {"OPENOVA_FLOW_AUTH_READ", "jwt"}, TOKENS},
      "OPENOVA_FLOW_JWKS_FILE", 0, 0},
     {"emitters with tokens, browsers with jwt",
-     {{"OPENOVA_FLOW_AUTH_EVENTS", "bearer"}, {"OPENOVA_FLOW_AUTH_READ", "jwt"}, TOKENS, JWKS}, NULL, FCGI_AUTH_JWT,
-     FCGI_AUTH_BEARER},
-    {"read open, events locked", {{"OPENOVA_FLOW_AUTH_READ", "none"}}, NULL, FCGI_AUTH_NONE, FCGI_AUTH_REMOTE_USER},
+     {{"OPENOVA_FLOW_AUTH_EVENTS", "bearer"}, {"OPENOVA_FLOW_AUTH_READ", "jwt"}, TOKENS, JWKS}, NULL, AUTH_JWT,
+     AUTH_BEARER},
+    {"read open, events locked", {{"OPENOVA_FLOW_AUTH_READ", "none"}}, NULL, AUTH_NONE, AUTH_REMOTE_USER},
     {"none with another", {{"OPENOVA_FLOW_AUTH", "none,bearer"}, TOKENS}, "OPENOVA_FLOW_AUTH", 0, 0},
     {"empty list", {{"OPENOVA_FLOW_AUTH", ""}}, "OPENOVA_FLOW_AUTH", 0, 0},
     {"empty item", {{"OPENOVA_FLOW_AUTH", "bearer,"}, TOKENS}, "OPENOVA_FLOW_AUTH", 0, 0},
@@ -326,10 +326,10 @@ static void test_auth_settings(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(auth_rows); i++) {
         const struct auth_row *r = &auth_rows[i];
-        struct fcgi_config cfg;
+        struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        int rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
             if (rc != 0)
@@ -340,7 +340,7 @@ static void test_auth_settings(void **state)
         } else if (rc != -1 || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
             unit_fail(&failures, i, r->name, "rc %d, error \"%s\", want one naming %s", rc, err, r->bad_var);
         }
-        fcgi_config_free(&cfg);
+        config_free(&cfg);
     }
     unit_done(failures);
 }
@@ -348,29 +348,29 @@ static void test_auth_settings(void **state)
 static void test_limits_defaults(void **state)
 {
     (void)state;
-    struct fcgi_config cfg;
+    struct proxy_config cfg;
     char err[256] = "";
     current_env = NULL;
-    assert_int_equal(fcgi_config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
     assert_int_equal(cfg.max_snapshot, 16 * 1024 * 1024);
     assert_int_equal(cfg.connect_timeout_ms, 5000);
     assert_int_equal(cfg.jwt_clock_skew_ms, 30000);
     assert_string_equal(cfg.jwt_user_claim, "email");
     assert_null(cfg.jwt_cookie);
-    fcgi_config_free(&cfg);
+    config_free(&cfg);
     /* A short proxy timeout bounds the connect too. */
     static const struct env_var short_timeout[MAX_VARS] = {{"OPENOVA_FLOW_PROXY_TIMEOUT", "2s"}};
     current_env = short_timeout;
-    assert_int_equal(fcgi_config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
     current_env = NULL;
     assert_int_equal(cfg.connect_timeout_ms, 2000);
-    fcgi_config_free(&cfg);
+    config_free(&cfg);
     char text[64];
-    assert_string_equal(fcgi_auth_methods_text(0, text, sizeof text), "none");
-    assert_string_equal(fcgi_auth_methods_text(ALL, text, sizeof text), "remote-user,bearer,jwt");
+    assert_string_equal(config_auth_methods_text(0, text, sizeof text), "none");
+    assert_string_equal(config_auth_methods_text(ALL, text, sizeof text), "remote-user,bearer,jwt");
 }
 
-/* ---- fcgi_config_json ---- */
+/* ---- config_json ---- */
 
 struct json_row {
     const char *name;
@@ -439,16 +439,16 @@ static void test_config_json(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(json_rows); i++) {
         const struct json_row *r = &json_rows[i];
-        struct fcgi_config cfg;
+        struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = fcgi_config_load(&cfg, fake_env, err, sizeof err);
+        int rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (rc != 0) {
             unit_fail(&failures, i, r->name, "load failed: %s", err);
             continue;
         }
-        char *text = fcgi_config_json(&cfg);
+        char *text = config_json(&cfg);
         json_object *o = text ? json_tokener_parse(text) : NULL;
         if (!o || !json_object_is_type(o, json_type_object)) {
             unit_fail(&failures, i, r->name, "not a JSON object: %s", text ? text : "(null)");
@@ -476,7 +476,7 @@ static void test_config_json(void **state)
         }
         json_object_put(o);
         free(text);
-        fcgi_config_free(&cfg);
+        config_free(&cfg);
     }
     unit_done(failures);
 }

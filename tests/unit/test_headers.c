@@ -7,8 +7,8 @@
 
 #include <string.h>
 
-#include "../../fcgi/buf.h"
-#include "../../handlers/upstream.h"
+#include "core/buf.h"
+#include "handlers/upstream.h"
 #include "unit.h"
 
 struct header_row {
@@ -116,13 +116,13 @@ static void test_filter_headers(void **state)
     char got_esc[512], want_esc[512];
     for (size_t i = 0; i < UNIT_LEN(header_rows); i++) {
         const struct header_row *r = &header_rows[i];
-        struct fcgi_buf out;
-        fcgi_buf_init(&out, 64 * 1024);
+        struct buf out;
+        buf_init(&out, 64 * 1024);
         int rc = upstream_filter_headers(r->raw, r->raw_len, r->drop_also, &out);
         if (!r->want) {
             if (rc != -3)
                 unit_fail(&failures, i, r->name, "returned %d, want -3 (refused)", rc);
-            fcgi_buf_free(&out);
+            buf_free(&out);
             continue;
         }
         size_t want_len = strlen(r->want);
@@ -132,7 +132,7 @@ static void test_filter_headers(void **state)
             unit_fail(&failures, i, r->name, "got \"%s\", want \"%s\"",
                       unit_escape(out.data ? out.data : "", out.len, got_esc, sizeof got_esc),
                       unit_escape(r->want, want_len, want_esc, sizeof want_esc));
-        fcgi_buf_free(&out);
+        buf_free(&out);
     }
     unit_done(failures);
 }
@@ -157,14 +157,14 @@ static void test_filter_headers_limit(void **state)
     static const char raw[] = "A: 1\r\nB: 2\r\nCc: 33\r\n";
     for (size_t i = 0; i < UNIT_LEN(limit_rows); i++) {
         const struct limit_row *r = &limit_rows[i];
-        struct fcgi_buf out;
-        fcgi_buf_init(&out, r->max);
+        struct buf out;
+        buf_init(&out, r->max);
         int rc = upstream_filter_headers(raw, sizeof raw - 1, NULL, &out);
         if (rc != r->rc)
             unit_fail(&failures, i, r->name, "returned %d, want %d", rc, r->rc);
         if (out.len > r->max)
             unit_fail(&failures, i, r->name, "%zu bytes out past the maximum %zu", out.len, r->max);
-        fcgi_buf_free(&out);
+        buf_free(&out);
     }
     unit_done(failures);
 }
@@ -180,8 +180,8 @@ static void test_connection_token_bound(void **state)
         for (int i = 1; i < count; i++)
             n += (size_t)snprintf(raw + n, sizeof raw - n, ", X-Drop-%d", i);
         n += (size_t)snprintf(raw + n, sizeof raw - n, "\r\nX-Drop-5: a\r\nX-Keep: b\r\n");
-        struct fcgi_buf out;
-        fcgi_buf_init(&out, 4096);
+        struct buf out;
+        buf_init(&out, 4096);
         int rc = upstream_filter_headers(raw, n, NULL, &out);
         if (count <= 64) {
             assert_int_equal(rc, 0);
@@ -190,7 +190,7 @@ static void test_connection_token_bound(void **state)
         } else {
             assert_int_equal(rc, -1);
         }
-        fcgi_buf_free(&out);
+        buf_free(&out);
     }
 }
 

@@ -29,7 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
-#include "../../fcgi/jwt.h"
+#include "auth/jwt.h"
 #include "unit.h"
 
 #define NOW ((time_t)1700000000)
@@ -44,10 +44,10 @@ static char dir[] = "/tmp/test-jwt-XXXXXX";
 static cjose_jwk_t *rsa1, *rsa2, *ec1, *ec2, *secret_key, *wrong_secret_key, *rsa1_pem_key, *rsa1_jwk_key;
 static unsigned char secret[48];
 static char jwks_path[160], jwks_only_path[160], secret_path[160];
-static char user256[FCGI_JWT_USER_MAX + 1], user257[FCGI_JWT_USER_MAX + 2];
+static char user256[JWT_USER_MAX + 1], user257[JWT_USER_MAX + 2];
 
 enum { V_MAIN, V_JWKS_ONLY, V_SECRET_ONLY, V_COUNT };
-static struct fcgi_jwt_verifier *verifiers[V_COUNT];
+static struct jwt_verifier *verifiers[V_COUNT];
 
 /* ---- helpers ---- */
 
@@ -355,21 +355,21 @@ static int setup(void **state)
     text[sizeof secret] = '\n';
     write_file(secret_path, text, sizeof secret + 1);
 
-    struct fcgi_jwt_settings s[V_COUNT] = {
+    struct jwt_settings s[V_COUNT] = {
         [V_MAIN] = {jwks_path, secret_path, ISS, AUD, NULL, SKEW},
         [V_JWKS_ONLY] = {jwks_only_path, NULL, NULL, NULL, NULL, SKEW},
         [V_SECRET_ONLY] = {NULL, secret_path, NULL, NULL, "preferred_username", 0},
     };
     for (int i = 0; i < V_COUNT; i++) {
         char e[512] = "";
-        verifiers[i] = fcgi_jwt_verifier_new(&s[i], e, sizeof e);
+        verifiers[i] = jwt_verifier_new(&s[i], e, sizeof e);
         if (!verifiers[i]) {
             print_error("verifier %d: %s\n", i, e);
             return -1;
         }
     }
-    memset(user256, 'u', FCGI_JWT_USER_MAX);
-    memset(user257, 'u', FCGI_JWT_USER_MAX + 1);
+    memset(user256, 'u', JWT_USER_MAX);
+    memset(user257, 'u', JWT_USER_MAX + 1);
     return 0;
 }
 
@@ -377,7 +377,7 @@ static int teardown(void **state)
 {
     (void)state;
     for (int i = 0; i < V_COUNT; i++)
-        fcgi_jwt_verifier_free(verifiers[i]);
+        jwt_verifier_free(verifiers[i]);
     cjose_jwk_t *all[] = {rsa1, rsa2, ec1, ec2, secret_key, wrong_secret_key, rsa1_pem_key, rsa1_jwk_key};
     for (size_t i = 0; i < UNIT_LEN(all); i++)
         cjose_jwk_release(all[i]);
@@ -421,13 +421,13 @@ struct sign_row {
     const char *kid; /* NULL: none */
     struct claims c;
     enum mangle mangle;
-    enum fcgi_auth_verdict want;
+    enum auth_verdict want;
     const char *user; /* ACCEPTED: the user (expires is then exp) */
     const char *why;  /* REJECTED: a substring of why */
 };
 
-#define OK FCGI_AUTH_ACCEPTED
-#define NO FCGI_AUTH_REJECTED
+#define OK AUTH_ACCEPTED
+#define NO AUTH_REJECTED
 #define ALICE "alice@example.test"
 #define BAD_SIG "jwt: signature does not verify"
 
@@ -713,10 +713,10 @@ static void test_signed(void **state)
     for (size_t i = 0; i < UNIT_LEN(sign_rows); i++) {
         const struct sign_row *r = &sign_rows[i];
         char *token = make(r);
-        struct fcgi_credential out = {NULL, 777};
+        struct credential out = {NULL, 777};
         char why[256] = "";
         ERR_clear_error();
-        enum fcgi_auth_verdict v = fcgi_jwt_verify(verifiers[r->verifier], token, NOW, &out, why, sizeof why);
+        enum auth_verdict v = jwt_verify(verifiers[r->verifier], token, NOW, &out, why, sizeof why);
         if (v != r->want) {
             unit_fail(&failures, i, r->name, "verdict %d, want %d (why: %s)", v, r->want, why);
         } else if (v == OK) {
@@ -740,7 +740,7 @@ static void test_signed(void **state)
         if (ERR_peek_error())
             unit_fail(&failures, i, r->name, "left error %lx in OpenSSL's queue", ERR_peek_error());
         if (v == OK)
-            fcgi_credential_clear(&out);
+            credential_clear(&out);
         free(token);
     }
     unit_done(failures);
@@ -748,7 +748,7 @@ static void test_signed(void **state)
 
 /* ---- garbage, one row each ---- */
 
-static char too_long[FCGI_JWT_MAX + 2];
+static char too_long[JWT_MAX + 2];
 
 struct raw_row {
     const char *name;
@@ -788,9 +788,9 @@ static void test_garbage(void **state)
     for (size_t i = 0; i < UNIT_LEN(raw_rows); i++) {
         const struct raw_row *r = &raw_rows[i];
         for (int k = 0; k < V_COUNT; k++) {
-            struct fcgi_credential out = {NULL, 0};
+            struct credential out = {NULL, 0};
             char why[256] = "";
-            enum fcgi_auth_verdict v = fcgi_jwt_verify(verifiers[k], r->token, NOW, &out, why, sizeof why);
+            enum auth_verdict v = jwt_verify(verifiers[k], r->token, NOW, &out, why, sizeof why);
             /* Which check fails may depend on the keys once the header is
              * read; the first rows fail before. */
             bool keyed = strstr(r->why, "signature") != NULL;
@@ -800,25 +800,25 @@ static void test_garbage(void **state)
                 unit_fail(&failures, i, r->name, "verifier %d: why \"%s\", want \"%s\"", k, why, r->why);
             if (r->token)
                 check_why(&failures, i, r->name, r->token, why);
-            fcgi_credential_clear(&out);
+            credential_clear(&out);
         }
     }
     unit_done(failures);
 }
 
-/* The longest token accepted is FCGI_JWT_MAX bytes: pad a real one up to
+/* The longest token accepted is JWT_MAX bytes: pad a real one up to
  * it, then one claim byte past it. */
 static void test_length_limit(void **state)
 {
     (void)state;
-    char extra[FCGI_JWT_MAX];
+    char extra[JWT_MAX];
     char *fit = NULL, *over = NULL;
     for (size_t pad = 5800; pad < 6400 && !over; pad++) {
         snprintf(extra, sizeof extra, "\"pad\":\"%0*d\"", (int)pad, 0);
         struct claims c = EXTRA(extra);
         char *text = payload(&c), *token = sign(secret_key, "HS256", NULL, text);
         free(text);
-        if (strlen(token) <= FCGI_JWT_MAX) {
+        if (strlen(token) <= JWT_MAX) {
             free(fit);
             fit = token;
         } else {
@@ -827,13 +827,13 @@ static void test_length_limit(void **state)
     }
     assert_non_null(fit);
     assert_non_null(over);
-    assert_true(strlen(fit) > FCGI_JWT_MAX - 4);
-    struct fcgi_credential out = {0};
+    assert_true(strlen(fit) > JWT_MAX - 4);
+    struct credential out = {0};
     char why[256] = "";
-    assert_int_equal(fcgi_jwt_verify(verifiers[V_MAIN], fit, NOW, &out, why, sizeof why), OK);
+    assert_int_equal(jwt_verify(verifiers[V_MAIN], fit, NOW, &out, why, sizeof why), OK);
     assert_string_equal(out.user, ALICE);
-    fcgi_credential_clear(&out);
-    assert_int_equal(fcgi_jwt_verify(verifiers[V_MAIN], over, NOW, &out, why, sizeof why), NO);
+    credential_clear(&out);
+    assert_int_equal(jwt_verify(verifiers[V_MAIN], over, NOW, &out, why, sizeof why), NO);
     assert_non_null(strstr(why, "jwt: token too long"));
     free(fit);
     free(over);
@@ -886,7 +886,7 @@ static void test_settings(void **state)
     snprintf(missing, sizeof missing, "%s/missing", dir);
     for (size_t i = 0; i < UNIT_LEN(settings_rows); i++) {
         const struct settings_row *r = &settings_rows[i];
-        struct fcgi_jwt_settings s = {NULL, NULL, r->issuer, NULL, NULL, r->skew};
+        struct jwt_settings s = {NULL, NULL, r->issuer, NULL, NULL, r->skew};
         if (r->jwks && strcmp(r->jwks, "@missing") == 0) {
             s.jwks_file = missing;
         } else if (r->jwks) {
@@ -900,7 +900,7 @@ static void test_settings(void **state)
             s.secret_file = spath;
         }
         char err[512] = "";
-        struct fcgi_jwt_verifier *v = fcgi_jwt_verifier_new(&s, err, sizeof err);
+        struct jwt_verifier *v = jwt_verifier_new(&s, err, sizeof err);
         if (!r->err && !v)
             unit_fail(&failures, i, r->name, "refused: %s", err);
         if (r->err && v)
@@ -910,12 +910,12 @@ static void test_settings(void **state)
         if (r->err && !v && (s.jwks_file || s.secret_file) && strstr(r->name, "file") &&
             !strstr(err, s.jwks_file ? s.jwks_file : s.secret_file))
             unit_fail(&failures, i, r->name, "error \"%s\" does not name the file", err);
-        fcgi_jwt_verifier_free(v);
+        jwt_verifier_free(v);
     }
     unlink(jpath);
     unlink(spath);
-    assert_null(fcgi_jwt_verifier_new(NULL, NULL, 0));
-    fcgi_jwt_verifier_free(NULL);
+    assert_null(jwt_verifier_new(NULL, NULL, 0));
+    jwt_verifier_free(NULL);
     unit_done(failures);
 }
 
@@ -928,9 +928,9 @@ static void test_private_jwks_and_secret_newline(void **state)
     snprintf(jpath, sizeof jpath, "%s/private-jwks", dir);
     json_object *keys[] = {jwk_json(rsa1, true, NULL), jwk_json(ec1, true, NULL)};
     write_jwks(jpath, keys, UNIT_LEN(keys));
-    struct fcgi_jwt_settings s = {jpath, secret_path, NULL, NULL, NULL, 0};
+    struct jwt_settings s = {jpath, secret_path, NULL, NULL, NULL, 0};
     char err[512] = "";
-    struct fcgi_jwt_verifier *v = fcgi_jwt_verifier_new(&s, err, sizeof err);
+    struct jwt_verifier *v = jwt_verifier_new(&s, err, sizeof err);
     assert_non_null(v);
     struct claims c = GOOD;
     char *text = payload(&c);
@@ -938,11 +938,11 @@ static void test_private_jwks_and_secret_newline(void **state)
     const char *alg[] = {"RS256", "ES256", "HS256"};
     for (int i = 0; i < 3; i++) {
         char *token = sign(by[i], alg[i], NULL, text);
-        struct fcgi_credential out = {0};
+        struct credential out = {0};
         char why[256] = "";
-        assert_int_equal(fcgi_jwt_verify(v, token, NOW, &out, why, sizeof why), OK);
+        assert_int_equal(jwt_verify(v, token, NOW, &out, why, sizeof why), OK);
         assert_string_equal(out.user, ALICE);
-        fcgi_credential_clear(&out);
+        credential_clear(&out);
         free(token);
     }
     /* The key with the newline is another key. */
@@ -951,25 +951,25 @@ static void test_private_jwks_and_secret_newline(void **state)
     with_nl[sizeof secret] = '\n';
     cjose_jwk_t *nl_key = oct_key(with_nl, sizeof with_nl);
     char *token = sign(nl_key, "HS256", NULL, text);
-    struct fcgi_credential out = {0};
+    struct credential out = {0};
     char why[256] = "";
-    assert_int_equal(fcgi_jwt_verify(v, token, NOW, &out, why, sizeof why), NO);
+    assert_int_equal(jwt_verify(v, token, NOW, &out, why, sizeof why), NO);
     assert_string_equal(why, BAD_SIG);
     free(token);
     cjose_jwk_release(nl_key);
     free(text);
-    fcgi_jwt_verifier_free(v);
+    jwt_verifier_free(v);
     unlink(jpath);
 }
 
 /* ---- rotation ---- */
 
-static enum fcgi_auth_verdict verify(struct fcgi_jwt_verifier *v, const char *token, char *why, size_t whylen)
+static enum auth_verdict verify(struct jwt_verifier *v, const char *token, char *why, size_t whylen)
 {
-    struct fcgi_credential out = {0};
+    struct credential out = {0};
     why[0] = '\0';
-    enum fcgi_auth_verdict verdict = fcgi_jwt_verify(v, token, NOW, &out, why, whylen);
-    fcgi_credential_clear(&out);
+    enum auth_verdict verdict = jwt_verify(v, token, NOW, &out, why, whylen);
+    credential_clear(&out);
     return verdict;
 }
 
@@ -982,9 +982,9 @@ static void test_rotation(void **state)
     json_object *before[] = {jwk_json(rsa1, false, NULL), jwk_json(ec1, false, NULL)};
     write_jwks(jpath, before, UNIT_LEN(before));
     write_file(spath, secret, sizeof secret);
-    struct fcgi_jwt_settings s = {jpath, spath, NULL, NULL, NULL, 0};
+    struct jwt_settings s = {jpath, spath, NULL, NULL, NULL, 0};
     char err[512] = "";
-    struct fcgi_jwt_verifier *v = fcgi_jwt_verifier_new(&s, err, sizeof err);
+    struct jwt_verifier *v = jwt_verifier_new(&s, err, sizeof err);
     assert_non_null(v);
 
     struct claims c = GOOD;
@@ -1062,7 +1062,7 @@ static void test_rotation(void **state)
     char *all[] = {text, old_rs, old_rs_nokid, old_es, old_hs, new_rs, new_es, new_hs, pem};
     for (size_t i = 0; i < UNIT_LEN(all); i++)
         free(all[i]);
-    fcgi_jwt_verifier_free(v);
+    jwt_verifier_free(v);
     unlink(jpath);
     unlink(spath);
 }
@@ -1070,7 +1070,7 @@ static void test_rotation(void **state)
 /* ---- many threads ---- */
 
 struct worker {
-    struct fcgi_jwt_verifier *v;
+    struct jwt_verifier *v;
     const char *tokens[3];
     atomic_bool *stop;
     unsigned checks, wrong;
@@ -1080,11 +1080,11 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     while (!atomic_load(w->stop) || w->checks < 6) {
-        struct fcgi_credential out = {0};
+        struct credential out = {0};
         const char *token = w->tokens[w->checks % 3];
-        if (fcgi_jwt_verify(w->v, token, NOW, &out, NULL, 0) != OK || !out.user || strcmp(out.user, ALICE) != 0)
+        if (jwt_verify(w->v, token, NOW, &out, NULL, 0) != OK || !out.user || strcmp(out.user, ALICE) != 0)
             w->wrong++;
-        fcgi_credential_clear(&out);
+        credential_clear(&out);
         w->checks++;
     }
     return NULL;
@@ -1099,9 +1099,9 @@ static void test_concurrent_verification_across_a_reload(void **state)
     snprintf(jpath, sizeof jpath, "%s/shared-jwks", dir);
     json_object *before[] = {jwk_json(rsa1, false, NULL), jwk_json(ec1, false, NULL)};
     write_jwks(jpath, before, UNIT_LEN(before));
-    struct fcgi_jwt_settings s = {jpath, secret_path, NULL, NULL, NULL, 0};
+    struct jwt_settings s = {jpath, secret_path, NULL, NULL, NULL, 0};
     char err[512] = "";
-    struct fcgi_jwt_verifier *v = fcgi_jwt_verifier_new(&s, err, sizeof err);
+    struct jwt_verifier *v = jwt_verifier_new(&s, err, sizeof err);
     assert_non_null(v);
     struct claims c = GOOD;
     char *text = payload(&c);
@@ -1128,7 +1128,7 @@ static void test_concurrent_verification_across_a_reload(void **state)
     for (int i = 0; i < 3; i++)
         free(t[i]);
     free(text);
-    fcgi_jwt_verifier_free(v);
+    jwt_verifier_free(v);
     unlink(jpath);
 }
 

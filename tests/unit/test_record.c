@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../fcgi/record.h"
+#include "fcgi/record.h"
 #include "unit.h"
 
 /* FastCGI 1.0 record types the web server sends after the request began. */

@@ -11,9 +11,9 @@
 
 #include <json-c/json.h>
 
-#include "../../fcgi/buf.h"
-#include "../../fcgi/request.h"
-#include "../../fcgi/response.h"
+#include "core/buf.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
 #include "unit.h"
 
 static char x128[129];
@@ -221,11 +221,11 @@ static void test_format_head(void **state)
     char got_esc[512], want_esc[512];
     for (size_t i = 0; i < UNIT_LEN(head_rows); i++) {
         const struct head_row *r = &head_rows[i];
-        struct fcgi_buf out;
-        fcgi_buf_init(&out, r->max);
-        if (fcgi_buf_append(&out, r->before, strlen(r->before)) != 0) {
+        struct buf out;
+        buf_init(&out, r->max);
+        if (buf_append(&out, r->before, strlen(r->before)) != 0) {
             unit_fail(&failures, i, r->name, "setup append failed");
-            fcgi_buf_free(&out);
+            buf_free(&out);
             continue;
         }
         size_t extra_len = r->extra_len == ALL ? strlen(r->extra) : r->extra_len;
@@ -238,7 +238,7 @@ static void test_format_head(void **state)
                       unit_escape(r->want, strlen(r->want), want_esc, sizeof want_esc));
         if (out.len > r->max)
             unit_fail(&failures, i, r->name, "%zu bytes, past the maximum %zu", out.len, r->max);
-        fcgi_buf_free(&out);
+        buf_free(&out);
     }
     unit_done(failures);
 }
@@ -298,7 +298,7 @@ static void test_error_json(void **state)
     unit_done(failures);
 }
 
-/* ---- struct fcgi_buf ---- */
+/* ---- struct buf ---- */
 
 enum buf_op { END = 0, APPEND, APPENDF, CONSUME, RESET, FREE };
 
@@ -374,18 +374,18 @@ static void test_buf(void **state)
     char got_esc[128], want_esc[128];
     for (size_t i = 0; i < UNIT_LEN(buf_rows); i++) {
         const struct buf_row *r = &buf_rows[i];
-        struct fcgi_buf b;
-        fcgi_buf_init(&b, r->max);
+        struct buf b;
+        buf_init(&b, r->max);
         for (size_t k = 0; k < UNIT_LEN(r->steps) && r->steps[k].op != END; k++) {
             const struct buf_step *s = &r->steps[k];
             int rc = 0;
             switch (s->op) {
-            case APPEND: rc = fcgi_buf_append(&b, s->arg, s->n); break;
-            case APPENDF: rc = fcgi_buf_appendf(&b, "%s|%zu", s->arg, s->n); break;
-            case CONSUME: fcgi_buf_consume(&b, s->n); break;
-            case RESET: fcgi_buf_reset(&b); break;
+            case APPEND: rc = buf_append(&b, s->arg, s->n); break;
+            case APPENDF: rc = buf_appendf(&b, "%s|%zu", s->arg, s->n); break;
+            case CONSUME: buf_consume(&b, s->n); break;
+            case RESET: buf_reset(&b); break;
             case FREE:
-                fcgi_buf_free(&b);
+                buf_free(&b);
                 if (b.data || b.len)
                     unit_fail(&failures, i, r->name, "step %zu: not empty after free", k);
                 break;
@@ -405,9 +405,9 @@ static void test_buf(void **state)
                           unit_escape(b.data, b.len, got_esc, sizeof got_esc),
                           unit_escape(s->want, wl, want_esc, sizeof want_esc));
         }
-        fcgi_buf_free(&b);
+        buf_free(&b);
     }
-    fcgi_buf_free(NULL);
+    buf_free(NULL);
     unit_done(failures);
 }
 

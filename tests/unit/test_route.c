@@ -1,4 +1,4 @@
-/* test_route.c: request-line routing (fcgi_route_match) and deployment id checks (fcgi_id_valid). */
+/* test_route.c: request-line routing (route_lookup) and deployment id checks (route_id_valid). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,30 +8,30 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../fcgi/route.h"
+#include "handlers/route.h"
 #include "unit.h"
 
 #define BASE "/api/v1/flows"
 
 /* Filled by setup(): rows point at them. */
-static char id128[FCGI_ID_MAX + 1];
-static char uri_id128[sizeof BASE + FCGI_ID_MAX + 16];
-static char uri_id129[sizeof BASE + FCGI_ID_MAX + 16];
-static char uri_path4096[FCGI_PATH_MAX + 16];  /* a path of exactly FCGI_PATH_MAX bytes */
-static char uri_path4097[FCGI_PATH_MAX + 16];  /* one byte more */
-static char uri_long_query[FCGI_PATH_MAX * 2]; /* short path, query past FCGI_PATH_MAX */
+static char id128[ROUTE_ID_MAX + 1];
+static char uri_id128[sizeof BASE + ROUTE_ID_MAX + 16];
+static char uri_id129[sizeof BASE + ROUTE_ID_MAX + 16];
+static char uri_path4096[ROUTE_PATH_MAX + 16];  /* a path of exactly ROUTE_PATH_MAX bytes */
+static char uri_path4097[ROUTE_PATH_MAX + 16];  /* one byte more */
+static char uri_long_query[ROUTE_PATH_MAX * 2]; /* short path, query past ROUTE_PATH_MAX */
 
 static int setup(void **state)
 {
     (void)state;
-    memset(id128, 'a', FCGI_ID_MAX);
-    id128[FCGI_ID_MAX] = '\0';
+    memset(id128, 'a', ROUTE_ID_MAX);
+    id128[ROUTE_ID_MAX] = '\0';
     snprintf(uri_id128, sizeof uri_id128, BASE "/%s/snapshot", id128);
     snprintf(uri_id129, sizeof uri_id129, BASE "/%sb/snapshot", id128);
 
     /* BASE "/" id "/snapshot" with the id padding the path to the length. */
     size_t fixed = strlen(BASE "/") + strlen("/snapshot");
-    size_t id_len = FCGI_PATH_MAX - fixed;
+    size_t id_len = ROUTE_PATH_MAX - fixed;
     memcpy(uri_path4096, BASE "/", strlen(BASE "/"));
     memset(uri_path4096 + strlen(BASE "/"), 'p', id_len);
     strcpy(uri_path4096 + strlen(BASE "/") + id_len, "/snapshot");
@@ -50,18 +50,18 @@ struct route_row {
     const char *base;
     const char *method;
     const char *uri;
-    enum fcgi_route_result result;
+    enum route_result result;
     const char *suffix; /* the entry expected (OK, BAD_METHOD), NULL for none */
-    const char *allow;  /* fcgi_route_allow of that entry */
+    const char *allow;  /* route_allow of that entry */
     const char *id;     /* the id expected for OK; "" otherwise */
 };
 
-#define OK FCGI_ROUTE_OK
-#define NF FCGI_ROUTE_NOT_FOUND
-#define BM FCGI_ROUTE_BAD_METHOD
-#define REQ FCGI_ROUTE_ID_REQUIRED
-#define INV FCGI_ROUTE_ID_INVALID
-#define LONG FCGI_ROUTE_URI_TOO_LONG
+#define OK ROUTE_OK
+#define NF ROUTE_NOT_FOUND
+#define BM ROUTE_BAD_METHOD
+#define REQ ROUTE_ID_REQUIRED
+#define INV ROUTE_ID_INVALID
+#define LONG ROUTE_URI_TOO_LONG
 
 static const struct route_row route_rows[] = {
     /* the three routes */
@@ -147,9 +147,9 @@ static void test_route_match(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(route_rows); i++) {
         const struct route_row *r = &route_rows[i];
-        struct fcgi_route_match m;
+        struct route_match m;
         memset(&m, 0x5a, sizeof m); /* results must not depend on what was there */
-        enum fcgi_route_result got = fcgi_route_match(r->base, r->method, r->uri, &m);
+        enum route_result got = route_lookup(r->base, r->method, r->uri, &m);
         if (got != r->result) {
             unit_fail(&failures, i, r->name, "result %d, want %d", (int)got, (int)r->result);
             continue;
@@ -159,8 +159,8 @@ static void test_route_match(void **state)
         if (r->suffix && (!m.entry || strcmp(m.entry->suffix, r->suffix) != 0))
             unit_fail(&failures, i, r->name, "entry \"%s\", want \"%s\"", m.entry ? m.entry->suffix : "(none)",
                       r->suffix);
-        if (r->suffix && m.entry && strcmp(fcgi_route_allow(m.entry), r->allow) != 0)
-            unit_fail(&failures, i, r->name, "allow \"%s\", want \"%s\"", fcgi_route_allow(m.entry), r->allow);
+        if (r->suffix && m.entry && strcmp(route_allow(m.entry), r->allow) != 0)
+            unit_fail(&failures, i, r->name, "allow \"%s\", want \"%s\"", route_allow(m.entry), r->allow);
         if (strcmp(m.id, r->id) != 0)
             unit_fail(&failures, i, r->name, "id \"%.40s\", want \"%.40s\"", m.id, r->id);
     }
@@ -170,15 +170,15 @@ static void test_route_match(void **state)
 /* The table itself: each route's method, upstream suffix, handler and flags. */
 struct entry_row {
     const char *suffix;
-    enum fcgi_route route;
+    enum route_kind route;
     const char *method;
     unsigned flags;
 };
 
 static const struct entry_row entry_rows[] = {
-    {"snapshot", FCGI_ROUTE_SNAPSHOT, "GET", 0},
-    {"events", FCGI_ROUTE_EVENTS, "POST", FCGI_ROUTE_READS_BODY},
-    {"stream", FCGI_ROUTE_STREAM, "GET", FCGI_ROUTE_LONG_LIVED},
+    {"snapshot", ROUTE_SNAPSHOT, "GET", 0},
+    {"events", ROUTE_EVENTS, "POST", ROUTE_READS_BODY},
+    {"stream", ROUTE_STREAM, "GET", ROUTE_LONG_LIVED},
 };
 
 static void test_route_entries(void **state)
@@ -189,8 +189,8 @@ static void test_route_entries(void **state)
         const struct entry_row *r = &entry_rows[i];
         char uri[64];
         snprintf(uri, sizeof uri, "/x/%s", r->suffix);
-        struct fcgi_route_match m;
-        if (fcgi_route_match("", r->method, uri, &m) != FCGI_ROUTE_OK || !m.entry) {
+        struct route_match m;
+        if (route_lookup("", r->method, uri, &m) != ROUTE_OK || !m.entry) {
             unit_fail(&failures, i, r->suffix, "does not route");
             continue;
         }
@@ -217,8 +217,8 @@ struct id_row {
 
 static const struct id_row id_rows[] = {
     {"one char", ID("a"), true},
-    {"128", id128, FCGI_ID_MAX, true},
-    {"129", id128, FCGI_ID_MAX + 1, false}, /* reads the NUL: one byte too many, and not allowed */
+    {"128", id128, ROUTE_ID_MAX, true},
+    {"129", id128, ROUTE_ID_MAX + 1, false}, /* reads the NUL: one byte too many, and not allowed */
     {"empty", ID(""), false},
     {"dot", ID("."), false},
     {"dotdot", ID(".."), false},
@@ -244,7 +244,7 @@ static void test_id_valid(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(id_rows); i++) {
         const struct id_row *r = &id_rows[i];
-        bool got = fcgi_id_valid(r->id, r->len);
+        bool got = route_id_valid(r->id, r->len);
         if (got != r->valid)
             unit_fail(&failures, i, r->name, "valid=%d, want %d", got, r->valid);
     }

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../handlers/sse.h"
+#include "handlers/sse.h"
 #include "unit.h"
 
 struct sse_row {

@@ -7,42 +7,42 @@
 
 #include <string.h>
 
-#include "../../fcgi/error.h"
-#include "../../handlers/upstream.h"
+#include "core/error.h"
+#include "handlers/upstream.h"
 #include "unit.h"
 
 /* libcurl's result -> the proxy's error -> the status the client sees. */
 struct curl_row {
     const char *name;
     CURLcode rc;
-    enum fcgi_err err;
+    enum proxy_err err;
     int status;
 };
 
 #define CURL_ROW(rc, err, status) {#rc, rc, err, status}
 
 static const struct curl_row curl_rows[] = {
-    CURL_ROW(CURLE_OK, FCGI_OK, 200),
+    CURL_ROW(CURLE_OK, PROXY_OK, 200),
     /* connection refused or never made: 502 */
-    CURL_ROW(CURLE_COULDNT_CONNECT, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_COULDNT_RESOLVE_HOST, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_COULDNT_RESOLVE_PROXY, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_SSL_CONNECT_ERROR, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_PEER_FAILED_VERIFICATION, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_SSL_CACERT_BADFILE, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_SEND_ERROR, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    CURL_ROW(CURLE_GOT_NOTHING, FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_COULDNT_CONNECT, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_COULDNT_RESOLVE_HOST, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_COULDNT_RESOLVE_PROXY, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SSL_CONNECT_ERROR, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_PEER_FAILED_VERIFICATION, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SSL_CACERT_BADFILE, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SEND_ERROR, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_GOT_NOTHING, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
     /* too slow: 504 */
-    CURL_ROW(CURLE_OPERATION_TIMEDOUT, FCGI_ERR_UPSTREAM_TIMEOUT, 504),
+    CURL_ROW(CURLE_OPERATION_TIMEDOUT, PROXY_ERR_UPSTREAM_TIMEOUT, 504),
     /* a broken answer: 502 */
-    CURL_ROW(CURLE_RECV_ERROR, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    CURL_ROW(CURLE_WEIRD_SERVER_REPLY, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    CURL_ROW(CURLE_PARTIAL_FILE, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    CURL_ROW(CURLE_HTTP2, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    CURL_ROW(CURLE_BAD_CONTENT_ENCODING, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    CURL_ROW(CURLE_UNSUPPORTED_PROTOCOL, FCGI_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_RECV_ERROR, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_WEIRD_SERVER_REPLY, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_PARTIAL_FILE, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_HTTP2, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_BAD_CONTENT_ENCODING, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_UNSUPPORTED_PROTOCOL, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
     /* our own failure: 500 */
-    CURL_ROW(CURLE_OUT_OF_MEMORY, FCGI_ERR_NOMEM, 500),
+    CURL_ROW(CURLE_OUT_OF_MEMORY, PROXY_ERR_NOMEM, 500),
 };
 
 static void test_error_of(void **state)
@@ -51,9 +51,9 @@ static void test_error_of(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(curl_rows); i++) {
         const struct curl_row *r = &curl_rows[i];
-        enum fcgi_err err = upstream_error_of(r->rc);
+        enum proxy_err err = upstream_error_of(r->rc);
         if (err != r->err) {
-            unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", fcgi_strerror(err), fcgi_strerror(r->err));
+            unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", proxy_strerror(err), proxy_strerror(r->err));
             continue;
         }
         int status = upstream_error_status(err);
@@ -66,24 +66,24 @@ static void test_error_of(void **state)
 /* Every value of the error enum: its status and its text. */
 struct err_row {
     const char *name;
-    enum fcgi_err err;
+    enum proxy_err err;
     int status;
 };
 
 #define ERR_ROW(err, status) {#err, err, status}
 
 static const struct err_row err_rows[] = {
-    ERR_ROW(FCGI_OK, 200),
-    ERR_ROW(FCGI_ERR_NOMEM, 500),
-    ERR_ROW(FCGI_ERR_CLIENT_GONE, 500),
-    ERR_ROW(FCGI_ERR_UPSTREAM_UNREACHABLE, 502),
-    ERR_ROW(FCGI_ERR_UPSTREAM_TIMEOUT, 504),
-    ERR_ROW(FCGI_ERR_UPSTREAM_PROTOCOL, 502),
-    ERR_ROW(FCGI_ERR_UPSTREAM_TOO_LARGE, 502),
-    ERR_ROW(FCGI_ERR_BODY_TOO_LARGE, 413),
-    ERR_ROW(FCGI_ERR_IO, 500),
-    ERR_ROW(FCGI_ERR_SHUTDOWN, 503),
-    ERR_ROW(FCGI_ERR_WOULD_BLOCK, 500),
+    ERR_ROW(PROXY_OK, 200),
+    ERR_ROW(PROXY_ERR_NOMEM, 500),
+    ERR_ROW(PROXY_ERR_CLIENT_GONE, 500),
+    ERR_ROW(PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    ERR_ROW(PROXY_ERR_UPSTREAM_TIMEOUT, 504),
+    ERR_ROW(PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    ERR_ROW(PROXY_ERR_UPSTREAM_TOO_LARGE, 502),
+    ERR_ROW(PROXY_ERR_BODY_TOO_LARGE, 413),
+    ERR_ROW(PROXY_ERR_IO, 500),
+    ERR_ROW(PROXY_ERR_SHUTDOWN, 503),
+    ERR_ROW(PROXY_ERR_WOULD_BLOCK, 500),
 };
 
 static void test_error_status(void **state)
@@ -95,7 +95,7 @@ static void test_error_status(void **state)
         int status = upstream_error_status(r->err);
         if (status != r->status)
             unit_fail(&failures, i, r->name, "status %d, want %d", status, r->status);
-        const char *text = fcgi_strerror(r->err);
+        const char *text = proxy_strerror(r->err);
         if (!text || !*text || strcmp(text, "unknown error") == 0)
             unit_fail(&failures, i, r->name, "no text of its own: \"%s\"", text ? text : "(null)");
     }
@@ -105,20 +105,20 @@ static void test_error_status(void **state)
 /* A callback's reason for stopping a transfer wins over libcurl's code. */
 struct result_row {
     const char *name;
-    enum fcgi_err abort_reason;
+    enum proxy_err abort_reason;
     CURLcode rc;
-    enum fcgi_err want;
+    enum proxy_err want;
 };
 
 static const struct result_row result_rows[] = {
-    {"no abort, ok", FCGI_OK, CURLE_OK, FCGI_OK},
-    {"no abort, refused", FCGI_OK, CURLE_COULDNT_CONNECT, FCGI_ERR_UPSTREAM_UNREACHABLE},
-    {"no abort, timeout", FCGI_OK, CURLE_OPERATION_TIMEDOUT, FCGI_ERR_UPSTREAM_TIMEOUT},
-    {"client gone in write", FCGI_ERR_CLIENT_GONE, CURLE_WRITE_ERROR, FCGI_ERR_CLIENT_GONE},
-    {"headers too large", FCGI_ERR_UPSTREAM_TOO_LARGE, CURLE_WRITE_ERROR, FCGI_ERR_UPSTREAM_TOO_LARGE},
-    {"shutdown in progress", FCGI_ERR_SHUTDOWN, CURLE_ABORTED_BY_CALLBACK, FCGI_ERR_SHUTDOWN},
-    {"body before head", FCGI_ERR_UPSTREAM_PROTOCOL, CURLE_WRITE_ERROR, FCGI_ERR_UPSTREAM_PROTOCOL},
-    {"out of memory in callback", FCGI_ERR_NOMEM, CURLE_WRITE_ERROR, FCGI_ERR_NOMEM},
+    {"no abort, ok", PROXY_OK, CURLE_OK, PROXY_OK},
+    {"no abort, refused", PROXY_OK, CURLE_COULDNT_CONNECT, PROXY_ERR_UPSTREAM_UNREACHABLE},
+    {"no abort, timeout", PROXY_OK, CURLE_OPERATION_TIMEDOUT, PROXY_ERR_UPSTREAM_TIMEOUT},
+    {"client gone in write", PROXY_ERR_CLIENT_GONE, CURLE_WRITE_ERROR, PROXY_ERR_CLIENT_GONE},
+    {"headers too large", PROXY_ERR_UPSTREAM_TOO_LARGE, CURLE_WRITE_ERROR, PROXY_ERR_UPSTREAM_TOO_LARGE},
+    {"shutdown in progress", PROXY_ERR_SHUTDOWN, CURLE_ABORTED_BY_CALLBACK, PROXY_ERR_SHUTDOWN},
+    {"body before head", PROXY_ERR_UPSTREAM_PROTOCOL, CURLE_WRITE_ERROR, PROXY_ERR_UPSTREAM_PROTOCOL},
+    {"out of memory in callback", PROXY_ERR_NOMEM, CURLE_WRITE_ERROR, PROXY_ERR_NOMEM},
 };
 
 static void test_exchange_result(void **state)
@@ -130,9 +130,9 @@ static void test_exchange_result(void **state)
         struct upstream_exchange x;
         memset(&x, 0, sizeof x);
         x.abort_reason = r->abort_reason;
-        enum fcgi_err got = upstream_exchange_result(&x, r->rc);
+        enum proxy_err got = upstream_exchange_result(&x, r->rc);
         if (got != r->want)
-            unit_fail(&failures, i, r->name, "\"%s\", want \"%s\"", fcgi_strerror(got), fcgi_strerror(r->want));
+            unit_fail(&failures, i, r->name, "\"%s\", want \"%s\"", proxy_strerror(got), proxy_strerror(r->want));
     }
     unit_done(failures);
 }

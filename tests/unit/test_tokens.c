@@ -18,7 +18,7 @@
 
 #include <openssl/evp.h>
 
-#include "../../fcgi/tokens.h"
+#include "auth/tokens.h"
 #include "unit.h"
 
 #define NOW ((time_t)1700000000)
@@ -28,7 +28,7 @@ static char path[128];
 
 /* Digests of the tokens the rows use, as hex, filled by setup(). */
 static char alpha[65], beta[65], beta_upper[65], gamma_[65], delta[65];
-static char name128[FCGI_TOKEN_NAME_MAX + 1], name129[FCGI_TOKEN_NAME_MAX + 2];
+static char name128[TOKENS_NAME_MAX + 1], name129[TOKENS_NAME_MAX + 2];
 
 static void hex_sha256(const char *token, char out[65])
 {
@@ -75,8 +75,8 @@ static int setup(void **state)
         beta_upper[i] = (char)(beta[i] >= 'a' && beta[i] <= 'f' ? beta[i] - 'a' + 'A' : beta[i]);
     hex_sha256("gamma", gamma_);
     hex_sha256("delta-token", delta);
-    memset(name128, 'n', FCGI_TOKEN_NAME_MAX);
-    memset(name129, 'n', FCGI_TOKEN_NAME_MAX + 1);
+    memset(name128, 'n', TOKENS_NAME_MAX);
+    memset(name129, 'n', TOKENS_NAME_MAX + 1);
     return 0;
 }
 
@@ -162,7 +162,7 @@ static void test_load(void **state)
             expand(r->lines[l], text, sizeof text);
         write_text(path, text);
         char err[512] = "";
-        struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+        struct tokens *t = tokens_new(path, err, sizeof err);
         if (!r->err && !t)
             unit_fail(&failures, i, r->name, "refused: %s", err);
         if (r->err && t)
@@ -171,7 +171,7 @@ static void test_load(void **state)
             unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", err, r->err);
         if (r->err && !t && !strstr(err, path))
             unit_fail(&failures, i, r->name, "error \"%s\" does not name the file", err);
-        fcgi_tokens_free(t);
+        tokens_free(t);
     }
     unit_done(failures);
 }
@@ -186,7 +186,7 @@ static void test_load_nul_byte(void **state)
     memcpy(text + n + 1, "ce\n", 4);
     write_file(path, text, (size_t)n + 4);
     char err[512] = "";
-    assert_null(fcgi_tokens_new(path, err, sizeof err));
+    assert_null(tokens_new(path, err, sizeof err));
     assert_non_null(strstr(err, "line 2: holds a NUL byte"));
 }
 
@@ -196,16 +196,16 @@ static void test_load_unreadable(void **state)
     char err[512] = "";
     char missing[160];
     snprintf(missing, sizeof missing, "%s/missing", dir);
-    assert_null(fcgi_tokens_new(missing, err, sizeof err));
+    assert_null(tokens_new(missing, err, sizeof err));
     assert_non_null(strstr(err, missing));
     assert_non_null(strstr(err, "cannot open"));
 
-    assert_null(fcgi_tokens_new(dir, err, sizeof err));
+    assert_null(tokens_new(dir, err, sizeof err));
     assert_non_null(strstr(err, "not a regular file"));
 
-    assert_null(fcgi_tokens_new(NULL, err, sizeof err));
-    assert_null(fcgi_tokens_new("", err, sizeof err));
-    fcgi_tokens_free(NULL);
+    assert_null(tokens_new(NULL, err, sizeof err));
+    assert_null(tokens_new("", err, sizeof err));
+    tokens_free(NULL);
 }
 
 /* ---- checking ---- */
@@ -213,23 +213,23 @@ static void test_load_unreadable(void **state)
 struct check_row {
     const char *name;
     const char *token;
-    enum fcgi_auth_verdict want;
+    enum auth_verdict want;
     const char *user; /* ACCEPTED: the user; "@beta" for beta's derived name */
     const char *why;  /* REJECTED: a substring of why */
 };
 
 static const struct check_row check_rows[] = {
-    {"named", "alpha-token", FCGI_AUTH_ACCEPTED, "alice", NULL},
-    {"unnamed, listed in upper case", "beta-token", FCGI_AUTH_ACCEPTED, "@beta", NULL},
-    {"another named", "gamma", FCGI_AUTH_ACCEPTED, "ci-bot", NULL},
-    {"wrong token", "delta-token", FCGI_AUTH_REJECTED, NULL, "bearer: token not in the tokens file"},
-    {"trailing space", "alpha-token ", FCGI_AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"prefix", "alpha-toke", FCGI_AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"other case", "ALPHA-TOKEN", FCGI_AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"empty", "", FCGI_AUTH_REJECTED, NULL, "bearer: empty token"},
-    {"NULL", NULL, FCGI_AUTH_REJECTED, NULL, "bearer: empty token"},
+    {"named", "alpha-token", AUTH_ACCEPTED, "alice", NULL},
+    {"unnamed, listed in upper case", "beta-token", AUTH_ACCEPTED, "@beta", NULL},
+    {"another named", "gamma", AUTH_ACCEPTED, "ci-bot", NULL},
+    {"wrong token", "delta-token", AUTH_REJECTED, NULL, "bearer: token not in the tokens file"},
+    {"trailing space", "alpha-token ", AUTH_REJECTED, NULL, "not in the tokens file"},
+    {"prefix", "alpha-toke", AUTH_REJECTED, NULL, "not in the tokens file"},
+    {"other case", "ALPHA-TOKEN", AUTH_REJECTED, NULL, "not in the tokens file"},
+    {"empty", "", AUTH_REJECTED, NULL, "bearer: empty token"},
+    {"NULL", NULL, AUTH_REJECTED, NULL, "bearer: empty token"},
     /* Whoever reads the file must not get in with what is in it. */
-    {"the digest itself", alpha, FCGI_AUTH_REJECTED, NULL, "not in the tokens file"},
+    {"the digest itself", alpha, AUTH_REJECTED, NULL, "not in the tokens file"},
 };
 
 static void test_check(void **state)
@@ -239,7 +239,7 @@ static void test_check(void **state)
     snprintf(text, sizeof text, "# who\n%s alice\n%s\n\n%s ci-bot\n", alpha, beta_upper, gamma_);
     write_text(path, text);
     char err[512] = "";
-    struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+    struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
     char beta_user[16];
     snprintf(beta_user, sizeof beta_user, "token-%.8s", beta);
@@ -247,27 +247,27 @@ static void test_check(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(check_rows); i++) {
         const struct check_row *r = &check_rows[i];
-        struct fcgi_credential out = {NULL, 12345};
+        struct credential out = {NULL, 12345};
         char why[256] = "";
-        enum fcgi_auth_verdict v = fcgi_tokens_check(t, r->token, NOW, &out, why, sizeof why);
+        enum auth_verdict v = tokens_check(t, r->token, NOW, &out, why, sizeof why);
         const char *want_user = r->user && strcmp(r->user, "@beta") == 0 ? beta_user : r->user;
         if (v != r->want)
             unit_fail(&failures, i, r->name, "verdict %d, want %d (why: %s)", v, r->want, why);
-        else if (v == FCGI_AUTH_ACCEPTED && (!out.user || strcmp(out.user, want_user) != 0 || out.expires != 0))
+        else if (v == AUTH_ACCEPTED && (!out.user || strcmp(out.user, want_user) != 0 || out.expires != 0))
             unit_fail(&failures, i, r->name, "user %s expires %lld, want %s and 0", out.user ? out.user : "(null)",
                       (long long)out.expires, want_user);
-        else if (v == FCGI_AUTH_REJECTED && !strstr(why, r->why))
+        else if (v == AUTH_REJECTED && !strstr(why, r->why))
             unit_fail(&failures, i, r->name, "why \"%s\", want \"%s\"", why, r->why);
-        else if (v == FCGI_AUTH_REJECTED && (out.user || out.expires != 12345))
+        else if (v == AUTH_REJECTED && (out.user || out.expires != 12345))
             unit_fail(&failures, i, r->name, "a rejection wrote the credential");
         if (r->token && *r->token && strstr(why, r->token))
             unit_fail(&failures, i, r->name, "why \"%s\" holds the token", why);
         if (strstr(why, alpha) || strstr(why, beta) || strstr(why, "token-"))
             unit_fail(&failures, i, r->name, "why \"%s\" holds a digest", why);
-        if (v == FCGI_AUTH_ACCEPTED)
-            fcgi_credential_clear(&out);
+        if (v == AUTH_ACCEPTED)
+            credential_clear(&out);
     }
-    fcgi_tokens_free(t);
+    tokens_free(t);
     unit_done(failures);
 }
 
@@ -276,26 +276,26 @@ static void test_empty_list_lets_no_one_in(void **state)
     (void)state;
     write_text(path, "# nobody yet\n");
     char err[512] = "";
-    struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+    struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
-    struct fcgi_credential out = {0};
+    struct credential out = {0};
     char why[256];
-    assert_int_equal(fcgi_tokens_check(t, "alpha-token", NOW, &out, why, sizeof why), FCGI_AUTH_REJECTED);
-    assert_int_equal(fcgi_tokens_check(t, "x", NOW, &out, NULL, 0), FCGI_AUTH_REJECTED);
+    assert_int_equal(tokens_check(t, "alpha-token", NOW, &out, why, sizeof why), AUTH_REJECTED);
+    assert_int_equal(tokens_check(t, "x", NOW, &out, NULL, 0), AUTH_REJECTED);
     assert_null(out.user);
-    fcgi_tokens_free(t);
+    tokens_free(t);
 }
 
 /* ---- re-reading ---- */
 
-static enum fcgi_auth_verdict check(struct fcgi_tokens *t, const char *token, const char *want_user)
+static enum auth_verdict check(struct tokens *t, const char *token, const char *want_user)
 {
-    struct fcgi_credential out = {0};
+    struct credential out = {0};
     char why[256] = "";
-    enum fcgi_auth_verdict v = fcgi_tokens_check(t, token, NOW, &out, why, sizeof why);
-    if (v == FCGI_AUTH_ACCEPTED && want_user)
+    enum auth_verdict v = tokens_check(t, token, NOW, &out, why, sizeof why);
+    if (v == AUTH_ACCEPTED && want_user)
         assert_string_equal(out.user, want_user);
-    fcgi_credential_clear(&out);
+    credential_clear(&out);
     return v;
 }
 
@@ -306,17 +306,17 @@ static void test_reload_on_change(void **state)
     snprintf(text, sizeof text, "%s alice\n%s\n", alpha, beta);
     write_text(path, text);
     char err[512] = "";
-    struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+    struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
-    assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
 
     /* alpha revoked, delta added, beta renamed. */
     snprintf(text, sizeof text, "%s bob\n%s dave\n", beta, delta);
     write_text(path, text);
     past_check_interval();
-    assert_int_equal(check(t, "alpha-token", NULL), FCGI_AUTH_REJECTED);
-    assert_int_equal(check(t, "delta-token", "dave"), FCGI_AUTH_ACCEPTED);
-    assert_int_equal(check(t, "beta-token", "bob"), FCGI_AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", NULL), AUTH_REJECTED);
+    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "beta-token", "bob"), AUTH_ACCEPTED);
 
     /* Rewritten in place (same inode, same size), its mtime set ahead: a
      * changed mtime alone is enough. */
@@ -328,9 +328,9 @@ static void test_reload_on_change(void **state)
     assert_int_equal(futimens(fd, times), 0);
     close(fd);
     past_check_interval();
-    assert_int_equal(check(t, "delta-token", NULL), FCGI_AUTH_REJECTED);
-    assert_int_equal(check(t, "gamma", "carl"), FCGI_AUTH_ACCEPTED);
-    fcgi_tokens_free(t);
+    assert_int_equal(check(t, "delta-token", NULL), AUTH_REJECTED);
+    assert_int_equal(check(t, "gamma", "carl"), AUTH_ACCEPTED);
+    tokens_free(t);
 }
 
 static void test_bad_reload_keeps_old_list(void **state)
@@ -340,7 +340,7 @@ static void test_bad_reload_keeps_old_list(void **state)
     snprintf(text, sizeof text, "%s alice\n", alpha);
     write_text(path, text);
     char err[512] = "", log[4096];
-    struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+    struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
 
     /* A bad edit: the old list stays, one error for the change however
@@ -351,11 +351,11 @@ static void test_bad_reload_keeps_old_list(void **state)
     struct unit_capture cap;
     unit_capture_begin(&cap, dir);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
-        assert_int_equal(check(t, "delta-token", NULL), FCGI_AUTH_REJECTED);
+        assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
+        assert_int_equal(check(t, "delta-token", NULL), AUTH_REJECTED);
     }
     past_check_interval(); /* the file is recent: re-read, same content */
-    assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
     int errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
     assert_non_null(strstr(log, "line 3"));
@@ -366,9 +366,9 @@ static void test_bad_reload_keeps_old_list(void **state)
     assert_int_equal(unlink(path), 0);
     past_check_interval();
     unit_capture_begin(&cap, dir);
-    assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
     past_check_interval();
-    assert_int_equal(check(t, "alpha-token", "alice"), FCGI_AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
     errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
 
@@ -376,15 +376,15 @@ static void test_bad_reload_keeps_old_list(void **state)
     snprintf(text, sizeof text, "%s dave\n", delta);
     write_text(path, text);
     past_check_interval();
-    assert_int_equal(check(t, "delta-token", "dave"), FCGI_AUTH_ACCEPTED);
-    assert_int_equal(check(t, "alpha-token", NULL), FCGI_AUTH_REJECTED);
-    fcgi_tokens_free(t);
+    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", NULL), AUTH_REJECTED);
+    tokens_free(t);
 }
 
 /* ---- many threads ---- */
 
 struct worker {
-    struct fcgi_tokens *t;
+    struct tokens *t;
     atomic_bool *stop;
     unsigned checks, wrong;
 };
@@ -393,12 +393,12 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     while (!atomic_load(w->stop) || w->checks < 20) {
-        struct fcgi_credential out = {0};
+        struct credential out = {0};
         /* beta is in every version of the file, alpha never. */
-        if (fcgi_tokens_check(w->t, "beta-token", NOW, &out, NULL, 0) != FCGI_AUTH_ACCEPTED ||
-            fcgi_tokens_check(w->t, "alpha-token", NOW, &out, NULL, 0) != FCGI_AUTH_REJECTED)
+        if (tokens_check(w->t, "beta-token", NOW, &out, NULL, 0) != AUTH_ACCEPTED ||
+            tokens_check(w->t, "alpha-token", NOW, &out, NULL, 0) != AUTH_REJECTED)
             w->wrong++;
-        fcgi_credential_clear(&out);
+        credential_clear(&out);
         w->checks++;
     }
     return NULL;
@@ -411,7 +411,7 @@ static void test_concurrent_checks_across_a_reload(void **state)
     snprintf(text, sizeof text, "%s bob\n", beta);
     write_text(path, text);
     char err[512] = "";
-    struct fcgi_tokens *t = fcgi_tokens_new(path, err, sizeof err);
+    struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
     atomic_bool stop = false;
     struct worker w[4];
@@ -428,8 +428,8 @@ static void test_concurrent_checks_across_a_reload(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].wrong, 0);
     }
-    assert_int_equal(check(t, "delta-token", "dave"), FCGI_AUTH_ACCEPTED);
-    fcgi_tokens_free(t);
+    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
+    tokens_free(t);
 }
 
 int main(void)

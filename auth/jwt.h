@@ -6,13 +6,13 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "credential.h"
+#include "auth/credential.h"
 
-#define FCGI_JWT_MAX 8192      /* the longest token looked at */
-#define FCGI_JWT_USER_MAX 256  /* the longest user: it becomes an HTTP header */
-#define FCGI_JWT_SECRET_MIN 32 /* HS256 keys: RFC 7518 section 3.2 wants 256 bits */
+#define JWT_MAX 8192      /* the longest token looked at */
+#define JWT_USER_MAX 256  /* the longest user: it becomes an HTTP header */
+#define JWT_SECRET_MIN 32 /* HS256 keys: RFC 7518 section 3.2 wants 256 bits */
 
-struct fcgi_jwt_settings {
+struct jwt_settings {
     const char *jwks_file;   /* NULL: none */
     const char *secret_file; /* NULL: no HS256; the file's bytes (one trailing newline stripped) are the HMAC key */
     const char *issuer;      /* NULL: iss not checked */
@@ -21,33 +21,33 @@ struct fcgi_jwt_settings {
     long clock_skew_s;       /* leeway for exp and nbf, 0 to 86400 */
 };
 
-struct fcgi_jwt_verifier;
+struct jwt_verifier;
 
-/* fcgi_jwt_verifier_new: loads the files s names; at least one of
+/* jwt_verifier_new: loads the files s names; at least one of
  * jwks_file and secret_file must be set. The JWKS is {"keys": [...]}; its
  * RSA keys (2048 bits or more) serve RS256 and its EC P-256 keys ES256;
  * keys for another use or algorithm, and "oct" keys, are skipped, and a
  * JWKS with no usable key is an error. The secret must be at least
- * FCGI_JWT_SECRET_MIN bytes. Copies what it needs from s. Returns the
+ * JWT_SECRET_MIN bytes. Copies what it needs from s. Returns the
  * verifier, or NULL with one sentence naming the file or setting in err.
- * The caller frees it with fcgi_jwt_verifier_free. */
-struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen);
+ * The caller frees it with jwt_verifier_free. */
+struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, size_t errlen);
 
-/* fcgi_jwt_verifier_free: frees v; NULL-safe. No verification may be
+/* jwt_verifier_free: frees v; NULL-safe. No verification may be
  * running. */
-void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v);
+void jwt_verifier_free(struct jwt_verifier *v);
 
-/* fcgi_jwt_verify: checks token (a compact JWS) at time now: its signature
+/* jwt_verify: checks token (a compact JWS) at time now: its signature
  * (RS256, ES256 or HS256 only; HS256 only with the secret, never with a
  * JWKS key), then exp (required), nbf, iss and aud, then the user claim.
  * The files are re-read first when they changed, at most once a second; a
  * file that became unreadable or invalid keeps the previous keys and is
  * logged once per change. Safe to call from many threads at once.
  * ACCEPTED: out->user is the user (printable ASCII, at most
- * FCGI_JWT_USER_MAX bytes), out->expires is exp; the caller frees out with
- * fcgi_credential_clear. REJECTED: why names the check that failed, never
+ * JWT_USER_MAX bytes), out->expires is exp; the caller frees out with
+ * credential_clear. REJECTED: why names the check that failed, never
  * the token; out is untouched. FAILED: out of memory. why may be NULL. */
-enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *token, time_t now,
-                                       struct fcgi_credential *out, char *why, size_t whylen);
+enum auth_verdict jwt_verify(struct jwt_verifier *v, const char *token, time_t now,
+                                       struct credential *out, char *why, size_t whylen);
 
 #endif

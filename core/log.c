@@ -4,19 +4,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
-static const char *level_name(enum fcgi_log_level level)
+static const char *level_name(enum proxy_log_level level)
 {
     switch (level) {
-    case FCGI_LOG_INFO: return "info";
-    case FCGI_LOG_WARN: return "warn";
-    case FCGI_LOG_ERROR: return "error";
+    case PROXY_LOG_INFO: return "info";
+    case PROXY_LOG_WARN: return "warn";
+    case PROXY_LOG_ERROR: return "error";
     }
     return "info";
 }
 
-void fcgi_log(enum fcgi_log_level level, const char *rid, const char *fmt, ...)
+void proxy_log(enum proxy_log_level level, const char *rid, const char *fmt, ...)
 {
     /* One buffer, one write(2): stderr is shared by every thread and, behind
      * lighttpd, by the web server's own error log. */

@@ -4,16 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "core/buf.h"
 
-void fcgi_buf_init(struct fcgi_buf *b, size_t max)
+void buf_init(struct buf *b, size_t max)
 {
     b->data = NULL;
     b->len = b->cap = 0;
     b->max = max;
 }
 
-static int reserve(struct fcgi_buf *b, size_t extra)
+static int reserve(struct buf *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
         return -1;
@@ -31,7 +31,7 @@ static int reserve(struct fcgi_buf *b, size_t extra)
     return 0;
 }
 
-int fcgi_buf_append(struct fcgi_buf *b, const void *data, size_t len)
+int buf_append(struct buf *b, const void *data, size_t len)
 {
     int rc = reserve(b, len);
     if (rc)
@@ -43,7 +43,7 @@ int fcgi_buf_append(struct fcgi_buf *b, const void *data, size_t len)
     return 0;
 }
 
-int fcgi_buf_appendf(struct fcgi_buf *b, const char *fmt, ...)
+int buf_appendf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -61,10 +61,10 @@ int fcgi_buf_appendf(struct fcgi_buf *b, const char *fmt, ...)
     return 0;
 }
 
-void fcgi_buf_consume(struct fcgi_buf *b, size_t n)
+void buf_consume(struct buf *b, size_t n)
 {
     if (n >= b->len) {
-        fcgi_buf_reset(b);
+        buf_reset(b);
         return;
     }
     memmove(b->data, b->data + n, b->len - n);
@@ -72,14 +72,14 @@ void fcgi_buf_consume(struct fcgi_buf *b, size_t n)
     b->data[b->len] = '\0';
 }
 
-void fcgi_buf_reset(struct fcgi_buf *b)
+void buf_reset(struct buf *b)
 {
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
 }
 
-void fcgi_buf_free(struct fcgi_buf *b)
+void buf_free(struct buf *b)
 {
     if (!b)
         return;

@@ -13,10 +13,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "error.h"
-#include "log.h"
-#include "tokens.h"
-#include "watched_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "auth/tokens.h"
+#include "auth/watched_file.h"
 
 #define DIGEST_LEN 32
 #define FILE_MAX (8u * 1024 * 1024) /* some 100 000 named tokens */
@@ -37,12 +37,12 @@ struct list {
     struct entry *e;
 };
 
-struct fcgi_tokens {
+struct tokens {
     EVP_MD *sha256;         /* fetched once: an implicit fetch per check is slow */
     pthread_mutex_t lock;   /* guards file.current and next_check_ms */
     int64_t next_check_ms;  /* CLOCK_MONOTONIC */
     pthread_mutex_t reload; /* one reloader at a time */
-    struct fcgi_watched_file file; /* its current is a struct list */
+    struct watched_file file; /* its current is a struct list */
 };
 
 static int64_t mono_ms(void)
@@ -98,11 +98,11 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
     if (i == len || s[i] == '#')
         return 0;
     if (len > LINE_MAX_LEN) {
-        fcgi_say(err, errlen, "longer than %d bytes", LINE_MAX_LEN);
+        proxy_say(err, errlen, "longer than %d bytes", LINE_MAX_LEN);
         return -1;
     }
     if (memchr(s, '\0', len)) {
-        fcgi_say(err, errlen, "holds a NUL byte");
+        proxy_say(err, errlen, "holds a NUL byte");
         return -1;
     }
     size_t d = 0;
@@ -110,7 +110,7 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
         if (hexval(s[i + d]) < 0)
             break;
     if (d != 2 * DIGEST_LEN || (i + d < len && !is_space(s[i + d]))) {
-        fcgi_say(err, errlen, "expected a SHA-256 digest of 64 hex digits");
+        proxy_say(err, errlen, "expected a SHA-256 digest of 64 hex digits");
         return -1;
     }
     for (size_t k = 0; k < DIGEST_LEN; k++)
@@ -126,20 +126,20 @@ static int parse_line(const char *s, size_t len, struct entry *e, char *err, siz
     while (i < len && !is_space(s[i])) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x21 || c > 0x7e) {
-            fcgi_say(err, errlen, "the name holds a byte that is not printable ASCII");
+            proxy_say(err, errlen, "the name holds a byte that is not printable ASCII");
             return -1;
         }
         i++;
     }
-    if (i - start > FCGI_TOKEN_NAME_MAX) {
-        fcgi_say(err, errlen, "the name is longer than %d characters", FCGI_TOKEN_NAME_MAX);
+    if (i - start > TOKENS_NAME_MAX) {
+        proxy_say(err, errlen, "the name is longer than %d characters", TOKENS_NAME_MAX);
         return -1;
     }
     size_t end = i;
     while (i < len && is_space(s[i]))
         i++;
     if (i != len) {
-        fcgi_say(err, errlen, "expected a digest and at most one name");
+        proxy_say(err, errlen, "expected a digest and at most one name");
         return -1;
     }
     e->name = strndup(s + start, end - start);
@@ -169,7 +169,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
         if (rc == -2)
             goto oom;
         if (rc < 0) {
-            fcgi_say(err, errlen, "tokens file %s: line %zu: %s", path, line, why);
+            proxy_say(err, errlen, "tokens file %s: line %zu: %s", path, line, why);
             goto fail;
         }
         if (l->n == cap) {
@@ -194,7 +194,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
         qsort(sorted, l->n, sizeof *sorted, by_digest);
         for (size_t i = 1; i < l->n; i++)
             if (memcmp(sorted[i - 1]->digest, sorted[i]->digest, DIGEST_LEN) == 0) {
-                fcgi_say(err, errlen, "tokens file %s: line %zu: the same digest as line %zu", path, sorted[i]->line,
+                proxy_say(err, errlen, "tokens file %s: line %zu: the same digest as line %zu", path, sorted[i]->line,
                     sorted[i - 1]->line);
                 goto fail;
             }
@@ -202,7 +202,7 @@ static struct list *parse(const char *path, const char *buf, size_t len, char *e
     }
     return l;
 oom:
-    fcgi_say(err, errlen, "tokens file %s: out of memory", path);
+    proxy_say(err, errlen, "tokens file %s: out of memory", path);
 fail:
     free(sorted);
     list_release(l);
@@ -230,7 +230,7 @@ static size_t count_list(const void *content)
     return ((const struct list *)content)->n;
 }
 
-static const struct fcgi_watched_kind tokens_file = {
+static const struct watched_kind tokens_file = {
     .what = "tokens file",
     .items = "tokens",
     .max = FILE_MAX,
@@ -241,7 +241,7 @@ static const struct fcgi_watched_kind tokens_file = {
 
 /* acquire: the current list, with a reference the caller drops, after a
  * reload when one is due. */
-static struct list *acquire(struct fcgi_tokens *t)
+static struct list *acquire(struct tokens *t)
 {
     int64_t now = mono_ms();
     bool due = false;
@@ -254,7 +254,7 @@ static struct list *acquire(struct fcgi_tokens *t)
     /* Another thread still reloading (a slow disk) will publish soon enough;
      * this one goes on with what is there. */
     if (due && pthread_mutex_trylock(&t->reload) == 0) {
-        fcgi_watched_file_refresh(&t->file);
+        watched_file_refresh(&t->file);
         pthread_mutex_unlock(&t->reload);
     } else if (due) {
         /* That reload may have read the file before a change that made
@@ -270,56 +270,56 @@ static struct list *acquire(struct fcgi_tokens *t)
     return l;
 }
 
-struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen)
+struct tokens *tokens_new(const char *path, char *err, size_t errlen)
 {
     if (!path || !*path) {
-        fcgi_say(err, errlen, "no tokens file given");
+        proxy_say(err, errlen, "no tokens file given");
         return NULL;
     }
-    struct fcgi_tokens *t = calloc(1, sizeof *t);
+    struct tokens *t = calloc(1, sizeof *t);
     if (!t) {
-        fcgi_say(err, errlen, "out of memory loading tokens file %s", path);
+        proxy_say(err, errlen, "out of memory loading tokens file %s", path);
         return NULL;
     }
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->reload, NULL);
     t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!t->sha256) {
-        fcgi_say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
+        proxy_say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
         goto fail;
     }
-    if (fcgi_watched_file_open(&t->file, &tokens_file, path, t->sha256, &t->lock, err, errlen) != 0)
+    if (watched_file_open(&t->file, &tokens_file, path, t->sha256, &t->lock, err, errlen) != 0)
         goto fail;
     t->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return t;
 fail:
-    fcgi_tokens_free(t);
+    tokens_free(t);
     return NULL;
 }
 
-void fcgi_tokens_free(struct fcgi_tokens *t)
+void tokens_free(struct tokens *t)
 {
     if (!t)
         return;
-    fcgi_watched_file_close(&t->file);
+    watched_file_close(&t->file);
     EVP_MD_free(t->sha256);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->reload);
     free(t);
 }
 
-enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *token, time_t now,
-                                         struct fcgi_credential *out, char *why, size_t whylen)
+enum auth_verdict tokens_check(struct tokens *t, const char *token, time_t now,
+                                         struct credential *out, char *why, size_t whylen)
 {
     (void)now;
     if (!token || !*token) {
-        fcgi_say(why, whylen, "bearer: empty token");
-        return FCGI_AUTH_REJECTED;
+        proxy_say(why, whylen, "bearer: empty token");
+        return AUTH_REJECTED;
     }
     unsigned char d[DIGEST_LEN];
     if (sha256(t->sha256, token, strlen(token), d) != 0) {
-        fcgi_say(why, whylen, "bearer: SHA-256 failed");
-        return FCGI_AUTH_FAILED;
+        proxy_say(why, whylen, "bearer: SHA-256 failed");
+        return AUTH_FAILED;
     }
     struct list *l = acquire(t);
     /* Every entry is compared and the first match picked without a branch
@@ -333,9 +333,9 @@ enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *toke
         hit = (hit & ~take) | (i & take);
         any |= eq;
     }
-    enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
+    enum auth_verdict v = AUTH_REJECTED;
     if (!any) {
-        fcgi_say(why, whylen, "bearer: token not in the tokens file");
+        proxy_say(why, whylen, "bearer: token not in the tokens file");
         goto out;
     }
     char *user;
@@ -353,13 +353,13 @@ enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *toke
         user = strdup(name);
     }
     if (!user) {
-        fcgi_say(why, whylen, "bearer: out of memory");
-        v = FCGI_AUTH_FAILED;
+        proxy_say(why, whylen, "bearer: out of memory");
+        v = AUTH_FAILED;
         goto out;
     }
     out->user = user;
     out->expires = 0;
-    v = FCGI_AUTH_ACCEPTED;
+    v = AUTH_ACCEPTED;
 out:
     list_release(l);
     OPENSSL_cleanse(d, sizeof d);

@@ -9,16 +9,16 @@
 
 #include <openssl/crypto.h>
 
-#include "error.h"
-#include "log.h"
-#include "watched_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "auth/watched_file.h"
 
 /* A file changed this recently may change again within the timestamp
  * granularity without its stamp changing (git's "racy" files): re-read it
  * until it is older. */
 #define RACY_S 2
 
-static void stamp_of(const struct stat *sb, struct fcgi_file_stamp *st)
+static void stamp_of(const struct stat *sb, struct file_stamp *st)
 {
     memset(st, 0, sizeof *st);
     st->dev = sb->st_dev;
@@ -28,7 +28,7 @@ static void stamp_of(const struct stat *sb, struct fcgi_file_stamp *st)
     st->ctime = sb->st_ctim;
 }
 
-static bool stamp_eq(const struct fcgi_file_stamp *a, const struct fcgi_file_stamp *b)
+static bool stamp_eq(const struct file_stamp *a, const struct file_stamp *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
            a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
@@ -39,13 +39,13 @@ static bool stamp_eq(const struct fcgi_file_stamp *a, const struct fcgi_file_sta
  * bytes, with the stamp of what was read (fstat of the open file, so a
  * rename in between cannot pair old content with a new stamp). Returns 0,
  * or an errno value with a sentence in err. */
-static int read_file(const char *path, size_t max, char **out, size_t *outlen, struct fcgi_file_stamp *st, char *err,
+static int read_file(const char *path, size_t max, char **out, size_t *outlen, struct file_stamp *st, char *err,
                      size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        fcgi_say(err, errlen, "cannot open %s: %s", path, strerror(e));
+        proxy_say(err, errlen, "cannot open %s: %s", path, strerror(e));
         return e;
     }
     int rc = 0;
@@ -54,12 +54,12 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         rc = errno;
-        fcgi_say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
+        proxy_say(err, errlen, "cannot stat %s: %s", path, strerror(rc));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
         rc = EINVAL;
-        fcgi_say(err, errlen, "%s is not a regular file", path);
+        proxy_say(err, errlen, "%s is not a regular file", path);
         goto out;
     }
     /* The size is a hint: the file may grow while being read. */
@@ -67,7 +67,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
     buf = malloc(cap);
     if (!buf) {
         rc = ENOMEM;
-        fcgi_say(err, errlen, "out of memory reading %s", path);
+        proxy_say(err, errlen, "out of memory reading %s", path);
         goto out;
     }
     for (;;) {
@@ -76,7 +76,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
             char *nbuf = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nbuf) {
                 rc = ncap > cap ? ENOMEM : EFBIG;
-                fcgi_say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
+                proxy_say(err, errlen, ncap > cap ? "out of memory reading %s" : "%s is too large", path);
                 goto out;
             }
             buf = nbuf;
@@ -87,7 +87,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
             continue;
         if (n < 0) {
             rc = errno;
-            fcgi_say(err, errlen, "cannot read %s: %s", path, strerror(rc));
+            proxy_say(err, errlen, "cannot read %s: %s", path, strerror(rc));
             goto out;
         }
         if (n == 0)
@@ -95,7 +95,7 @@ static int read_file(const char *path, size_t max, char **out, size_t *outlen, s
         len += (size_t)n;
         if (len > max) {
             rc = EFBIG;
-            fcgi_say(err, errlen, "%s is larger than %zu bytes", path, max);
+            proxy_say(err, errlen, "%s is larger than %zu bytes", path, max);
             goto out;
         }
     }
@@ -120,7 +120,7 @@ enum sameness { NEW_CONTENT, SAME_AS_GOOD, SAME_AS_BAD };
  * the invalid one last logged (*same says which). Returns the content, or
  * NULL with err and, in *read_errno, the errno of a read failure (0 when
  * the content is bad). */
-static void *load(struct fcgi_watched_file *w, struct fcgi_file_stamp *st, unsigned char hash[FCGI_WATCHED_DIGEST_LEN],
+static void *load(struct watched_file *w, struct file_stamp *st, unsigned char hash[WATCHED_DIGEST_LEN],
                   int *read_errno, enum sameness *same, char *err, size_t errlen)
 {
     char *buf = NULL;
@@ -129,17 +129,17 @@ static void *load(struct fcgi_watched_file *w, struct fcgi_file_stamp *st, unsig
     *same = NEW_CONTENT;
     *read_errno = read_file(w->path, w->kind->max, &buf, &len, st, why, sizeof why);
     if (*read_errno) {
-        fcgi_say(err, errlen, "%s: %s", w->kind->what, why);
+        proxy_say(err, errlen, "%s: %s", w->kind->what, why);
         return NULL;
     }
     void *content = NULL;
     unsigned int hash_len = 0;
-    if (EVP_Digest(buf, len, hash, &hash_len, w->sha256, NULL) != 1 || hash_len != FCGI_WATCHED_DIGEST_LEN) {
+    if (EVP_Digest(buf, len, hash, &hash_len, w->sha256, NULL) != 1 || hash_len != WATCHED_DIGEST_LEN) {
         *read_errno = EIO;
-        fcgi_say(err, errlen, "%s %s: SHA-256 failed", w->kind->what, w->path);
-    } else if (w->current && memcmp(hash, w->good, FCGI_WATCHED_DIGEST_LEN) == 0) {
+        proxy_say(err, errlen, "%s %s: SHA-256 failed", w->kind->what, w->path);
+    } else if (w->current && memcmp(hash, w->good, WATCHED_DIGEST_LEN) == 0) {
         *same = SAME_AS_GOOD;
-    } else if (w->has_bad && memcmp(hash, w->bad, FCGI_WATCHED_DIGEST_LEN) == 0) {
+    } else if (w->has_bad && memcmp(hash, w->bad, WATCHED_DIGEST_LEN) == 0) {
         *same = SAME_AS_BAD;
     } else {
         content = w->kind->parse(w->path, buf, len, err, errlen);
@@ -149,7 +149,7 @@ static void *load(struct fcgi_watched_file *w, struct fcgi_file_stamp *st, unsig
     return content;
 }
 
-int fcgi_watched_file_open(struct fcgi_watched_file *w, const struct fcgi_watched_kind *kind, const char *path,
+int watched_file_open(struct watched_file *w, const struct watched_kind *kind, const char *path,
                            const EVP_MD *sha256, pthread_mutex_t *publish, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
@@ -157,7 +157,7 @@ int fcgi_watched_file_open(struct fcgi_watched_file *w, const struct fcgi_watche
     w->sha256 = sha256;
     w->publish = publish;
     if (!(w->path = strdup(path))) {
-        fcgi_say(err, errlen, "out of memory loading %s %s", kind->what, path);
+        proxy_say(err, errlen, "out of memory loading %s %s", kind->what, path);
         return -1;
     }
     int read_errno = 0;
@@ -166,33 +166,33 @@ int fcgi_watched_file_open(struct fcgi_watched_file *w, const struct fcgi_watche
     return w->current ? 0 : -1;
 }
 
-void fcgi_watched_file_refresh(struct fcgi_watched_file *w)
+void watched_file_refresh(struct watched_file *w)
 {
-    const struct fcgi_watched_kind *k = w->kind;
+    const struct watched_kind *k = w->kind;
     struct stat sb;
     if (stat(w->path, &sb) != 0) {
         int e = errno;
         if (e != w->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s %s: %s; keeping the %s loaded before\"", k->what, w->path,
+            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s %s: %s; keeping the %s loaded before\"", k->what, w->path,
                      strerror(e), k->items);
         w->read_errno = e;
         return;
     }
-    struct fcgi_file_stamp now_st;
+    struct file_stamp now_st;
     stamp_of(&sb, &now_st);
     bool racy = time(NULL) - now_st.mtime.tv_sec <= RACY_S;
     if (!w->read_errno && stamp_eq(&now_st, &w->seen) && !racy)
         return;
 
-    struct fcgi_file_stamp st;
-    unsigned char hash[FCGI_WATCHED_DIGEST_LEN];
+    struct file_stamp st;
+    unsigned char hash[WATCHED_DIGEST_LEN];
     int read_errno = 0;
     enum sameness same;
     char err[512];
     void *content = load(w, &st, hash, &read_errno, &same, err, sizeof err);
     if (read_errno) {
         if (read_errno != w->read_errno)
-            fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
+            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
         w->read_errno = read_errno;
         return;
     }
@@ -203,22 +203,22 @@ void fcgi_watched_file_refresh(struct fcgi_watched_file *w)
     if (same != NEW_CONTENT)
         return;
     if (!content) {
-        memcpy(w->bad, hash, FCGI_WATCHED_DIGEST_LEN);
+        memcpy(w->bad, hash, WATCHED_DIGEST_LEN);
         w->has_bad = true;
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
         return;
     }
     pthread_mutex_lock(w->publish);
     void *old = w->current;
     w->current = content;
     pthread_mutex_unlock(w->publish);
-    memcpy(w->good, hash, FCGI_WATCHED_DIGEST_LEN);
+    memcpy(w->good, hash, WATCHED_DIGEST_LEN);
     w->has_bad = false;
-    fcgi_log(FCGI_LOG_INFO, NULL, "msg=\"%s %s reloaded: %zu %s\"", k->what, w->path, k->count(content), k->items);
+    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"%s %s reloaded: %zu %s\"", k->what, w->path, k->count(content), k->items);
     k->release(old);
 }
 
-void fcgi_watched_file_close(struct fcgi_watched_file *w)
+void watched_file_close(struct watched_file *w)
 {
     if (w->current)
         w->kind->release(w->current);

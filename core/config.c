@@ -1,4 +1,4 @@
-/* config.c: environment -> struct fcgi_config, with one clear error per bad
+/* config.c: environment -> struct proxy_config, with one clear error per bad
  * variable; Go-style duration parsing (the names and formats are shared with
  * the flow server's own Go deployment). */
 #include <ctype.h>
@@ -12,7 +12,7 @@
 
 #include <json-c/json.h>
 
-#include "config.h"
+#include "core/config.h"
 
 struct duration_unit {
     const char *name;
@@ -46,7 +46,7 @@ static const struct duration_unit *match_unit(const char *p, size_t *len)
     return best;
 }
 
-int fcgi_parse_duration(const char *text, long *out_ms)
+int duration_parse_ms(const char *text, long *out_ms)
 {
     if (!text || !*text)
         return -1;
@@ -148,10 +148,10 @@ static int parse_size(const char *text, unsigned long long max, unsigned long lo
     return 0;
 }
 
-static int load_url(struct fcgi_config *cfg, const char *raw, char *err, size_t errlen)
+static int load_url(struct proxy_config *cfg, const char *raw, char *err, size_t errlen)
 {
     const char *name = "OPENOVA_FLOW_SERVER_URL";
-    char *url = trimmed_copy(raw ? raw : FCGI_DEFAULT_UPSTREAM);
+    char *url = trimmed_copy(raw ? raw : CONFIG_DEFAULT_UPSTREAM);
     if (!url)
         return fail(err, errlen, name, "out of memory");
     size_t n = strlen(url);
@@ -186,7 +186,7 @@ static int load_duration(const char *name, const char *raw, long fallback, long 
         *out = fallback;
         return 0;
     }
-    if (fcgi_parse_duration(raw, out) != 0)
+    if (duration_parse_ms(raw, out) != 0)
         return fail(err, errlen, name, "is not a duration such as 10s, 1500ms or 1m30s");
     return 0;
 }
@@ -195,12 +195,12 @@ static const struct {
     const char *name;
     unsigned bit;
 } auth_method_names[] = {
-    {"remote-user", FCGI_AUTH_REMOTE_USER},
-    {"bearer", FCGI_AUTH_BEARER},
-    {"jwt", FCGI_AUTH_JWT},
+    {"remote-user", AUTH_REMOTE_USER},
+    {"bearer", AUTH_BEARER},
+    {"jwt", AUTH_JWT},
 };
 
-const char *fcgi_auth_methods_text(unsigned mask, char *out, size_t outlen)
+const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -265,11 +265,11 @@ static int copy_setting(char **dst, const char *name, const char *raw, char *err
     return 0;
 }
 
-static int load_auth(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen)
+static int load_auth(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
 {
     static const char methods_hint[] = "must be none, or a comma-separated list of remote-user, bearer and jwt";
     const char *v = env("OPENOVA_FLOW_AUTH");
-    unsigned mask = FCGI_AUTH_REMOTE_USER;
+    unsigned mask = AUTH_REMOTE_USER;
     if (v && parse_auth_methods(v, &mask))
         return fail(err, errlen, "OPENOVA_FLOW_AUTH", methods_hint);
     cfg->auth_read = cfg->auth_events = mask;
@@ -301,15 +301,15 @@ static int load_auth(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
         return fail(err, errlen, "OPENOVA_FLOW_JWT_CLOCK_SKEW", "must be at most 5m");
 
     unsigned used = cfg->auth_read | cfg->auth_events;
-    if ((used & FCGI_AUTH_BEARER) && !cfg->tokens_file)
+    if ((used & AUTH_BEARER) && !cfg->tokens_file)
         return fail(err, errlen, "OPENOVA_FLOW_TOKENS_FILE", "must name the tokens file when bearer is accepted");
-    if ((used & FCGI_AUTH_JWT) && !cfg->jwks_file && !cfg->jwt_secret_file)
+    if ((used & AUTH_JWT) && !cfg->jwks_file && !cfg->jwt_secret_file)
         return fail(err, errlen, "OPENOVA_FLOW_JWKS_FILE",
                     "(or OPENOVA_FLOW_JWT_SECRET_FILE) must be set when jwt is accepted");
     return 0;
 }
 
-int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen)
+int config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     const char *v;
@@ -341,7 +341,7 @@ int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
     }
 
     v = env("OPENOVA_FLOW_BASE_PATH");
-    cfg->base_path = trimmed_copy(v ? v : FCGI_DEFAULT_BASE_PATH);
+    cfg->base_path = trimmed_copy(v ? v : CONFIG_DEFAULT_BASE_PATH);
     if (!cfg->base_path) {
         fail(err, errlen, "OPENOVA_FLOW_BASE_PATH", "out of memory");
         goto fail;
@@ -383,7 +383,7 @@ int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
         goto fail;
     }
 
-    cfg->max_snapshot = FCGI_DEFAULT_MAX_SNAPSHOT;
+    cfg->max_snapshot = CONFIG_DEFAULT_MAX_SNAPSHOT;
     v = env("OPENOVA_FLOW_MAX_SNAPSHOT");
     if (v) {
         if (parse_size(v, 1ULL << 32, &n) || n == 0) {
@@ -419,11 +419,11 @@ int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t
     return 0;
 
 fail:
-    fcgi_config_free(cfg);
+    config_free(cfg);
     return -1;
 }
 
-void fcgi_config_free(struct fcgi_config *cfg)
+void config_free(struct proxy_config *cfg)
 {
     if (!cfg)
         return;
@@ -440,7 +440,7 @@ void fcgi_config_free(struct fcgi_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-char *fcgi_config_json(const struct fcgi_config *cfg)
+char *config_json(const struct proxy_config *cfg)
 {
     json_object *o = json_object_new_object();
     if (!o)
@@ -452,9 +452,9 @@ char *fcgi_config_json(const struct fcgi_config *cfg)
     json_object_object_add(o, "base_path", json_object_new_string(cfg->base_path[0] ? cfg->base_path : "/"));
     char methods[64];
     json_object_object_add(o, "auth_read",
-                           json_object_new_string(fcgi_auth_methods_text(cfg->auth_read, methods, sizeof methods)));
+                           json_object_new_string(config_auth_methods_text(cfg->auth_read, methods, sizeof methods)));
     json_object_object_add(o, "auth_events",
-                           json_object_new_string(fcgi_auth_methods_text(cfg->auth_events, methods, sizeof methods)));
+                           json_object_new_string(config_auth_methods_text(cfg->auth_events, methods, sizeof methods)));
     /* File names and claims, never the keys or tokens themselves. */
     json_object_object_add(o, "tokens_file", cfg->tokens_file ? json_object_new_string(cfg->tokens_file) : NULL);
     json_object_object_add(o, "jwks_file", cfg->jwks_file ? json_object_new_string(cfg->jwks_file) : NULL);

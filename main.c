@@ -16,11 +16,11 @@
 
 #include <fcgiapp.h>
 
-#include "../handlers/upstream.h"
-#include "auth.h"
-#include "config.h"
-#include "log.h"
-#include "server.h"
+#include "handlers/upstream.h"
+#include "auth/auth.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "fcgi/server.h"
 
 #ifndef OPENOVA_VERSION
 #define OPENOVA_VERSION "0.1.0"
@@ -78,13 +78,13 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_KEEPALIVE        SSE keepalive interval, 0 = off (default 15s)\n"
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
             "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n",
-            FCGI_DEFAULT_UPSTREAM, FCGI_DEFAULT_BASE_PATH);
+            CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH);
 }
 
 /* Each open stream holds two descriptors (the web server's connection and
  * the upstream's): raise the soft limit to the hard one, and say so when
  * even that is short of what OPENOVA_FLOW_MAX_STREAMS allows. */
-static void raise_fd_limit(const struct fcgi_config *cfg)
+static void raise_fd_limit(const struct proxy_config *cfg)
 {
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
@@ -96,7 +96,7 @@ static void raise_fd_limit(const struct fcgi_config *cfg)
     }
     rlim_t need = (rlim_t)cfg->max_streams * 2 + cfg->workers * 2 + 64;
     if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need)
-        fcgi_log(FCGI_LOG_WARN, NULL,
+        proxy_log(PROXY_LOG_WARN, NULL,
                  "msg=\"open file limit %llu is below the %llu that OPENOVA_FLOW_MAX_STREAMS=%u needs\"",
                  (unsigned long long)lim.rlim_cur, (unsigned long long)need, cfg->max_streams);
 }
@@ -232,28 +232,28 @@ int main(int argc, char **argv)
         }
     }
 
-    struct fcgi_config cfg;
+    struct proxy_config cfg;
     char err[256];
-    if (fcgi_config_load(&cfg, env_lookup, err, sizeof err) != 0) {
+    if (config_load(&cfg, env_lookup, err, sizeof err) != 0) {
         fprintf(stderr, "openova-flow-fcgi: %s\n", err);
         return 2;
     }
     if (print_config) {
-        char *json = fcgi_config_json(&cfg);
+        char *json = config_json(&cfg);
         if (!json)
             return 1;
         puts(json);
         free(json);
-        fcgi_config_free(&cfg);
+        config_free(&cfg);
         return 0;
     }
 
     /* The tokens file and the keys are read now: a bad one stops the start
      * with its reason, before a socket is taken. */
-    struct fcgi_auth *auth = fcgi_auth_new(&cfg, err, sizeof err);
+    struct auth *auth = auth_new(&cfg, err, sizeof err);
     if (!auth) {
         fprintf(stderr, "openova-flow-fcgi: %s\n", err);
-        fcgi_config_free(&cfg);
+        config_free(&cfg);
         return 2;
     }
 
@@ -263,8 +263,8 @@ int main(int argc, char **argv)
     else
         listen_fd = inherited_listener();
     if (listen_fd < 0) {
-        fcgi_auth_free(auth);
-        fcgi_config_free(&cfg);
+        auth_free(auth);
+        config_free(&cfg);
         return 2;
     }
 
@@ -283,24 +283,24 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     raise_fd_limit(&cfg);
-    if (cfg.auth_read == FCGI_AUTH_NONE || cfg.auth_events == FCGI_AUTH_NONE) {
+    if (cfg.auth_read == AUTH_NONE || cfg.auth_events == AUTH_NONE) {
         const char *open_routes = cfg.auth_read == cfg.auth_events       ? "every route"
-                                  : cfg.auth_read == FCGI_AUTH_NONE ? "snapshot and stream"
+                                  : cfg.auth_read == AUTH_NONE ? "snapshot and stream"
                                                                     : "events";
-        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"no authentication for %s: anyone is let in\"", open_routes);
+        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"no authentication for %s: anyone is let in\"", open_routes);
     }
     if (cfg.tls_skip_verify)
-        fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
+        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
 
     int rc = 1;
     if (FCGX_Init() != 0 || upstream_global_init() != 0)
-        fcgi_log(FCGI_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
     else
         rc = fcgi_server_run(&cfg, auth, listen_fd, listen_spec != NULL, &stop_requested);
-    fcgi_auth_free(auth);
+    auth_free(auth);
     upstream_global_cleanup();
     if (listen_spec)
         close(listen_fd);
-    fcgi_config_free(&cfg);
+    config_free(&cfg);
     return rc;
 }

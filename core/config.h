@@ -1,31 +1,31 @@
 /* config.h: the proxy's settings, read once from the environment at start.
- * Immutable after fcgi_config_load, so every thread reads it without a lock. */
+ * Immutable after config_load, so every thread reads it without a lock. */
 #ifndef OPENOVA_CONFIG_H
 #define OPENOVA_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FCGI_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
-#define FCGI_DEFAULT_BASE_PATH "/api/v1/flows"
+#define CONFIG_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
+#define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
 
 /* Authentication methods; a route accepts a set of them (a bit mask), any
  * one of which lets a request in. The empty set is "none": no check. */
-enum fcgi_auth_method {
-    FCGI_AUTH_REMOTE_USER = 1 << 0, /* the web server authenticated: REMOTE_USER */
-    FCGI_AUTH_BEARER = 1 << 1,      /* a static token from OPENOVA_FLOW_TOKENS_FILE */
-    FCGI_AUTH_JWT = 1 << 2,         /* a signed JWT (bearer header or cookie) */
+enum auth_method {
+    AUTH_REMOTE_USER = 1 << 0, /* the web server authenticated: REMOTE_USER */
+    AUTH_BEARER = 1 << 1,      /* a static token from OPENOVA_FLOW_TOKENS_FILE */
+    AUTH_JWT = 1 << 2,         /* a signed JWT (bearer header or cookie) */
 };
-#define FCGI_AUTH_NONE 0u
-#define FCGI_DEFAULT_MAX_SNAPSHOT (16u * 1024 * 1024)
+#define AUTH_NONE 0u
+#define CONFIG_DEFAULT_MAX_SNAPSHOT (16u * 1024 * 1024)
 
-struct fcgi_config {
+struct proxy_config {
     char *upstream_url;       /* no trailing '/' */
     long proxy_timeout_ms;    /* snapshot and events, whole request */
     bool tls_skip_verify;
     char *ca_file;            /* NULL: the system bundle */
     char *base_path;          /* starts with '/', no trailing '/' */
-    unsigned auth_read;       /* snapshot and stream: fcgi_auth_method bits */
+    unsigned auth_read;       /* snapshot and stream: auth_method bits */
     unsigned auth_events;     /* events */
     char *tokens_file;        /* bearer: SHA-256 digests, re-read on change */
     char *jwks_file;          /* jwt: public keys, re-read on change */
@@ -44,29 +44,29 @@ struct fcgi_config {
 };
 
 /* Reads an environment variable; getenv in the program, a table in tests. */
-typedef const char *(*fcgi_env_fn)(const char *name);
+typedef const char *(*config_env_fn)(const char *name);
 
-/* fcgi_config_load: fills cfg from env (defaults where unset). Returns 0, or
+/* config_load: fills cfg from env (defaults where unset). Returns 0, or
  * -1 with one sentence naming the variable and the problem in err. On
  * failure cfg holds nothing to free. The caller frees cfg's strings with
- * fcgi_config_free. */
-int fcgi_config_load(struct fcgi_config *cfg, fcgi_env_fn env, char *err, size_t errlen);
+ * config_free. */
+int config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen);
 
-/* fcgi_config_free: frees the strings cfg owns; NULL-safe, idempotent. */
-void fcgi_config_free(struct fcgi_config *cfg);
+/* config_free: frees the strings cfg owns; NULL-safe, idempotent. */
+void config_free(struct proxy_config *cfg);
 
-/* fcgi_config_json: the effective configuration as one JSON object text.
+/* config_json: the effective configuration as one JSON object text.
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
-char *fcgi_config_json(const struct fcgi_config *cfg);
+char *config_json(const struct proxy_config *cfg);
 
-/* fcgi_auth_methods_text: "none" or the methods of mask joined by commas,
+/* config_auth_methods_text: "none" or the methods of mask joined by commas,
  * into out. Returns out. */
-const char *fcgi_auth_methods_text(unsigned mask, char *out, size_t outlen);
+const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen);
 
-/* fcgi_parse_duration: parses a Go duration ("10s", "1500ms", "1m30s",
+/* duration_parse_ms: parses a Go duration ("10s", "1500ms", "1m30s",
  * "0") into milliseconds, rounding a fraction of a millisecond up so that a
  * positive duration never becomes 0. Negative durations are refused.
  * Returns 0, or -1 when text is not a valid duration or overflows. */
-int fcgi_parse_duration(const char *text, long *out_ms);
+int duration_parse_ms(const char *text, long *out_ms);
 
 #endif

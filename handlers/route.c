@@ -3,18 +3,18 @@
  * SCRIPT_NAME/PATH_INFO differ between servers and lighttpd collapses "//". */
 #include <string.h>
 
-#include "../handlers/handlers.h"
-#include "route.h"
+#include "handlers/handlers.h"
+#include "handlers/route.h"
 
-static const struct fcgi_route_entry routes[] = {
-    {FCGI_ROUTE_SNAPSHOT, "GET", "snapshot", handle_snapshot, 0},
-    {FCGI_ROUTE_EVENTS, "POST", "events", handle_events, FCGI_ROUTE_READS_BODY},
-    {FCGI_ROUTE_STREAM, "GET", "stream", handle_stream, FCGI_ROUTE_LONG_LIVED},
+static const struct route routes[] = {
+    {ROUTE_SNAPSHOT, "GET", "snapshot", handle_snapshot, 0},
+    {ROUTE_EVENTS, "POST", "events", handle_events, ROUTE_READS_BODY},
+    {ROUTE_STREAM, "GET", "stream", handle_stream, ROUTE_LONG_LIVED},
 };
 
-bool fcgi_id_valid(const char *id, size_t len)
+bool route_id_valid(const char *id, size_t len)
 {
-    if (len == 0 || len > FCGI_ID_MAX)
+    if (len == 0 || len > ROUTE_ID_MAX)
         return false;
     if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
         return false;
@@ -29,25 +29,25 @@ bool fcgi_id_valid(const char *id, size_t len)
     return true;
 }
 
-const char *fcgi_route_allow(const struct fcgi_route_entry *entry)
+const char *route_allow(const struct route *entry)
 {
     return entry->method;
 }
 
-enum fcgi_route_result fcgi_route_match(const char *base, const char *method, const char *request_uri,
-                                        struct fcgi_route_match *match)
+enum route_result route_lookup(const char *base, const char *method, const char *request_uri,
+                                        struct route_match *match)
 {
     match->entry = NULL;
     match->id[0] = '\0';
     if (!request_uri || !method)
-        return FCGI_ROUTE_NOT_FOUND;
+        return ROUTE_NOT_FOUND;
 
     size_t path_len = strcspn(request_uri, "?#");
-    if (path_len > FCGI_PATH_MAX)
-        return FCGI_ROUTE_URI_TOO_LONG;
+    if (path_len > ROUTE_PATH_MAX)
+        return ROUTE_URI_TOO_LONG;
     size_t base_len = strlen(base);
     if (path_len <= base_len + 1 || strncmp(request_uri, base, base_len) != 0 || request_uri[base_len] != '/')
-        return FCGI_ROUTE_NOT_FOUND;
+        return ROUTE_NOT_FOUND;
 
     /* {base}/{id}/{suffix}: the suffix is the last segment, the id all between. */
     const char *rest = request_uri + base_len + 1;
@@ -60,12 +60,12 @@ enum fcgi_route_result fcgi_route_match(const char *base, const char *method, co
         }
     }
     if (!slash)
-        return FCGI_ROUTE_NOT_FOUND;
+        return ROUTE_NOT_FOUND;
     const char *suffix = slash + 1;
     size_t suffix_len = rest_len - (size_t)(suffix - rest);
     size_t id_len = (size_t)(slash - rest);
 
-    const struct fcgi_route_entry *entry = NULL;
+    const struct route *entry = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strlen(routes[i].suffix) == suffix_len && memcmp(routes[i].suffix, suffix, suffix_len) == 0) {
             entry = &routes[i];
@@ -73,15 +73,15 @@ enum fcgi_route_result fcgi_route_match(const char *base, const char *method, co
         }
     }
     if (!entry)
-        return FCGI_ROUTE_NOT_FOUND;
+        return ROUTE_NOT_FOUND;
     match->entry = entry;
     if (strcmp(entry->method, method) != 0)
-        return FCGI_ROUTE_BAD_METHOD;
+        return ROUTE_BAD_METHOD;
     if (id_len == 0)
-        return FCGI_ROUTE_ID_REQUIRED;
-    if (!fcgi_id_valid(rest, id_len))
-        return FCGI_ROUTE_ID_INVALID;
+        return ROUTE_ID_REQUIRED;
+    if (!route_id_valid(rest, id_len))
+        return ROUTE_ID_INVALID;
     memcpy(match->id, rest, id_len);
     match->id[id_len] = '\0';
-    return FCGI_ROUTE_OK;
+    return ROUTE_OK;
 }

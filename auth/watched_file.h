@@ -13,12 +13,12 @@
 
 #include <openssl/evp.h>
 
-#define FCGI_WATCHED_DIGEST_LEN 32
+#define WATCHED_DIGEST_LEN 32
 
 /* How one kind of file is read. parse gets the whole file, NUL-terminated,
  * and returns the content (NULL with a sentence in err when it is not
  * valid); the buffer is wiped after, so parse copies what it keeps. */
-struct fcgi_watched_kind {
+struct watched_kind {
     const char *what;  /* names the file in messages: "tokens file" */
     const char *items; /* what it holds, plural: "tokens" */
     size_t max;        /* the largest file accepted, in bytes */
@@ -28,7 +28,7 @@ struct fcgi_watched_kind {
 };
 
 /* Enough of stat(2) to tell that a file was replaced or rewritten. */
-struct fcgi_file_stamp {
+struct file_stamp {
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -37,30 +37,30 @@ struct fcgi_file_stamp {
 
 /* current is read and replaced under the owner's publish lock; the other
  * fields belong to whoever holds the owner's reload lock. */
-struct fcgi_watched_file {
-    const struct fcgi_watched_kind *kind;
+struct watched_file {
+    const struct watched_kind *kind;
     char *path;
     const EVP_MD *sha256;
     pthread_mutex_t *publish;
     void *current;
-    struct fcgi_file_stamp seen;
+    struct file_stamp seen;
     int read_errno; /* the failure last logged; 0: the file was readable */
-    unsigned char good[FCGI_WATCHED_DIGEST_LEN]; /* SHA-256 of the content in use */
-    unsigned char bad[FCGI_WATCHED_DIGEST_LEN];  /* SHA-256 of the invalid content last logged */
+    unsigned char good[WATCHED_DIGEST_LEN]; /* SHA-256 of the content in use */
+    unsigned char bad[WATCHED_DIGEST_LEN];  /* SHA-256 of the invalid content last logged */
     bool has_bad;
 };
 
-/* fcgi_watched_file_open: loads path (copied) for the first time. Returns 0,
+/* watched_file_open: loads path (copied) for the first time. Returns 0,
  * or -1 with a sentence in err (w can then be closed). */
-int fcgi_watched_file_open(struct fcgi_watched_file *w, const struct fcgi_watched_kind *kind, const char *path,
+int watched_file_open(struct watched_file *w, const struct watched_kind *kind, const char *path,
                            const EVP_MD *sha256, pthread_mutex_t *publish, char *err, size_t errlen);
 
-/* fcgi_watched_file_refresh: re-reads the file if it changed (or changed so
+/* watched_file_refresh: re-reads the file if it changed (or changed so
  * recently that its stamp cannot tell) and publishes valid new content,
  * releasing the old. Called with the owner's reload lock held. */
-void fcgi_watched_file_refresh(struct fcgi_watched_file *w);
+void watched_file_refresh(struct watched_file *w);
 
-/* fcgi_watched_file_close: releases the current content and the path. */
-void fcgi_watched_file_close(struct fcgi_watched_file *w);
+/* watched_file_close: releases the current content and the path. */
+void watched_file_close(struct watched_file *w);
 
 #endif

@@ -22,10 +22,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "jwt.h"
-#include "error.h"
-#include "log.h"
-#include "watched_file.h"
+#include "auth/jwt.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "auth/watched_file.h"
 
 #define JWKS_FILE_MAX (1024u * 1024)
 #define SECRET_FILE_MAX 4096u
@@ -57,13 +57,13 @@ struct keys {
     struct key *k;
 };
 
-struct fcgi_jwt_verifier {
+struct jwt_verifier {
     pthread_mutex_t lock;   /* next_check_ms and both files' current */
     int64_t next_check_ms;  /* CLOCK_MONOTONIC */
     pthread_mutex_t reload; /* one reloader at a time */
     EVP_MD *sha256;
     /* Their current is a struct keys; path NULL: not configured. */
-    struct fcgi_watched_file jwks, secret;
+    struct watched_file jwks, secret;
     char *issuer, *audience, *user_claim;
     int64_t skew;
 };
@@ -153,7 +153,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     static const char *const ec_members[] = {"crv", "x", "y", NULL};
     bool bad_kty, bad_use, bad_alg, bad_kid, bad;
     if (!json_object_is_type(k, json_type_object)) {
-        fcgi_say(why, whylen, "not a JSON object");
+        proxy_say(why, whylen, "not a JSON object");
         return -1;
     }
     const char *kty = str_member(k, "kty", &bad_kty);
@@ -161,7 +161,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     const char *alg = str_member(k, "alg", &bad_alg);
     const char *kid = str_member(k, "kid", &bad_kid);
     if (!kty || bad_use || bad_alg || bad_kid) {
-        fcgi_say(why, whylen, "%s",
+        proxy_say(why, whylen, "%s",
             !kty ? "no kty" : bad_use ? "use is not a string" : bad_alg ? "alg is not a string" : "kid is not a string");
         return -1;
     }
@@ -175,21 +175,21 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
         members = ec_members;
         const char *crv = str_member(k, "crv", &bad);
         if (!crv || strcmp(crv, "P-256") != 0) {
-            fcgi_say(why, whylen, "an EC key not on P-256");
+            proxy_say(why, whylen, "an EC key not on P-256");
             return 0;
         }
     } else {
         /* "oct" keys never verify anything here: HS256 uses the secret file
          * alone, so that no published key can be used as an HMAC secret. */
-        fcgi_say(why, whylen, "kty %s", strcmp(kty, "oct") == 0 ? "oct" : "not RSA or EC");
+        proxy_say(why, whylen, "kty %s", strcmp(kty, "oct") == 0 ? "oct" : "not RSA or EC");
         return 0;
     }
     if (use && strcmp(use, "sig") != 0) {
-        fcgi_say(why, whylen, "not a signing key");
+        proxy_say(why, whylen, "not a signing key");
         return 0;
     }
     if (alg && strcmp(alg, alg_names[a]) != 0) {
-        fcgi_say(why, whylen, "its alg is not %s", alg_names[a]);
+        proxy_say(why, whylen, "its alg is not %s", alg_names[a]);
         return 0;
     }
 
@@ -202,7 +202,7 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     for (const char *const *m = members; *m; m++) {
         json_object *v;
         if (!json_object_object_get_ex(k, *m, &v) || !json_object_is_type(v, json_type_string)) {
-            fcgi_say(why, whylen, "no %s", *m);
+            proxy_say(why, whylen, "no %s", *m);
             rc = -1;
             goto out;
         }
@@ -217,18 +217,18 @@ static int import_key(json_object *k, struct key *out, char *why, size_t whylen)
     out->jwk = cjose_jwk_import(json, strlen(json), &cerr);
     if (!out->jwk) {
         rc = cerr.code == CJOSE_ERR_NO_MEMORY ? -2 : -1;
-        fcgi_say(why, whylen, "cjose cannot import it (%s)", cerr.message ? cerr.message : "unknown error");
+        proxy_say(why, whylen, "cjose cannot import it (%s)", cerr.message ? cerr.message : "unknown error");
         goto out;
     }
     cjose_jwk_kty_t want = a == ALG_RS256 ? CJOSE_JWK_KTY_RSA : CJOSE_JWK_KTY_EC;
     if (cjose_jwk_get_kty(out->jwk, &cerr) != want) {
         rc = -1;
-        fcgi_say(why, whylen, "cjose imported it as another key type");
+        proxy_say(why, whylen, "cjose imported it as another key type");
         goto out;
     }
     if (a == ALG_RS256 && cjose_jwk_get_keysize(out->jwk, &cerr) < RSA_MIN_BITS) {
         rc = 2;
-        fcgi_say(why, whylen, "an RSA key of %zu bits (%d minimum)", cjose_jwk_get_keysize(out->jwk, &cerr),
+        proxy_say(why, whylen, "an RSA key of %zu bits (%d minimum)", cjose_jwk_get_keysize(out->jwk, &cerr),
             RSA_MIN_BITS);
         goto out;
     }
@@ -251,11 +251,11 @@ static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *er
     struct keys *ks = NULL;
     json_object *root = parse_json(buf, len), *arr;
     if (!root || !json_object_is_type(root, json_type_object)) {
-        fcgi_say(err, errlen, "jwks file %s: not a JSON object", path);
+        proxy_say(err, errlen, "jwks file %s: not a JSON object", path);
         goto out;
     }
     if (!json_object_object_get_ex(root, "keys", &arr) || !json_object_is_type(arr, json_type_array)) {
-        fcgi_say(err, errlen, "jwks file %s: no \"keys\" array", path);
+        proxy_say(err, errlen, "jwks file %s: no \"keys\" array", path);
         goto out;
     }
     size_t n = json_object_array_length(arr);
@@ -268,21 +268,21 @@ static struct keys *parse_jwks(const char *path, char *buf, size_t len, char *er
         if (rc == -2)
             goto oom;
         if (rc < 0) {
-            fcgi_say(err, errlen, "jwks file %s: key %zu: %s", path, i, why);
+            proxy_say(err, errlen, "jwks file %s: key %zu: %s", path, i, why);
             goto fail;
         }
         if (rc == 1)
             ks->k[ks->n++] = k;
         else if (rc == 2)
-            fcgi_log(FCGI_LOG_WARN, NULL, "msg=\"jwks file %s: key %zu skipped: %s\"", path, i, why);
+            proxy_log(PROXY_LOG_WARN, NULL, "msg=\"jwks file %s: key %zu skipped: %s\"", path, i, why);
     }
     if (!ks->n) {
-        fcgi_say(err, errlen, "jwks file %s: no usable key (RSA for RS256, EC P-256 for ES256)", path);
+        proxy_say(err, errlen, "jwks file %s: no usable key (RSA for RS256, EC P-256 for ES256)", path);
         goto fail;
     }
     goto out;
 oom:
-    fcgi_say(err, errlen, "jwks file %s: out of memory", path);
+    proxy_say(err, errlen, "jwks file %s: out of memory", path);
 fail:
     keys_release(ks);
     ks = NULL;
@@ -299,15 +299,15 @@ static struct keys *parse_secret(const char *path, char *buf, size_t len, char *
         if (len && buf[len - 1] == '\r')
             len--;
     }
-    if (len < FCGI_JWT_SECRET_MIN) {
-        fcgi_say(err, errlen, "secret file %s: %zu bytes, HS256 needs at least %d (RFC 7518 section 3.2)", path, len,
-            FCGI_JWT_SECRET_MIN);
+    if (len < JWT_SECRET_MIN) {
+        proxy_say(err, errlen, "secret file %s: %zu bytes, HS256 needs at least %d (RFC 7518 section 3.2)", path, len,
+            JWT_SECRET_MIN);
         return NULL;
     }
     struct keys *ks = keys_new(1);
     cjose_err cerr = {0};
     if (!ks || !(ks->k[0].jwk = cjose_jwk_create_oct_spec((const uint8_t *)buf, len, &cerr))) {
-        fcgi_say(err, errlen, "secret file %s: %s", path,
+        proxy_say(err, errlen, "secret file %s: %s", path,
             !ks || cerr.code == CJOSE_ERR_NO_MEMORY ? "out of memory" : "cjose refused the key");
         keys_release(ks);
         return NULL;
@@ -321,7 +321,7 @@ static struct keys *parse_secret(const char *path, char *buf, size_t len, char *
 
 /* acquire: the current JWKS and secret keys (NULL when not configured),
  * with references the caller drops, after a reload when one is due. */
-static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys **secret)
+static void acquire(struct jwt_verifier *v, struct keys **jwks, struct keys **secret)
 {
     int64_t now = mono_ms();
     bool due = false;
@@ -335,9 +335,9 @@ static void acquire(struct fcgi_jwt_verifier *v, struct keys **jwks, struct keys
      * this one goes on with what is there. */
     if (due && pthread_mutex_trylock(&v->reload) == 0) {
         if (v->jwks.path)
-            fcgi_watched_file_refresh(&v->jwks);
+            watched_file_refresh(&v->jwks);
         if (v->secret.path)
-            fcgi_watched_file_refresh(&v->secret);
+            watched_file_refresh(&v->secret);
         pthread_mutex_unlock(&v->reload);
     } else if (due) {
         /* That reload may have read the files before a change that made
@@ -362,11 +362,11 @@ static int copy_opt(char **dst, const char *src, const char *name, char *err, si
     if (!src)
         return 0;
     if (!*src) {
-        fcgi_say(err, errlen, "jwt: the %s is empty", name);
+        proxy_say(err, errlen, "jwt: the %s is empty", name);
         return -1;
     }
     if (!(*dst = strdup(src))) {
-        fcgi_say(err, errlen, "jwt: out of memory");
+        proxy_say(err, errlen, "jwt: out of memory");
         return -1;
     }
     return 0;
@@ -392,42 +392,42 @@ static size_t count_keys(const void *content)
     return ((const struct keys *)content)->n;
 }
 
-static const struct fcgi_watched_kind jwks_file = {
+static const struct watched_kind jwks_file = {
     .what = "jwks file", .items = "keys", .max = JWKS_FILE_MAX,
     .parse = parse_jwks_file, .release = release_keys, .count = count_keys,
 };
 
-static const struct fcgi_watched_kind secret_file = {
+static const struct watched_kind secret_file = {
     .what = "secret file", .items = "keys", .max = SECRET_FILE_MAX,
     .parse = parse_secret_file, .release = release_keys, .count = count_keys,
 };
 
 /* watch: opens an optional key file (path NULL: not configured). */
-static int watch(struct fcgi_jwt_verifier *v, struct fcgi_watched_file *w, const struct fcgi_watched_kind *kind,
+static int watch(struct jwt_verifier *v, struct watched_file *w, const struct watched_kind *kind,
                  const char *path, char *err, size_t errlen)
 {
     if (!path)
         return 0;
     if (!*path) {
-        fcgi_say(err, errlen, "jwt: the %s is empty", kind->what);
+        proxy_say(err, errlen, "jwt: the %s is empty", kind->what);
         return -1;
     }
-    return fcgi_watched_file_open(w, kind, path, v->sha256, &v->lock, err, errlen);
+    return watched_file_open(w, kind, path, v->sha256, &v->lock, err, errlen);
 }
 
-struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *s, char *err, size_t errlen)
+struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, size_t errlen)
 {
     if (!s || (!s->jwks_file && !s->secret_file)) {
-        fcgi_say(err, errlen, "jwt: needs a JWKS file or a secret file (or both)");
+        proxy_say(err, errlen, "jwt: needs a JWKS file or a secret file (or both)");
         return NULL;
     }
     if (s->clock_skew_s < 0 || s->clock_skew_s > SKEW_MAX_S) {
-        fcgi_say(err, errlen, "jwt: the clock skew must be between 0 and %d s", SKEW_MAX_S);
+        proxy_say(err, errlen, "jwt: the clock skew must be between 0 and %d s", SKEW_MAX_S);
         return NULL;
     }
-    struct fcgi_jwt_verifier *v = calloc(1, sizeof *v);
+    struct jwt_verifier *v = calloc(1, sizeof *v);
     if (!v) {
-        fcgi_say(err, errlen, "jwt: out of memory");
+        proxy_say(err, errlen, "jwt: out of memory");
         return NULL;
     }
     pthread_mutex_init(&v->lock, NULL);
@@ -438,7 +438,7 @@ struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *
         copy_opt(&v->user_claim, s->user_claim ? s->user_claim : "email", "user claim", err, errlen))
         goto fail;
     if (!(v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
-        fcgi_say(err, errlen, "jwt: OpenSSL has no SHA-256");
+        proxy_say(err, errlen, "jwt: OpenSSL has no SHA-256");
         goto fail;
     }
     if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) ||
@@ -447,16 +447,16 @@ struct fcgi_jwt_verifier *fcgi_jwt_verifier_new(const struct fcgi_jwt_settings *
     v->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return v;
 fail:
-    fcgi_jwt_verifier_free(v);
+    jwt_verifier_free(v);
     return NULL;
 }
 
-void fcgi_jwt_verifier_free(struct fcgi_jwt_verifier *v)
+void jwt_verifier_free(struct jwt_verifier *v)
 {
     if (!v)
         return;
-    fcgi_watched_file_close(&v->jwks);
-    fcgi_watched_file_close(&v->secret);
+    watched_file_close(&v->jwks);
+    watched_file_close(&v->secret);
     EVP_MD_free(v->sha256);
     free(v->issuer);
     free(v->audience);
@@ -524,7 +524,7 @@ static int numeric_claim(json_object *claims, const char *name, bool round_up, i
 /* usable_user: the user goes upstream as an HTTP header value. */
 static bool usable_user(const char *u, size_t len)
 {
-    if (len == 0 || len > FCGI_JWT_USER_MAX || u[0] == ' ' || u[len - 1] == ' ')
+    if (len == 0 || len > JWT_USER_MAX || u[0] == ' ' || u[len - 1] == ' ')
         return false;
     for (size_t i = 0; i < len; i++)
         if (u[i] < 0x20 || u[i] > 0x7e)
@@ -534,33 +534,33 @@ static bool usable_user(const char *u, size_t len)
 
 /* check_claims: exp, nbf, iss, aud and the user, in that order. Returns 0
  * with *exp and *user (borrowed from claims), or -1 with why. */
-static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, int64_t now, int64_t *exp,
+static int check_claims(const struct jwt_verifier *v, json_object *claims, int64_t now, int64_t *exp,
                         const char **user, char *why, size_t whylen)
 {
     int rc = numeric_claim(claims, "exp", false, exp);
     if (rc <= 0) {
-        fcgi_say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
+        proxy_say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
         return -1;
     }
     if (now - v->skew > *exp) {
-        fcgi_say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
+        proxy_say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
         return -1;
     }
     int64_t nbf;
     rc = numeric_claim(claims, "nbf", true, &nbf);
     if (rc < 0) {
-        fcgi_say(why, whylen, "jwt: nbf is not a number");
+        proxy_say(why, whylen, "jwt: nbf is not a number");
         return -1;
     }
     if (rc == 1 && now + v->skew < nbf) {
-        fcgi_say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
+        proxy_say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
         return -1;
     }
     bool bad;
     if (v->issuer) {
         const char *iss = str_member(claims, "iss", &bad);
         if (!iss || strcmp(iss, v->issuer) != 0) {
-            fcgi_say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
+            proxy_say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
             return -1;
         }
     }
@@ -568,7 +568,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
         json_object *aud;
         bool ok = false;
         if (!json_object_object_get_ex(claims, "aud", &aud) || !aud) {
-            fcgi_say(why, whylen, "jwt: no aud claim");
+            proxy_say(why, whylen, "jwt: no aud claim");
             return -1;
         }
         if (json_object_is_type(aud, json_type_string)) {
@@ -581,7 +581,7 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
             }
         }
         if (!ok) {
-            fcgi_say(why, whylen, "jwt: audience mismatch");
+            proxy_say(why, whylen, "jwt: audience mismatch");
             return -1;
         }
     }
@@ -591,13 +591,13 @@ static int check_claims(const struct fcgi_jwt_verifier *v, json_object *claims, 
     if (!json_object_object_get_ex(claims, claim, &u) || !u) {
         claim = "sub";
         if (!json_object_object_get_ex(claims, claim, &u) || !u) {
-            fcgi_say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
+            proxy_say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
             return -1;
         }
     }
     if (!json_object_is_type(u, json_type_string) ||
         !usable_user(json_object_get_string(u), (size_t)json_object_get_string_len(u))) {
-        fcgi_say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, FCGI_JWT_USER_MAX);
+        proxy_say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, JWT_USER_MAX);
         return -1;
     }
     *user = json_object_get_string(u);
@@ -623,11 +623,11 @@ static size_t candidates(const struct keys *jwks, const struct keys *secret, enu
          * (a public key used as the HMAC secret); a kid naming nothing is
          * ignored, since the secret has no kid. */
         if (kid && has_kid(jwks, kid)) {
-            fcgi_say(why, whylen, "jwt: alg HS256 with a JWKS key refused");
+            proxy_say(why, whylen, "jwt: alg HS256 with a JWKS key refused");
             return 0;
         }
         if (!secret) {
-            fcgi_say(why, whylen, "jwt: alg HS256 refused: no secret file is configured");
+            proxy_say(why, whylen, "jwt: alg HS256 refused: no secret file is configured");
             return 0;
         }
         cand[n++] = secret->k[0].jwk;
@@ -645,18 +645,18 @@ static size_t candidates(const struct keys *jwks, const struct keys *secret, enu
     if (n)
         return n;
     if (kid && !named)
-        fcgi_say(why, whylen, "jwt: unknown kid");
+        proxy_say(why, whylen, "jwt: unknown kid");
     else if (kid)
-        fcgi_say(why, whylen, "jwt: alg %s does not fit the kid's %s key", alg_names[alg], alg == ALG_RS256 ? "EC" : "RSA");
+        proxy_say(why, whylen, "jwt: alg %s does not fit the kid's %s key", alg_names[alg], alg == ALG_RS256 ? "EC" : "RSA");
     else
-        fcgi_say(why, whylen, "jwt: no %s key in the JWKS", alg_names[alg]);
+        proxy_say(why, whylen, "jwt: no %s key in the JWKS", alg_names[alg]);
     return 0;
 }
 
-enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *token, time_t now,
-                                       struct fcgi_credential *out, char *why, size_t whylen)
+enum auth_verdict jwt_verify(struct jwt_verifier *v, const char *token, time_t now,
+                                       struct credential *out, char *why, size_t whylen)
 {
-    enum fcgi_auth_verdict verdict = FCGI_AUTH_REJECTED;
+    enum auth_verdict verdict = AUTH_REJECTED;
     uint8_t *hdr_raw = NULL;
     size_t hdr_len = 0;
     json_object *hdr = NULL, *claims = NULL;
@@ -673,12 +673,12 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     ERR_set_mark();
 
     if (!token || !*token) {
-        fcgi_say(why, whylen, "jwt: empty token");
+        proxy_say(why, whylen, "jwt: empty token");
         goto out;
     }
-    size_t len = strnlen(token, FCGI_JWT_MAX + 1);
-    if (len > FCGI_JWT_MAX) {
-        fcgi_say(why, whylen, "jwt: token too long (over %d bytes)", FCGI_JWT_MAX);
+    size_t len = strnlen(token, JWT_MAX + 1);
+    if (len > JWT_MAX) {
+        proxy_say(why, whylen, "jwt: token too long (over %d bytes)", JWT_MAX);
         goto out;
     }
     /* Strict compact serialization (RFC 7515 section 7.1): three base64url
@@ -693,39 +693,39 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
             }
             dots[ndots++] = i;
         } else if (!is_b64url(token[i])) {
-            fcgi_say(why, whylen, "jwt: a byte outside base64url");
+            proxy_say(why, whylen, "jwt: a byte outside base64url");
             goto out;
         }
     }
     if (ndots != 2) {
-        fcgi_say(why, whylen, "jwt: not three dot-separated segments");
+        proxy_say(why, whylen, "jwt: not three dot-separated segments");
         goto out;
     }
     size_t payload_len = dots[1] - dots[0] - 1, sig_len = len - dots[1] - 1;
     if (dots[0] % 4 == 1 || payload_len % 4 == 1 || sig_len % 4 == 1) {
-        fcgi_say(why, whylen, "jwt: a segment is not base64url");
+        proxy_say(why, whylen, "jwt: a segment is not base64url");
         goto out;
     }
     if (!cjose_base64url_decode(token, dots[0], &hdr_raw, &hdr_len, &cerr)) {
         if (cerr.code == CJOSE_ERR_NO_MEMORY)
             goto oom;
-        fcgi_say(why, whylen, "jwt: malformed header");
+        proxy_say(why, whylen, "jwt: malformed header");
         goto out;
     }
     hdr = parse_json((const char *)hdr_raw, hdr_len);
     if (!hdr || !json_object_is_type(hdr, json_type_object)) {
-        fcgi_say(why, whylen, "jwt: malformed header");
+        proxy_say(why, whylen, "jwt: malformed header");
         goto out;
     }
     bool bad;
     const char *alg_text = str_member(hdr, "alg", &bad);
     if (!alg_text) {
-        fcgi_say(why, whylen, "jwt: malformed header: no alg");
+        proxy_say(why, whylen, "jwt: malformed header: no alg");
         goto out;
     }
     enum alg alg;
     if (strcasecmp(alg_text, "none") == 0) {
-        fcgi_say(why, whylen, "jwt: alg none refused");
+        proxy_say(why, whylen, "jwt: alg none refused");
         goto out;
     } else if (strcmp(alg_text, "RS256") == 0) {
         alg = ALG_RS256;
@@ -734,21 +734,21 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     } else if (strcmp(alg_text, "HS256") == 0) {
         alg = ALG_HS256;
     } else {
-        fcgi_say(why, whylen, "jwt: alg %s not supported", shown(alg_text, shown_buf, sizeof shown_buf));
+        proxy_say(why, whylen, "jwt: alg %s not supported", shown(alg_text, shown_buf, sizeof shown_buf));
         goto out;
     }
     /* RFC 7515 section 4.1.11: extensions not understood must be refused. */
     if (json_object_object_get_ex(hdr, "crit", NULL)) {
-        fcgi_say(why, whylen, "jwt: crit header not supported");
+        proxy_say(why, whylen, "jwt: crit header not supported");
         goto out;
     }
     const char *kid = str_member(hdr, "kid", &bad);
     if (bad) {
-        fcgi_say(why, whylen, "jwt: malformed header: kid is not a string");
+        proxy_say(why, whylen, "jwt: malformed header: kid is not a string");
         goto out;
     }
     if (sig_len == 0) {
-        fcgi_say(why, whylen, "jwt: no signature");
+        proxy_say(why, whylen, "jwt: no signature");
         goto out;
     }
 
@@ -759,13 +759,13 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
     if (!ncand)
         goto out;
     if (alg == ALG_ES256 && sig_len != ES256_SIG_B64_LEN) {
-        fcgi_say(why, whylen, "jwt: signature does not verify (not 64 bytes for ES256)");
+        proxy_say(why, whylen, "jwt: signature does not verify (not 64 bytes for ES256)");
         goto out;
     }
     if (!(jws = cjose_jws_import(token, len, &cerr))) {
         if (cerr.code == CJOSE_ERR_NO_MEMORY)
             goto oom;
-        fcgi_say(why, whylen, "jwt: malformed token");
+        proxy_say(why, whylen, "jwt: malformed token");
         goto out;
     }
     /* cjose parsed the header again with its own JSON parser (jansson); both
@@ -773,7 +773,7 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
      * the key choice above and another for the signature check. */
     const char *cjose_alg = cjose_header_get(cjose_jws_get_protected(jws), CJOSE_HDR_ALG, &cerr);
     if (!cjose_alg || strcmp(cjose_alg, alg_names[alg]) != 0) {
-        fcgi_say(why, whylen, "jwt: malformed header: ambiguous alg");
+        proxy_say(why, whylen, "jwt: malformed header: ambiguous alg");
         goto out;
     }
     bool verified = false;
@@ -784,14 +784,14 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
             goto oom;
     }
     if (!verified) {
-        fcgi_say(why, whylen, "jwt: signature does not verify");
+        proxy_say(why, whylen, "jwt: signature does not verify");
         goto out;
     }
     uint8_t *plain = NULL;
     size_t plain_len = 0;
     if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &cerr) ||
         !(claims = parse_json((const char *)plain, plain_len)) || !json_object_is_type(claims, json_type_object)) {
-        fcgi_say(why, whylen, "jwt: malformed claims");
+        proxy_say(why, whylen, "jwt: malformed claims");
         goto out;
     }
     int64_t exp;
@@ -803,11 +803,11 @@ enum fcgi_auth_verdict fcgi_jwt_verify(struct fcgi_jwt_verifier *v, const char *
         goto oom;
     out->user = copy;
     out->expires = (time_t)exp;
-    verdict = FCGI_AUTH_ACCEPTED;
+    verdict = AUTH_ACCEPTED;
     goto out;
 oom:
-    fcgi_say(why, whylen, "jwt: out of memory");
-    verdict = FCGI_AUTH_FAILED;
+    proxy_say(why, whylen, "jwt: out of memory");
+    verdict = AUTH_FAILED;
 out:
     cjose_jws_release(jws);
     free(cand);

@@ -8,19 +8,19 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum fcgi_auth_verdict {
-    FCGI_AUTH_ACCEPTED, /* out is filled in */
-    FCGI_AUTH_REJECTED, /* why says exactly which check failed (never the token) */
-    FCGI_AUTH_FAILED,   /* the proxy could not decide: out of memory */
+enum auth_verdict {
+    AUTH_ACCEPTED, /* out is filled in */
+    AUTH_REJECTED, /* why says exactly which check failed (never the token) */
+    AUTH_FAILED,   /* the proxy could not decide: out of memory */
 };
 
-struct fcgi_credential {
+struct credential {
     char *user;      /* malloc'd: the user sent upstream */
     time_t expires;  /* when the credential stops being valid; 0: never */
 };
 
-/* fcgi_credential_clear: frees what c holds and zeroes it; NULL-safe. */
-static inline void fcgi_credential_clear(struct fcgi_credential *c)
+/* credential_clear: frees what c holds and zeroes it; NULL-safe. */
+static inline void credential_clear(struct credential *c)
 {
     if (!c)
         return;

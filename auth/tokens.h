@@ -6,38 +6,38 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "credential.h"
+#include "auth/credential.h"
 
 /* The longest token name; a name becomes the user sent upstream. */
-#define FCGI_TOKEN_NAME_MAX 128
+#define TOKENS_NAME_MAX 128
 
-struct fcgi_tokens;
+struct tokens;
 
-/* fcgi_tokens_new: loads the tokens file at path. One token a line, as the
+/* tokens_new: loads the tokens file at path. One token a line, as the
  * SHA-256 hex digest of the token (64 hex digits, either case), optionally
  * followed by whitespace and a name (printable ASCII, no spaces, at most
- * FCGI_TOKEN_NAME_MAX characters). Blank lines and lines starting with '#'
+ * TOKENS_NAME_MAX characters). Blank lines and lines starting with '#'
  * are ignored; an empty list is valid and lets no one in. A digest listed
  * twice is an error. Returns the list, or NULL with one sentence naming the
  * file (and the line, for a bad line) in err. The caller frees it with
- * fcgi_tokens_free. */
-struct fcgi_tokens *fcgi_tokens_new(const char *path, char *err, size_t errlen);
+ * tokens_free. */
+struct tokens *tokens_new(const char *path, char *err, size_t errlen);
 
-/* fcgi_tokens_check: whether token (the bearer token as presented) is in the
+/* tokens_check: whether token (the bearer token as presented) is in the
  * list. The file is re-read first when it changed, at most once a second;
  * a file that became unreadable or invalid keeps the previous list and is
  * logged once per change. Every entry is compared, so the time taken does
  * not depend on which one matches. Safe to call from many threads at once.
  * ACCEPTED: out->user is the entry's name or "token-" and the digest's
  * first 8 hex digits, out->expires is 0; the caller frees out with
- * fcgi_credential_clear. REJECTED: why says which check failed, never the
+ * credential_clear. REJECTED: why says which check failed, never the
  * token nor its digest; out is untouched. FAILED: out of memory or a
  * crypto error. why may be NULL. now is unused (tokens do not expire) and
- * kept for symmetry with fcgi_jwt_verify. */
-enum fcgi_auth_verdict fcgi_tokens_check(struct fcgi_tokens *t, const char *token, time_t now,
-                                         struct fcgi_credential *out, char *why, size_t whylen);
+ * kept for symmetry with jwt_verify. */
+enum auth_verdict tokens_check(struct tokens *t, const char *token, time_t now,
+                                         struct credential *out, char *why, size_t whylen);
 
-/* fcgi_tokens_free: frees t; NULL-safe. No check may be running. */
-void fcgi_tokens_free(struct fcgi_tokens *t);
+/* tokens_free: frees t; NULL-safe. No check may be running. */
+void tokens_free(struct tokens *t);
 
 #endif

@@ -8,52 +8,52 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "config.h"
-#include "credential.h"
+#include "core/config.h"
+#include "auth/credential.h"
 
-#define FCGI_AUTH_HEADER_MAX 8192 /* Authorization and the JWT cookie's value */
+#define AUTH_HEADER_MAX 8192 /* Authorization and the JWT cookie's value */
 
-struct fcgi_auth;
+struct auth;
 
 /* What the caller presented, borrowed from the FastCGI parameters. */
-struct fcgi_auth_request {
+struct auth_presented {
     const char *remote_user;   /* REMOTE_USER, may be NULL */
     const char *authorization; /* HTTP_AUTHORIZATION, may be NULL */
     const char *cookie;        /* HTTP_COOKIE, may be NULL */
-    unsigned accepted;         /* the route's methods (fcgi_auth_method bits) */
+    unsigned accepted;         /* the route's methods (auth_method bits) */
 };
 
-struct fcgi_auth_outcome {
+struct auth_outcome {
     int status;                   /* 0: let in; 401, 403, or 500 */
     const char *code;             /* static, for the JSON error */
     const char *message;          /* static, for the JSON error */
     const char *www_authenticate; /* static header line ("WWW-Authenticate: ...\r\n") or NULL */
     const char *method;           /* the method that let the caller in */
-    struct fcgi_credential credential;
+    struct credential credential;
     char reason[512];             /* for the log: every check that failed, never a secret */
 };
 
-/* fcgi_auth_new: loads what cfg's methods need (tokens file, JWKS, secret).
+/* auth_new: loads what cfg's methods need (tokens file, JWKS, secret).
  * NULL with one sentence in err when a file is missing or invalid. */
-struct fcgi_auth *fcgi_auth_new(const struct fcgi_config *cfg, char *err, size_t errlen);
-void fcgi_auth_free(struct fcgi_auth *auth);
+struct auth *auth_new(const struct proxy_config *cfg, char *err, size_t errlen);
+void auth_free(struct auth *auth);
 
-/* fcgi_auth_accepted: the methods the route accepts. */
-unsigned fcgi_auth_accepted(const struct fcgi_config *cfg, bool events_route);
+/* auth_accepted: the methods the route accepts. */
+unsigned auth_accepted(const struct proxy_config *cfg, bool events_route);
 
-/* fcgi_auth_decide: the verdict for one request at time now. With status 0
+/* auth_decide: the verdict for one request at time now. With status 0
  * out->credential holds the user (NULL for "none") and when it expires; the
  * caller clears it. Thread-safe. */
-void fcgi_auth_decide(struct fcgi_auth *auth, const struct fcgi_auth_request *r, time_t now,
-                      struct fcgi_auth_outcome *out);
+void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
+                      struct auth_outcome *out);
 
-/* fcgi_auth_bearer_token: the token of an "Authorization: Bearer <token>"
+/* auth_bearer_token: the token of an "Authorization: Bearer <token>"
  * value (scheme case-insensitive), as a pointer into value with its length;
  * NULL when value is not a usable bearer credential. Pure. */
-const char *fcgi_auth_bearer_token(const char *value, size_t *len);
+const char *auth_bearer_token(const char *value, size_t *len);
 
-/* fcgi_auth_cookie_value: the value of cookie name in a Cookie header value,
+/* auth_cookie_value: the value of cookie name in a Cookie header value,
  * as a pointer into header with its length; NULL when absent. Pure. */
-const char *fcgi_auth_cookie_value(const char *header, const char *name, size_t *len);
+const char *auth_cookie_value(const char *header, const char *name, size_t *len);
 
 #endif

@@ -6,22 +6,22 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth.h"
-#include "jwt.h"
-#include "request.h"
-#include "tokens.h"
+#include "auth/auth.h"
+#include "auth/jwt.h"
+#include "fcgi/request.h"
+#include "auth/tokens.h"
 
-struct fcgi_auth {
+struct auth {
     unsigned configured; /* every method some route accepts */
     long clock_skew_s;
     const char *jwt_cookie;
-    struct fcgi_tokens *tokens;
-    struct fcgi_jwt_verifier *jwt;
+    struct tokens *tokens;
+    struct jwt_verifier *jwt;
 };
 
-struct fcgi_auth *fcgi_auth_new(const struct fcgi_config *cfg, char *err, size_t errlen)
+struct auth *auth_new(const struct proxy_config *cfg, char *err, size_t errlen)
 {
-    struct fcgi_auth *auth = calloc(1, sizeof *auth);
+    struct auth *auth = calloc(1, sizeof *auth);
     if (!auth) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -29,10 +29,10 @@ struct fcgi_auth *fcgi_auth_new(const struct fcgi_config *cfg, char *err, size_t
     auth->configured = cfg->auth_read | cfg->auth_events;
     auth->jwt_cookie = cfg->jwt_cookie;
     auth->clock_skew_s = (cfg->jwt_clock_skew_ms + 999) / 1000;
-    if ((auth->configured & FCGI_AUTH_BEARER) && !(auth->tokens = fcgi_tokens_new(cfg->tokens_file, err, errlen)))
+    if ((auth->configured & AUTH_BEARER) && !(auth->tokens = tokens_new(cfg->tokens_file, err, errlen)))
         goto fail;
-    if (auth->configured & FCGI_AUTH_JWT) {
-        struct fcgi_jwt_settings settings = {
+    if (auth->configured & AUTH_JWT) {
+        struct jwt_settings settings = {
             .jwks_file = cfg->jwks_file,
             .secret_file = cfg->jwt_secret_file,
             .issuer = cfg->jwt_issuer,
@@ -40,30 +40,30 @@ struct fcgi_auth *fcgi_auth_new(const struct fcgi_config *cfg, char *err, size_t
             .user_claim = cfg->jwt_user_claim,
             .clock_skew_s = auth->clock_skew_s,
         };
-        if (!(auth->jwt = fcgi_jwt_verifier_new(&settings, err, errlen)))
+        if (!(auth->jwt = jwt_verifier_new(&settings, err, errlen)))
             goto fail;
     }
     return auth;
 fail:
-    fcgi_auth_free(auth);
+    auth_free(auth);
     return NULL;
 }
 
-void fcgi_auth_free(struct fcgi_auth *auth)
+void auth_free(struct auth *auth)
 {
     if (!auth)
         return;
-    fcgi_tokens_free(auth->tokens);
-    fcgi_jwt_verifier_free(auth->jwt);
+    tokens_free(auth->tokens);
+    jwt_verifier_free(auth->jwt);
     free(auth);
 }
 
-unsigned fcgi_auth_accepted(const struct fcgi_config *cfg, bool events_route)
+unsigned auth_accepted(const struct proxy_config *cfg, bool events_route)
 {
     return events_route ? cfg->auth_events : cfg->auth_read;
 }
 
-const char *fcgi_auth_bearer_token(const char *value, size_t *len)
+const char *auth_bearer_token(const char *value, size_t *len)
 {
     if (!value || strncasecmp(value, "Bearer", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
         return NULL;
@@ -85,7 +85,7 @@ const char *fcgi_auth_bearer_token(const char *value, size_t *len)
     return token;
 }
 
-const char *fcgi_auth_cookie_value(const char *header, const char *name, size_t *len)
+const char *auth_cookie_value(const char *header, const char *name, size_t *len)
 {
     if (!header || !name || !*name)
         return NULL;
@@ -117,12 +117,12 @@ const char *fcgi_auth_cookie_value(const char *header, const char *name, size_t 
  * NUL-terminated strings; wiped when done. */
 struct presented {
     const char *remote_user;
-    char bearer[FCGI_AUTH_HEADER_MAX + 1];
-    char cookie[FCGI_AUTH_HEADER_MAX + 1];
+    char bearer[AUTH_HEADER_MAX + 1];
+    char cookie[AUTH_HEADER_MAX + 1];
     bool has_bearer, has_cookie, any;
 };
 
-static void note(struct fcgi_auth_outcome *out, const char *fmt, const char *detail)
+static void note(struct auth_outcome *out, const char *fmt, const char *detail)
 {
     size_t used = strlen(out->reason);
     if (used + 3 >= sizeof out->reason)
@@ -132,20 +132,20 @@ static void note(struct fcgi_auth_outcome *out, const char *fmt, const char *det
     snprintf(out->reason + used, sizeof out->reason - used, fmt, detail);
 }
 
-static void gather(const struct fcgi_auth *auth, const struct fcgi_auth_request *r, struct presented *p,
-                   struct fcgi_auth_outcome *out)
+static void gather(const struct auth *auth, const struct auth_presented *r, struct presented *p,
+                   struct auth_outcome *out)
 {
     p->remote_user = r->remote_user && *r->remote_user ? r->remote_user : NULL;
     p->any = p->remote_user != NULL;
     /* Authorization only counts where a method reads it: behind basic auth
      * in the web server it carries a password the app has no use for. */
-    if (r->authorization && *r->authorization && (auth->configured & (FCGI_AUTH_BEARER | FCGI_AUTH_JWT))) {
+    if (r->authorization && *r->authorization && (auth->configured & (AUTH_BEARER | AUTH_JWT))) {
         p->any = true;
         size_t n;
-        const char *token = fcgi_auth_bearer_token(r->authorization, &n);
+        const char *token = auth_bearer_token(r->authorization, &n);
         if (!token)
             note(out, "%s", "authorization: not a Bearer credential");
-        else if (n > FCGI_AUTH_HEADER_MAX)
+        else if (n > AUTH_HEADER_MAX)
             note(out, "%s", "authorization: token longer than 8192 bytes");
         else {
             memcpy(p->bearer, token, n);
@@ -154,10 +154,10 @@ static void gather(const struct fcgi_auth *auth, const struct fcgi_auth_request 
         }
     }
     size_t n;
-    const char *cookie = auth->jwt_cookie ? fcgi_auth_cookie_value(r->cookie, auth->jwt_cookie, &n) : NULL;
+    const char *cookie = auth->jwt_cookie ? auth_cookie_value(r->cookie, auth->jwt_cookie, &n) : NULL;
     if (cookie && n > 0) {
         p->any = true;
-        if (n > FCGI_AUTH_HEADER_MAX)
+        if (n > AUTH_HEADER_MAX)
             note(out, "%s", "cookie: token longer than 8192 bytes");
         else {
             memcpy(p->cookie, cookie, n);
@@ -167,109 +167,109 @@ static void gather(const struct fcgi_auth *auth, const struct fcgi_auth_request 
     }
 }
 
-static enum fcgi_auth_verdict try_remote_user(const struct presented *p, struct fcgi_auth_outcome *out)
+static enum auth_verdict try_remote_user(const struct presented *p, struct auth_outcome *out)
 {
     if (!p->remote_user) {
         note(out, "%s", "remote-user: absent");
-        return FCGI_AUTH_REJECTED;
+        return AUTH_REJECTED;
     }
     if (!fcgi_header_value_acceptable(p->remote_user, 256)) {
         note(out, "%s", "remote-user: not printable or longer than 256");
-        return FCGI_AUTH_REJECTED;
+        return AUTH_REJECTED;
     }
     out->credential.user = strdup(p->remote_user);
-    return out->credential.user ? FCGI_AUTH_ACCEPTED : FCGI_AUTH_FAILED;
+    return out->credential.user ? AUTH_ACCEPTED : AUTH_FAILED;
 }
 
-static enum fcgi_auth_verdict try_bearer(struct fcgi_auth *auth, const struct presented *p, time_t now,
-                                         struct fcgi_auth_outcome *out)
+static enum auth_verdict try_bearer(struct auth *auth, const struct presented *p, time_t now,
+                                         struct auth_outcome *out)
 {
     if (!p->has_bearer) {
         note(out, "%s", "bearer: no bearer token");
-        return FCGI_AUTH_REJECTED;
+        return AUTH_REJECTED;
     }
     char why[256] = "";
-    enum fcgi_auth_verdict v = fcgi_tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
-    if (v != FCGI_AUTH_ACCEPTED)
+    enum auth_verdict v = tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
+    if (v != AUTH_ACCEPTED)
         note(out, "%s", why);
     return v;
 }
 
-static enum fcgi_auth_verdict try_jwt(struct fcgi_auth *auth, const struct presented *p, time_t now,
-                                      struct fcgi_auth_outcome *out)
+static enum auth_verdict try_jwt(struct auth *auth, const struct presented *p, time_t now,
+                                      struct auth_outcome *out)
 {
     if (!p->has_bearer && !p->has_cookie) {
         note(out, "%s", auth->jwt_cookie ? "jwt: no bearer token and no token cookie" : "jwt: no bearer token");
-        return FCGI_AUTH_REJECTED;
+        return AUTH_REJECTED;
     }
     const char *tokens[2] = {p->has_bearer ? p->bearer : NULL, p->has_cookie ? p->cookie : NULL};
-    enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
-    for (int i = 0; i < 2 && v == FCGI_AUTH_REJECTED; i++) {
+    enum auth_verdict v = AUTH_REJECTED;
+    for (int i = 0; i < 2 && v == AUTH_REJECTED; i++) {
         if (!tokens[i])
             continue;
         char why[256] = "";
-        v = fcgi_jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
-        if (v != FCGI_AUTH_ACCEPTED)
+        v = jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
+        if (v != AUTH_ACCEPTED)
             note(out, i == 0 ? "%s (bearer)" : "%s (cookie)", why);
     }
     return v;
 }
 
 /* Tries the methods of mask in a fixed order; the first to accept wins. */
-static enum fcgi_auth_verdict try_methods(struct fcgi_auth *auth, unsigned mask, const struct presented *p,
-                                          time_t now, struct fcgi_auth_outcome *out)
+static enum auth_verdict try_methods(struct auth *auth, unsigned mask, const struct presented *p,
+                                          time_t now, struct auth_outcome *out)
 {
-    enum fcgi_auth_verdict v = FCGI_AUTH_REJECTED;
-    if (mask & FCGI_AUTH_REMOTE_USER) {
+    enum auth_verdict v = AUTH_REJECTED;
+    if (mask & AUTH_REMOTE_USER) {
         v = try_remote_user(p, out);
-        if (v != FCGI_AUTH_REJECTED) {
+        if (v != AUTH_REJECTED) {
             out->method = "remote-user";
             return v;
         }
     }
-    if ((mask & FCGI_AUTH_BEARER) && auth->tokens) {
+    if ((mask & AUTH_BEARER) && auth->tokens) {
         v = try_bearer(auth, p, now, out);
-        if (v != FCGI_AUTH_REJECTED) {
+        if (v != AUTH_REJECTED) {
             out->method = "bearer";
             return v;
         }
     }
-    if ((mask & FCGI_AUTH_JWT) && auth->jwt) {
+    if ((mask & AUTH_JWT) && auth->jwt) {
         v = try_jwt(auth, p, now, out);
-        if (v != FCGI_AUTH_REJECTED) {
+        if (v != AUTH_REJECTED) {
             out->method = "jwt";
             /* The leeway that let the token in also bounds how long it lasts. */
-            if (v == FCGI_AUTH_ACCEPTED && out->credential.expires)
+            if (v == AUTH_ACCEPTED && out->credential.expires)
                 out->credential.expires += auth->clock_skew_s;
             return v;
         }
     }
-    return FCGI_AUTH_REJECTED;
+    return AUTH_REJECTED;
 }
 
-void fcgi_auth_decide(struct fcgi_auth *auth, const struct fcgi_auth_request *r, time_t now,
-                      struct fcgi_auth_outcome *out)
+void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
+                      struct auth_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    if (r->accepted == FCGI_AUTH_NONE) {
+    if (r->accepted == AUTH_NONE) {
         out->method = "none";
         return;
     }
     struct presented *p = calloc(1, sizeof *p);
     if (!p) {
-        *out = (struct fcgi_auth_outcome){.status = 500, .code = "internal_error",
+        *out = (struct auth_outcome){.status = 500, .code = "internal_error",
                                           .message = "The proxy failed to handle the request."};
         snprintf(out->reason, sizeof out->reason, "out of memory");
         return;
     }
     gather(auth, r, p, out);
-    bool bearer_route = r->accepted & (FCGI_AUTH_BEARER | FCGI_AUTH_JWT);
-    enum fcgi_auth_verdict v = try_methods(auth, r->accepted, p, now, out);
-    if (v == FCGI_AUTH_REJECTED) {
+    bool bearer_route = r->accepted & (AUTH_BEARER | AUTH_JWT);
+    enum auth_verdict v = try_methods(auth, r->accepted, p, now, out);
+    if (v == AUTH_REJECTED) {
         unsigned others = auth->configured & ~r->accepted;
-        struct fcgi_auth_outcome elsewhere;
+        struct auth_outcome elsewhere;
         memset(&elsewhere, 0, sizeof elsewhere);
-        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == FCGI_AUTH_ACCEPTED) {
+        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == AUTH_ACCEPTED) {
             out->status = 403;
             out->code = "forbidden";
             out->message = "This credential may not use this route.";
@@ -285,13 +285,13 @@ void fcgi_auth_decide(struct fcgi_auth *auth, const struct fcgi_auth_request *r,
                 : p->any      ? "WWW-Authenticate: Bearer realm=\"openova-flow\", error=\"invalid_token\"\r\n"
                               : "WWW-Authenticate: Bearer realm=\"openova-flow\"\r\n";
         }
-        fcgi_credential_clear(&elsewhere.credential);
-        fcgi_credential_clear(&out->credential);
-    } else if (v == FCGI_AUTH_FAILED) {
+        credential_clear(&elsewhere.credential);
+        credential_clear(&out->credential);
+    } else if (v == AUTH_FAILED) {
         out->status = 500;
         out->code = "internal_error";
         out->message = "The proxy failed to handle the request.";
-        fcgi_credential_clear(&out->credential);
+        credential_clear(&out->credential);
     }
     explicit_bzero(p, sizeof *p);
     free(p);
