@@ -38,6 +38,7 @@ CORE_OBJS := \
 	$(BUILD)/core/buf.o \
 	$(BUILD)/core/config.o \
 	$(BUILD)/core/error.o \
+	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \

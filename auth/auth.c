@@ -7,8 +7,8 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "core/http.h"
 #include "auth/jwt.h"
-#include "fcgi/request.h"
 #include "auth/tokens.h"
 
 struct auth {
@@ -173,7 +173,7 @@ static enum auth_verdict try_remote_user(const struct presented *p, struct auth_
         note(out, "%s", "remote-user: absent");
         return AUTH_REJECTED;
     }
-    if (!fcgi_header_value_acceptable(p->remote_user, 256)) {
+    if (!http_value_acceptable(p->remote_user, 256)) {
         note(out, "%s", "remote-user: not printable or longer than 256");
         return AUTH_REJECTED;
     }

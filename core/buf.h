@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "core/error.h"
+
 struct buf {
     char *data;     /* always NUL-terminated when non-NULL, for logging and parsing */
     size_t len;
@@ -17,12 +19,13 @@ struct buf {
 /* buf_init: an empty buffer that will never hold more than max bytes. */
 void buf_init(struct buf *b, size_t max);
 
-/* buf_append: appends len bytes. Returns 0, -1 when the result would
- * exceed max (buffer unchanged), or -2 when out of memory. */
-int buf_append(struct buf *b, const void *data, size_t len);
+/* buf_append: appends len bytes. Returns PROXY_OK, PROXY_ERR_TOO_LARGE
+ * when the result would exceed max, or PROXY_ERR_NOMEM (the buffer is
+ * unchanged after either). */
+enum proxy_err buf_append(struct buf *b, const void *data, size_t len);
 
 /* buf_appendf: printf-style append with the same results. */
-int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum proxy_err buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* buf_consume: drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);

@@ -5,20 +5,11 @@
 #include <sys/random.h>
 
 #include "fcgi/request.h"
-
-bool fcgi_header_value_acceptable(const char *value, size_t max)
-{
-    size_t n = 0;
-    for (const char *c = value; *c; c++, n++) {
-        if (n >= max || (unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-            return false;
-    }
-    return n > 0;
-}
+#include "core/http.h"
 
 bool fcgi_request_id_acceptable(const char *id)
 {
-    if (!fcgi_header_value_acceptable(id, FCGI_REQUEST_ID_MAX))
+    if (!http_value_acceptable(id, FCGI_REQUEST_ID_MAX))
         return false;
     return strchr(id, ' ') == NULL;
 }

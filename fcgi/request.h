@@ -72,10 +72,6 @@ bool fcgi_request_id_acceptable(const char *id);
  * (at least 33 bytes). */
 void fcgi_request_id_generate(char *out);
 
-/* fcgi_header_value_acceptable: visible ASCII and spaces only, 1..max chars:
- * nothing that could end a header line or smuggle another. */
-bool fcgi_header_value_acceptable(const char *value, size_t max);
-
 #define FCGI_HEADER_VALUE_MAX (16 * 1024) /* one request header's value */
 #define FCGI_HEADERS_TOTAL_MAX (64 * 1024) /* all of them together */
 

@@ -12,50 +12,13 @@
 #include <json-c/json.h>
 
 #include "fcgi/record.h"
+#include "core/http.h"
 #include "fcgi/response.h"
-
-const char *fcgi_status_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
-    }
-}
 
 int fcgi_response_format_head(struct buf *out, int status, const char *request_id, const char *extra,
                               size_t extra_len)
 {
-    const char *reason = fcgi_status_reason(status);
+    const char *reason = http_status_reason(status);
     int rc = buf_appendf(out, "Status: %d%s%s\r\nX-Request-ID: %s\r\n", status, *reason ? " " : "", reason,
                               request_id);
     if (!rc && extra && extra_len)

@@ -12,9 +12,6 @@
 #include "core/error.h"
 #include "fcgi/request.h"
 
-/* fcgi_status_reason: the reason phrase for an HTTP status ("" if unknown). */
-const char *fcgi_status_reason(int status);
-
 /* fcgi_response_format_head: appends the CGI response head to out:
  * "Status:", X-Request-ID, the already formatted header lines in extra
  * ("Name: value\r\n" each, may be NULL), and the blank line. Pure.

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "handlers/handlers.h"
+#include "core/http.h"
 #include "handlers/stream_loop.h"
 #include "handlers/upstream.h"
 #include "auth/auth.h"
@@ -97,7 +98,7 @@ void dispatch(struct fcgi_request *req)
                                 "deploymentId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -.", NULL);
             break;
         }
-        if (req->content_type && !fcgi_header_value_acceptable(req->content_type, 1024)) {
+        if (req->content_type && !http_value_acceptable(req->content_type, 1024)) {
             fcgi_response_error(req, 400, "bad_request", "Content-Type is not printable or too long.", NULL);
             break;
         }

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/http.h"
 #include "fcgi/request.h"
 #include "handlers/upstream.h"
 #include "fuzz.h"
@@ -154,7 +155,7 @@ static bool has_obs_fold(const uint8_t *raw, size_t len)
     return false;
 }
 
-/* fcgi_header_value_acceptable's contract, restated. */
+/* http_value_acceptable's contract, restated. */
 static bool reference_value_acceptable(const char *v, size_t max)
 {
     size_t n = strlen(v);
@@ -175,8 +176,8 @@ static void check_value_checks(const uint8_t *data, size_t size)
     text[size] = '\0';
     static const size_t maxes[] = {1, 16, FCGI_REQUEST_ID_MAX, FCGI_LAST_EVENT_ID_MAX};
     for (size_t i = 0; i < sizeof maxes / sizeof maxes[0]; i++)
-        CHECK(fcgi_header_value_acceptable(text, maxes[i]) == reference_value_acceptable(text, maxes[i]));
-    CHECK(fcgi_header_value_acceptable(text, size + 1) == reference_value_acceptable(text, size + 1));
+        CHECK(http_value_acceptable(text, maxes[i]) == reference_value_acceptable(text, maxes[i]));
+    CHECK(http_value_acceptable(text, size + 1) == reference_value_acceptable(text, size + 1));
     bool id_ok = reference_value_acceptable(text, FCGI_REQUEST_ID_MAX) && !strchr(text, ' ');
     CHECK(fcgi_request_id_acceptable(text) == id_ok);
     free(text);
@@ -239,9 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct buf out;
     buf_init(&out, UPSTREAM_MAX_HEADER_BYTES);
-    int rc = upstream_filter_headers(raw, size, drop_also, &out);
-    CHECK(rc == 0 || rc == -1 || rc == -2 || rc == -3);
-    CHECK((rc == -3) == has_obs_fold(data, size));
+    enum proxy_err rc = upstream_filter_headers(raw, size, drop_also, &out);
+    CHECK(rc == PROXY_OK || rc == PROXY_ERR_TOO_LARGE || rc == PROXY_ERR_NOMEM || rc == PROXY_ERR_UPSTREAM_PROTOCOL);
+    CHECK((rc == PROXY_ERR_UPSTREAM_PROTOCOL) == has_obs_fold(data, size));
     CHECK(out.len <= out.max);
     if (rc == 0)
         check_output(data, size, out.data ? out.data : "", out.len);
@@ -251,12 +252,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         struct buf small;
         buf_init(&small, out.len / 2);
-        int small_rc = upstream_filter_headers(raw, size, drop_also, &small);
+        enum proxy_err small_rc = upstream_filter_headers(raw, size, drop_also, &small);
         CHECK(small.len <= small.max);
         if (out.len <= small.max) {
             CHECK(small_rc == 0 && small.len == out.len);
         } else {
-            CHECK(small_rc == -1);
+            CHECK(small_rc == PROXY_ERR_TOO_LARGE);
         }
         CHECK(small.len == 0 || memcmp(small.data, out.data, small.len) == 0);
         buf_free(&small);

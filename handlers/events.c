@@ -41,7 +41,7 @@ enum proxy_err handle_events(struct fcgi_request *req)
         int got = FCGX_GetStr(chunk, (int)ask, req->fcgx->in);
         if (got <= 0)
             break;
-        if (buf_append(&body, chunk, (size_t)got) == -2) {
+        if (buf_append(&body, chunk, (size_t)got) == PROXY_ERR_NOMEM) {
             err = PROXY_ERR_NOMEM;
             break;
         }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/http.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
 #include "handlers/stream_loop.h"
@@ -17,7 +18,7 @@ enum proxy_err handle_stream(struct fcgi_request *req)
                             "Retry-After: 5\r\n");
         return PROXY_OK;
     }
-    if (req->last_event_id && !fcgi_header_value_acceptable(req->last_event_id, FCGI_LAST_EVENT_ID_MAX)) {
+    if (req->last_event_id && !http_value_acceptable(req->last_event_id, FCGI_LAST_EVENT_ID_MAX)) {
         /* Refusing would stop the browser's EventSource for good; starting
          * from a fresh snapshot frame is the safe answer. */
         proxy_log(PROXY_LOG_WARN, req->request_id, "msg=\"Last-Event-ID ignored: not printable or too long\"");

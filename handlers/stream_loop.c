@@ -303,11 +303,11 @@ static void finish(struct stream *s, enum proxy_err err)
     if (!s->end_reason)
         s->end_reason = err ? proxy_strerror(err) : "upstream-ended";
     if (err && !s->req.head_sent) {
-        int status = upstream_error_status(err);
+        int status = proxy_err_status(err);
         proxy_log(PROXY_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s%s%s\"", proxy_strerror(err),
                  s->curl_error[0] ? ": " : "", s->curl_error);
-        s->req.error_code = upstream_error_code(err);
-        char *body = fcgi_error_json(s->req.error_code, upstream_error_message(err), s->req.request_id);
+        s->req.error_code = proxy_err_code(err);
+        char *body = fcgi_error_json(s->req.error_code, proxy_err_message(err), s->req.request_id);
         char lines[128];
         snprintf(lines, sizeof lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                  body ? strlen(body) : 0);

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/http.h"
 #include "fcgi/response.h"
 #include "handlers/upstream.h"
 
@@ -160,7 +161,7 @@ static bool named_by_connection(const struct connection_tokens *t, const char *n
     return false;
 }
 
-int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out)
+enum proxy_err upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out)
 {
     size_t pos = 0;
     struct header_line h;
@@ -168,18 +169,18 @@ int upstream_filter_headers(const char *raw, size_t len, const char *const *drop
      * server has no reason to fold, so refuse rather than guess. */
     for (size_t i = 0; i + 1 < len; i++)
         if (raw[i] == '\n' && (raw[i + 1] == ' ' || raw[i + 1] == '\t'))
-            return -3;
+            return PROXY_ERR_UPSTREAM_PROTOCOL;
     if (len && (raw[0] == ' ' || raw[0] == '\t'))
-        return -3;
+        return PROXY_ERR_UPSTREAM_PROTOCOL;
     struct connection_tokens connection;
     if (collect_connection_tokens(raw, len, &connection) != 0)
-        return -1;
+        return PROXY_ERR_TOO_LARGE;
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || name_in(h.name, h.name_len, hop_by_hop) || name_in(h.name, h.name_len, never_relayed) ||
             name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also) ||
             named_by_connection(&connection, h.name, h.name_len))
             continue;
-        int rc = buf_append(out, h.name, h.name_len);
+        enum proxy_err rc = buf_append(out, h.name, h.name_len);
         if (!rc)
             rc = h.value_len ? buf_append(out, ": ", 2) : buf_append(out, ":", 1);
         if (!rc)
@@ -189,7 +190,7 @@ int upstream_filter_headers(const char *raw, size_t len, const char *const *drop
         if (rc)
             return rc;
     }
-    return 0;
+    return PROXY_OK;
 }
 
 /* ---- status mapping (pure) ---- */
@@ -217,58 +218,13 @@ enum proxy_err upstream_error_of(CURLcode rc)
     }
 }
 
-int upstream_error_status(enum proxy_err err)
-{
-    switch (err) {
-    case PROXY_OK: return 200;
-    case PROXY_ERR_UPSTREAM_UNREACHABLE: return 502;
-    case PROXY_ERR_UPSTREAM_PROTOCOL: return 502;
-    case PROXY_ERR_UPSTREAM_TOO_LARGE: return 502;
-    case PROXY_ERR_UPSTREAM_TIMEOUT: return 504;
-    case PROXY_ERR_SHUTDOWN: return 503;
-    case PROXY_ERR_BODY_TOO_LARGE: return 413;
-    case PROXY_ERR_NOMEM:
-    case PROXY_ERR_IO:
-    case PROXY_ERR_WOULD_BLOCK:
-    case PROXY_ERR_CLIENT_GONE:
-        return 500;
-    }
-    return 500;
-}
-
-const char *upstream_error_code(enum proxy_err err)
-{
-    if (err == PROXY_ERR_UPSTREAM_TOO_LARGE)
-        return "upstream_too_large";
-    switch (upstream_error_status(err)) {
-    case 502: return "upstream_unavailable";
-    case 504: return "upstream_timeout";
-    case 503: return "shutting_down";
-    case 413: return "body_too_large";
-    default: return "internal_error";
-    }
-}
-
-const char *upstream_error_message(enum proxy_err err)
-{
-    if (err == PROXY_ERR_UPSTREAM_TOO_LARGE)
-        return "The flow server's answer is larger than the proxy relays.";
-    switch (upstream_error_status(err)) {
-    case 502: return "The flow server could not be reached or answered badly.";
-    case 504: return "The flow server did not answer in time.";
-    case 503: return "The proxy is shutting down; retry shortly.";
-    case 413: return "The request body is larger than allowed.";
-    default: return "The proxy failed to handle the request.";
-    }
-}
-
 void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail)
 {
     if (err == PROXY_ERR_CLIENT_GONE)
         return;
     proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
              proxy_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
-    fcgi_response_error(req, upstream_error_status(err), upstream_error_code(err), upstream_error_message(err), NULL);
+    fcgi_response_error(req, proxy_err_status(err), proxy_err_code(err), proxy_err_message(err), NULL);
 }
 
 long long upstream_content_length(const char *raw, size_t len)
@@ -324,11 +280,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         }
         struct buf lines;
         buf_init(&lines, UPSTREAM_MAX_HEADER_BYTES);
-        int rc = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "", x->raw_headers.len, NULL,
-                                         &lines);
-        enum proxy_err err = rc == -3 ? PROXY_ERR_UPSTREAM_PROTOCOL : rc == -2 ? PROXY_ERR_NOMEM
-                            : rc                                   ? PROXY_ERR_UPSTREAM_TOO_LARGE
-                                                                   : PROXY_OK;
+        enum proxy_err err = upstream_filter_headers(x->raw_headers.data ? x->raw_headers.data : "",
+                                                     x->raw_headers.len, NULL, &lines);
+        if (err == PROXY_ERR_TOO_LARGE)
+            err = PROXY_ERR_UPSTREAM_TOO_LARGE;
         if (!err) {
             x->head_delivered = true;
             err = x->sink.on_head(x->sink.ctx, x->status, lines.data ? lines.data : "", lines.len);
@@ -340,9 +295,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         }
         return len;
     }
-    int rc = buf_append(&x->raw_headers, data, len);
+    enum proxy_err rc = buf_append(&x->raw_headers, data, len);
     if (rc) {
-        x->abort_reason = rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_UPSTREAM_TOO_LARGE;
+        x->abort_reason = rc == PROXY_ERR_NOMEM ? PROXY_ERR_NOMEM : PROXY_ERR_UPSTREAM_TOO_LARGE;
         return 0;
     }
     return len;
@@ -462,7 +417,7 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     if (stream)
         rc |= add_header(h, "Accept", "text/event-stream");
     else
-        rc |= add_header(h, "Accept", req->accept && fcgi_header_value_acceptable(req->accept, 1024) ? req->accept : NULL);
+        rc |= add_header(h, "Accept", req->accept && http_value_acceptable(req->accept, 1024) ? req->accept : NULL);
     if (x->body)
         rc |= add_header(h, "Content-Type", req->content_type);
     if (stream && req->last_event_id)
@@ -470,7 +425,7 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     rc |= add_header(h, "X-Request-ID", req->request_id);
     if (req->user)
         rc |= add_header(h, "X-Forwarded-User", req->user);
-    if (req->remote_addr && fcgi_header_value_acceptable(req->remote_addr, 64))
+    if (req->remote_addr && http_value_acceptable(req->remote_addr, 64))
         rc |= add_header(h, "X-Forwarded-For", req->remote_addr);
     rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
     if (rc) {
@@ -583,7 +538,7 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_reques
         if (req->head_sent && !fcgi_response_retract(req)) {
             proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
                      action, proxy_strerror(err), client->error[0] ? ": " : "", client->error);
-            req->error_code = upstream_error_code(err);
+            req->error_code = proxy_err_code(err);
             req->abort_response = true;
         } else
             upstream_fail(req, err, client->error);

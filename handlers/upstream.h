@@ -71,16 +71,6 @@ void upstream_exchange_release(struct upstream_exchange *x);
 /* upstream_exchange_result: the outcome of a finished transfer. */
 enum proxy_err upstream_exchange_result(const struct upstream_exchange *x, CURLcode rc);
 
-/* upstream_error_status: the one mapping from a failed call to an HTTP
- * status: unreachable 502, timeout 504, an oversized or malformed upstream
- * answer 502, shutdown 503, anything else 500. Pure. */
-int upstream_error_status(enum proxy_err err);
-
-/* upstream_error_code, upstream_error_message: the short code and the one
- * sentence a client gets for err; static strings, no internal detail. */
-const char *upstream_error_code(enum proxy_err err);
-const char *upstream_error_message(enum proxy_err err);
-
 /* upstream_error_of: libcurl's result -> the proxy's error. Pure. */
 enum proxy_err upstream_error_of(CURLcode rc);
 
@@ -90,11 +80,11 @@ enum proxy_err upstream_error_of(CURLcode rc);
  * in Connection), Set-Cookie, headers a web server would act on (Status,
  * X-Sendfile, X-Accel-*, X-LIGHTTPD-*), X-Request-ID (the proxy sets its own),
  * names in drop_also (NULL-terminated, may be NULL), and any line with
- * control characters or without a valid name. Pure. Returns
- * buf_append's result (-1 also when Connection lists more than 64
- * names), or -3 when raw holds an obs-fold continuation
- * line (the caller answers 502). */
-int upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out);
+ * control characters or without a valid name. Pure. Returns PROXY_OK,
+ * PROXY_ERR_UPSTREAM_PROTOCOL when raw holds an obs-fold continuation line
+ * (the caller answers 502), PROXY_ERR_TOO_LARGE when out's maximum is
+ * reached or Connection lists more than 64 names, or PROXY_ERR_NOMEM. */
+enum proxy_err upstream_filter_headers(const char *raw, size_t len, const char *const *drop_also, struct buf *out);
 
 /* A worker's client: one easy handle, reused so connections stay alive. */
 struct upstream_client;
@@ -118,7 +108,7 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_reques
 long long upstream_content_length(const char *raw, size_t len);
 
 /* upstream_fail: answers req with the JSON error for err (status from
- * upstream_error_status) unless its head is out; logs the cause. */
+ * proxy_err_status) unless its head is out; logs the cause. */
 void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail);
 
 #endif

@@ -120,8 +120,8 @@ static void test_filter_headers(void **state)
         buf_init(&out, 64 * 1024);
         int rc = upstream_filter_headers(r->raw, r->raw_len, r->drop_also, &out);
         if (!r->want) {
-            if (rc != -3)
-                unit_fail(&failures, i, r->name, "returned %d, want -3 (refused)", rc);
+            if (rc != PROXY_ERR_UPSTREAM_PROTOCOL)
+                unit_fail(&failures, i, r->name, "returned %d, want PROXY_ERR_UPSTREAM_PROTOCOL (refused)", rc);
             buf_free(&out);
             continue;
         }
@@ -146,8 +146,8 @@ struct limit_row {
 
 static const struct limit_row limit_rows[] = {
     {"fits exactly", 20, 0}, /* "A: 1\r\nB: 2\r\nCc: 33\r\n" is 20 bytes */
-    {"one byte short", 19, -1},
-    {"nothing fits", 0, -1},
+    {"one byte short", 19, PROXY_ERR_TOO_LARGE},
+    {"nothing fits", 0, PROXY_ERR_TOO_LARGE},
 };
 
 static void test_filter_headers_limit(void **state)
@@ -188,7 +188,7 @@ static void test_connection_token_bound(void **state)
             assert_int_equal(out.len, strlen("X-Keep: b\r\n"));
             assert_memory_equal(out.data, "X-Keep: b\r\n", out.len);
         } else {
-            assert_int_equal(rc, -1);
+            assert_int_equal(rc, PROXY_ERR_TOO_LARGE);
         }
         buf_free(&out);
     }

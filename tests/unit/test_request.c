@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "core/buf.h"
+#include "core/http.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "unit.h"
@@ -68,7 +69,7 @@ static void test_request_id_acceptable(void **state)
     unit_done(failures);
 }
 
-/* ---- fcgi_header_value_acceptable ---- */
+/* ---- http_value_acceptable ---- */
 
 struct value_row {
     const char *value;
@@ -103,7 +104,7 @@ static void test_header_value_acceptable(void **state)
     char esc[128];
     for (size_t i = 0; i < UNIT_LEN(value_rows); i++) {
         const struct value_row *r = &value_rows[i];
-        bool got = fcgi_header_value_acceptable(r->value, r->max);
+        bool got = http_value_acceptable(r->value, r->max);
         if (got != r->ok)
             unit_fail(&failures, i, unit_escape(r->value, strlen(r->value), esc, sizeof esc),
                       "max %zu: acceptable %d, want %d", r->max, got, r->ok);
@@ -133,7 +134,7 @@ static void test_request_id_generate(void **state)
     assert_string_not_equal(a, b);
 }
 
-/* ---- fcgi_status_reason ---- */
+/* ---- http_status_reason ---- */
 
 struct reason_row {
     int status;
@@ -173,7 +174,7 @@ static void test_status_reason(void **state)
         const struct reason_row *r = &reason_rows[i];
         char name[16];
         snprintf(name, sizeof name, "%d", r->status);
-        const char *got = fcgi_status_reason(r->status);
+        const char *got = http_status_reason(r->status);
         if (!got || strcmp(got, r->reason) != 0)
             unit_fail(&failures, i, name, "reason \"%s\", want \"%s\"", got ? got : "(null)", r->reason);
     }
@@ -210,8 +211,8 @@ static const struct head_row head_rows[] = {
      "Status: 502 Bad Gateway\r\nX-Request-ID: r\r\nA: 1\r\n\r\n"},
     {"appends to what is there", 4096, "xyz", 204, "r", NULL, 0, 0, "xyzStatus: 204 No Content\r\nX-Request-ID: r\r\n\r\n"},
     {"fits exactly", 33, "", 299, "r1", NULL, 0, 0, "Status: 299\r\nX-Request-ID: r1\r\n\r\n"},
-    {"one byte short", 32, "", 299, "r1", NULL, 0, -1, NULL},
-    {"extra too large", 40, "", 299, "r1", "Long-Header: 1234567890\r\n", ALL, -1, NULL},
+    {"one byte short", 32, "", 299, "r1", NULL, 0, PROXY_ERR_TOO_LARGE, NULL},
+    {"extra too large", 40, "", 299, "r1", "Long-Header: 1234567890\r\n", ALL, PROXY_ERR_TOO_LARGE, NULL},
 };
 
 static void test_format_head(void **state)
@@ -324,18 +325,18 @@ static const struct buf_row buf_rows[] = {
     {"append up to max, then past it", 8,
      {{APPEND, "abcd", 4, 0, W("abcd")},
       {APPEND, "efgh", 4, 0, W("abcdefgh")},
-      {APPEND, "i", 1, -1, W("abcdefgh")},
+      {APPEND, "i", 1, PROXY_ERR_TOO_LARGE, W("abcdefgh")},
       {APPEND, "", 0, 0, W("abcdefgh")},
-      {APPENDF, "x", 1, -1, W("abcdefgh")},
+      {APPENDF, "x", 1, PROXY_ERR_TOO_LARGE, W("abcdefgh")},
       {CONSUME, NULL, 3, 0, W("defgh")},
       {APPEND, "xyz", 3, 0, W("defghxyz")},
-      {APPEND, "!", 1, -1, W("defghxyz")}}},
-    {"one large append past max", 4, {{APPEND, "abcde", 5, -1, W("")}, {APPEND, "abcd", 4, 0, W("abcd")}}},
-    {"huge length refused", 16, {{APPEND, "ab", 2, 0, W("ab")}, {APPEND, "c", SIZE_MAX, -1, W("ab")}}},
+      {APPEND, "!", 1, PROXY_ERR_TOO_LARGE, W("defghxyz")}}},
+    {"one large append past max", 4, {{APPEND, "abcde", 5, PROXY_ERR_TOO_LARGE, W("")}, {APPEND, "abcd", 4, 0, W("abcd")}}},
+    {"huge length refused", 16, {{APPEND, "ab", 2, 0, W("ab")}, {APPEND, "c", SIZE_MAX, PROXY_ERR_TOO_LARGE, W("ab")}}},
     {"appendf", 16,
      {{APPENDF, "a", 1, 0, W("a|1")},
       {APPENDF, "bc", 22, 0, W("a|1bc|22")},
-      {APPENDF, "12345678", 9, -1, W("a|1bc|22")},
+      {APPENDF, "12345678", 9, PROXY_ERR_TOO_LARGE, W("a|1bc|22")},
       {APPENDF, "123456", 7, 0, W("a|1bc|22123456|7")}}},
     {"consume", 32,
      {{APPEND, "hello world", 11, 0, W("hello world")},
@@ -355,8 +356,8 @@ static const struct buf_row buf_rows[] = {
       {FREE, NULL, 0, 0, W("")},
       {FREE, NULL, 0, 0, W("")},
       {APPEND, "12345678", 8, 0, W("12345678")},
-      {APPEND, "9", 1, -1, W("12345678")}}},
-    {"max 0", 0, {{APPEND, "", 0, 0, W("")}, {APPEND, "a", 1, -1, W("")}, {APPENDF, "", 0, -1, W("")}}},
+      {APPEND, "9", 1, PROXY_ERR_TOO_LARGE, W("12345678")}}},
+    {"max 0", 0, {{APPEND, "", 0, 0, W("")}, {APPEND, "a", 1, PROXY_ERR_TOO_LARGE, W("")}, {APPENDF, "", 0, PROXY_ERR_TOO_LARGE, W("")}}},
     {"binary bytes", 8, {{APPEND, "a\0b", 3, 0, W("a\0b")}, {CONSUME, NULL, 1, 0, W("\0b")}}},
     {"growth past the first allocation", 1024,
      {{APPEND, "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"

@@ -56,7 +56,7 @@ static void test_error_of(void **state)
             unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", proxy_strerror(err), proxy_strerror(r->err));
             continue;
         }
-        int status = upstream_error_status(err);
+        int status = proxy_err_status(err);
         if (status != r->status)
             unit_fail(&failures, i, r->name, "status %d, want %d", status, r->status);
     }
@@ -81,7 +81,6 @@ static const struct err_row err_rows[] = {
     ERR_ROW(PROXY_ERR_UPSTREAM_PROTOCOL, 502),
     ERR_ROW(PROXY_ERR_UPSTREAM_TOO_LARGE, 502),
     ERR_ROW(PROXY_ERR_BODY_TOO_LARGE, 413),
-    ERR_ROW(PROXY_ERR_IO, 500),
     ERR_ROW(PROXY_ERR_SHUTDOWN, 503),
     ERR_ROW(PROXY_ERR_WOULD_BLOCK, 500),
 };
@@ -92,7 +91,7 @@ static void test_error_status(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(err_rows); i++) {
         const struct err_row *r = &err_rows[i];
-        int status = upstream_error_status(r->err);
+        int status = proxy_err_status(r->err);
         if (status != r->status)
             unit_fail(&failures, i, r->name, "status %d, want %d", status, r->status);
         const char *text = proxy_strerror(r->err);
