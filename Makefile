@@ -40,6 +40,7 @@ CORE_OBJS := \
 	$(BUILD)/core/error.o \
 	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
+	$(BUILD)/fcgi/listen.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \
 	$(BUILD)/fcgi/response.o \
@@ -48,6 +49,7 @@ CORE_OBJS := \
 	$(BUILD)/auth/jwt.o \
 	$(BUILD)/auth/tokens.o \
 	$(BUILD)/auth/watched_file.o \
+	$(BUILD)/handlers/dispatch.o \
 	$(BUILD)/handlers/events.o \
 	$(BUILD)/handlers/route.o \
 	$(BUILD)/handlers/snapshot.o \
@@ -81,11 +83,15 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_auth \
 	$(BUILD)/tests/unit/test_config \
 	$(BUILD)/tests/unit/test_route \
-	$(BUILD)/tests/unit/test_headers \
+	$(BUILD)/tests/unit/test_buf \
+	$(BUILD)/tests/unit/test_dispatch \
+	$(BUILD)/tests/unit/test_error \
+	$(BUILD)/tests/unit/test_http \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
 	$(BUILD)/tests/unit/test_request \
-	$(BUILD)/tests/unit/test_status \
+	$(BUILD)/tests/unit/test_response \
+	$(BUILD)/tests/unit/test_upstream \
 	$(BUILD)/tests/unit/test_tokens \
 	$(BUILD)/tests/unit/test_jwt
 
@@ -98,7 +104,7 @@ TEST_ENV = OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) OPENOVA_FLOW_DEVSERVER_BIN=$(
 # Options set by the caller come after ours and win.
 SAN_ENV = $(if $(SAN),OPENOVA_TEST_SANITIZED=1 ASAN_OPTIONS=quarantine_size_mb=8$${ASAN_OPTIONS:+:$$ASAN_OPTIONS})
 
-.PHONY: all check unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind integration-valgrind
+.PHONY: all check layout unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind integration-valgrind
 
 all: $(BIN) $(DEV_BIN)
 
@@ -153,7 +159,12 @@ browser: all
 # not root), so that the README's test command works on a fresh machine.
 check:
 	$(Q)tools/install-deps.sh --tests-if-missing
-	$(Q)$(MAKE) --no-print-directory unit contract integration browser
+	$(Q)$(MAKE) --no-print-directory layout unit contract integration browser
+
+# The rules of ARCHITECTURE.md a machine can check: includes only point down
+# (core < fcgi, auth < handlers < main.c), no function over 80 lines.
+layout:
+	$(Q)tools/check-layout
 
 # The same tests with AddressSanitizer and UndefinedBehaviorSanitizer, in a
 # build tree of their own.

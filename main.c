@@ -1,26 +1,24 @@
-/* main.c: command line, configuration, the listening socket and signals;
- * then the server runs until SIGTERM. */
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
+/* main.c: where it is all wired together: the command line, the
+ * configuration, credentials, the listening socket and signals; then the
+ * FastCGI server runs the flow routes until SIGTERM. */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
 
-#include "handlers/upstream.h"
 #include "auth/auth.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "fcgi/listen.h"
 #include "fcgi/server.h"
+#include "handlers/dispatch.h"
+#include "handlers/stream_loop.h"
+#include "handlers/upstream.h"
 
 #ifndef OPENOVA_VERSION
 #define OPENOVA_VERSION "0.1.0"
@@ -106,113 +104,64 @@ static const char *env_lookup(const char *name)
     return getenv(name);
 }
 
-static int listen_unix(const char *path)
+/* ---- the flow routes as the FastCGI server's application ---- */
+
+static int app_start(void *ctx)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) {
-        fprintf(stderr, "openova-flow-fcgi: --listen: socket path too long\n");
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    struct stat st;
-    /* Replace a socket left by a previous run, never any other file. */
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            fprintf(stderr, "openova-flow-fcgi: --listen: %s exists and is not a socket\n", path);
-            return -1;
-        }
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
-        fprintf(stderr, "openova-flow-fcgi: --listen unix:%s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    struct flow_app *app = ctx;
+    app->streams = stream_loop_start(app->cfg);
+    if (!app->streams)
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start: out of memory\"");
+    return app->streams ? 0 : -1;
 }
 
-static int listen_tcp(const char *spec)
+static void *app_worker_start(void *ctx)
 {
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1]) {
-        fprintf(stderr, "openova-flow-fcgi: --listen: expected unix:PATH or HOST:PORT\n");
-        return -1;
-    }
-    char host[256];
-    size_t host_len = (size_t)(colon - spec);
-    if (host_len >= sizeof host)
-        return -1;
-    memcpy(host, spec, host_len);
-    host[host_len] = '\0';
-    /* [::1]:9000 */
-    char *h = host;
-    if (h[0] == '[' && host_len > 1 && h[host_len - 1] == ']') {
-        h[host_len - 1] = '\0';
-        h++;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-    int rc = getaddrinfo(h, colon + 1, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "openova-flow-fcgi: --listen %s: %s\n", spec, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        fprintf(stderr, "openova-flow-fcgi: --listen %s: %s\n", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
+    const struct flow_app *app = ctx;
+    return upstream_client_new(app->cfg);
 }
 
-static bool is_listening_socket(int fd)
+static void app_worker_end(void *ctx, void *worker)
 {
-    int accepting = 0;
-    socklen_t len = sizeof accepting;
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
+    (void)ctx;
+    upstream_client_free(worker);
 }
 
-/* The socket a spawner handed over: systemd socket activation passes it as
- * fd 3 with LISTEN_FDS/LISTEN_PID (sd_listen_fds(3)); web servers and
- * spawn-fcgi pass it as fd 0 (the FastCGI convention). Returns the fd or -1. */
-static int inherited_listener(void)
+static void app_serve(void *ctx, void *worker, struct fcgi_request *req)
 {
-    const char *fds = getenv("LISTEN_FDS");
-    const char *pid = getenv("LISTEN_PID");
-    if (fds && pid && strtol(pid, NULL, 10) == (long)getpid()) {
-        if (strcmp(fds, "1") != 0) {
-            fprintf(stderr, "openova-flow-fcgi: LISTEN_FDS: expected exactly one socket, got %s\n", fds);
-            return -1;
-        }
-        /* Not for our children (libcurl spawns none, but be tidy). */
-        unsetenv("LISTEN_FDS");
-        unsetenv("LISTEN_PID");
-        unsetenv("LISTEN_FDNAMES");
-        if (is_listening_socket(3)) {
-            fcntl(3, F_SETFD, FD_CLOEXEC);
-            return 3;
-        }
-        fprintf(stderr, "openova-flow-fcgi: LISTEN_FDS: fd 3 is not a listening socket\n");
-        return -1;
-    }
-    if (is_listening_socket(0))
-        return 0;
-    fprintf(stderr, "openova-flow-fcgi: fd 0 is not a listening socket: start it from a web server "
-                    "(bin-path), spawn-fcgi, systemd socket activation, or with --listen\n");
-    return -1;
+    dispatch(ctx, worker, req);
 }
 
-int main(int argc, char **argv)
+static void app_stopping(void *ctx)
 {
-    const char *listen_spec = NULL;
-    int print_config = 0;
+    struct flow_app *app = ctx;
+    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(app->streams));
+    stream_loop_begin_stop(app->streams);
+}
+
+static void app_cut_short(void *ctx)
+{
+    (void)ctx;
+    upstream_abort_all();
+}
+
+static void app_stopped(void *ctx)
+{
+    struct flow_app *app = ctx;
+    stream_loop_stop(app->streams);
+    app->streams = NULL;
+}
+
+/* ---- start ---- */
+
+struct options {
+    const char *listen_spec;
+    bool print_config;
+};
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -221,86 +170,120 @@ int main(int argc, char **argv)
             printf("openova-flow-fcgi %s (libcurl %s)\n", OPENOVA_VERSION, curl_version_info(CURLVERSION_NOW)->version);
             return 0;
         } else if (strcmp(argv[i], "--print-config") == 0) {
-            print_config = 1;
+            o->print_config = true;
         } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-            listen_spec = argv[++i];
+            o->listen_spec = argv[++i];
         } else if (strncmp(argv[i], "--listen=", 9) == 0) {
-            listen_spec = argv[i] + 9;
+            o->listen_spec = argv[i] + 9;
         } else {
             fprintf(stderr, "openova-flow-fcgi: unknown argument %s (see --help)\n", argv[i]);
             return 2;
         }
     }
+    return -1;
+}
 
-    struct proxy_config cfg;
-    char err[256];
-    if (config_load(&cfg, env_lookup, err, sizeof err) != 0) {
-        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
-        return 2;
-    }
-    if (print_config) {
-        char *json = config_json(&cfg);
-        if (!json)
-            return 1;
+static int print_config(struct proxy_config *cfg)
+{
+    char *json = config_json(cfg);
+    if (json)
         puts(json);
-        free(json);
-        config_free(&cfg);
-        return 0;
-    }
+    free(json);
+    config_free(cfg);
+    return json ? 0 : 1;
+}
 
-    /* The tokens file and the keys are read now: a bad one stops the start
-     * with its reason, before a socket is taken. */
-    struct auth *auth = auth_new(&cfg, err, sizeof err);
-    if (!auth) {
-        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    }
-
-    int listen_fd;
-    if (listen_spec)
-        listen_fd = strncmp(listen_spec, "unix:", 5) == 0 ? listen_unix(listen_spec + 5) : listen_tcp(listen_spec);
-    else
-        listen_fd = inherited_listener();
-    if (listen_fd < 0) {
-        auth_free(auth);
-        config_free(&cfg);
-        return 2;
-    }
-
+static void install_signals(void)
+{
     /* A client that leaves turns writes into EPIPE, not a dead process. */
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: pause() must return */
+    sa.sa_flags = 0; /* no SA_RESTART: the wait for the stop must return */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     /* Some spawners (lighttpd) send SIGUSR1 for a graceful restart. */
     sigaction(SIGUSR1, &sa, NULL);
     /* A hang-up of the controlling terminal stops cleanly too. */
     sigaction(SIGHUP, &sa, NULL);
+}
 
-    raise_fd_limit(&cfg);
-    if (cfg.auth_read == AUTH_NONE || cfg.auth_events == AUTH_NONE) {
-        const char *open_routes = cfg.auth_read == cfg.auth_events       ? "every route"
-                                  : cfg.auth_read == AUTH_NONE ? "snapshot and stream"
-                                                                    : "events";
+static void warn_about(const struct proxy_config *cfg)
+{
+    if (cfg->auth_read == AUTH_NONE || cfg->auth_events == AUTH_NONE) {
+        const char *open_routes = cfg->auth_read == cfg->auth_events ? "every route"
+                                  : cfg->auth_read == AUTH_NONE       ? "snapshot and stream"
+                                                                       : "events";
         proxy_log(PROXY_LOG_WARN, NULL, "msg=\"no authentication for %s: anyone is let in\"", open_routes);
     }
-    if (cfg.tls_skip_verify)
-        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
+    if (cfg->tls_skip_verify)
+        proxy_log(PROXY_LOG_WARN, NULL,
+                  "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
+}
 
-    int rc = 1;
-    if (FCGX_Init() != 0 || upstream_global_init() != 0)
+static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket)
+{
+    raise_fd_limit(cfg);
+    warn_about(cfg);
+    if (FCGX_Init() != 0 || upstream_global_init() != 0) {
         proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
-    else
-        rc = fcgi_server_run(&cfg, auth, listen_fd, listen_spec != NULL, &stop_requested);
-    auth_free(auth);
+        return 1;
+    }
+    struct flow_app flow = {.cfg = cfg, .auth = auth};
+    struct fcgi_app app = {
+        .ctx = &flow,
+        .start = app_start,
+        .worker_start = app_worker_start,
+        .worker_end = app_worker_end,
+        .serve = app_serve,
+        .stopping = app_stopping,
+        .cut_short = app_cut_short,
+        .stopped = app_stopped,
+    };
+    char banner[1024];
+    snprintf(banner, sizeof banner, "upstream=%s max_streams=%u", cfg->upstream_url, cfg->max_streams);
+    struct fcgi_server_settings settings = {
+        .listen_fd = listen_fd, .own_socket = own_socket, .workers = cfg->workers, .banner = banner};
+    int rc = fcgi_server_run(&settings, &app, &stop_requested);
     upstream_global_cleanup();
-    if (listen_spec)
-        close(listen_fd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts = {0};
+    int rc = parse_args(argc, argv, &opts);
+    if (rc >= 0)
+        return rc;
+    struct proxy_config cfg;
+    char err[256];
+    if (config_load(&cfg, env_lookup, err, sizeof err) != 0) {
+        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
+        return 2;
+    }
+    if (opts.print_config)
+        return print_config(&cfg);
+    /* The tokens file and the keys are read now: a bad one stops the start
+     * with its reason, before a socket is taken. */
+    struct auth *auth = auth_new(&cfg, err, sizeof err);
+    int listen_fd = -1;
+    if (!auth)
+        fprintf(stderr, "openova-flow-fcgi: %s\n", err);
+    else if (opts.listen_spec)
+        listen_fd = strncmp(opts.listen_spec, "unix:", 5) == 0 ? fcgi_listen_unix(opts.listen_spec + 5)
+                                                              : fcgi_listen_tcp(opts.listen_spec);
+    else
+        listen_fd = fcgi_listen_inherited();
+    rc = 2;
+    if (listen_fd >= 0) {
+        install_signals();
+        rc = serve(&cfg, auth, listen_fd, opts.listen_spec != NULL);
+        if (opts.listen_spec)
+            close(listen_fd);
+    }
+    auth_free(auth);
     config_free(&cfg);
     return rc;
 }

@@ -30,6 +30,9 @@ enum proxy_err buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((f
 /* buf_consume: drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 
+/* buf_truncate: drops what follows the first len bytes (len <= b->len). */
+void buf_truncate(struct buf *b, size_t len);
+
 /* buf_reset: empties the buffer but keeps its memory. */
 void buf_reset(struct buf *b);
 

@@ -1,29 +1,30 @@
-/* record.h: FastCGI records written and scanned by hand for streams that the
- * event loop carries (libfcgi's streams block; the loop must not). Pure. */
+/* record.h: FastCGI records the app writes itself (libfcgi's output stream
+ * copies every byte through a small buffer and blocks), and the scanner that
+ * finds FCGI_ABORT_REQUEST on a connection taken from libfcgi. Pure. The
+ * record types and lengths are libfcgi's own, from <fastcgi.h>. */
 #ifndef OPENOVA_RECORD_H
 #define OPENOVA_RECORD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FCGI_REC_HEADER_LEN 8
-#define FCGI_REC_MAX_CONTENT 65535
-#define FCGI_REC_ABORT_REQUEST 2
-#define FCGI_REC_END_REQUEST 3
-#define FCGI_REC_STDOUT 6
+#include <fastcgi.h>
 
-/* fcgi_record_header: the 8-byte header of a record (FastCGI 1.0, 3.3). */
-void fcgi_record_header(unsigned char out[FCGI_REC_HEADER_LEN], unsigned type, unsigned request_id,
-                        size_t content_len);
+/* An empty FCGI_STDOUT (the end of the output) and FCGI_END_REQUEST. */
+#define FCGI_RECORD_END_LEN (3 * FCGI_HEADER_LEN)
 
-/* fcgi_record_end_request: an empty FCGI_STDOUT (end of the stream) followed
- * by FCGI_END_REQUEST with protocolStatus REQUEST_COMPLETE: 24 bytes. */
-void fcgi_record_end_request(unsigned char out[24], unsigned request_id, unsigned app_status);
+/* fcgi_record_header: the 8-byte header of a record (FastCGI 1.0, 3.3),
+ * without padding. content_len is at most FCGI_MAX_LENGTH. */
+void fcgi_record_header(unsigned char out[FCGI_HEADER_LEN], unsigned type, unsigned request_id, size_t content_len);
+
+/* fcgi_record_end_request: an empty FCGI_STDOUT followed by
+ * FCGI_END_REQUEST with protocolStatus FCGI_REQUEST_COMPLETE. */
+void fcgi_record_end_request(unsigned char out[FCGI_RECORD_END_LEN], unsigned request_id, unsigned app_status);
 
 /* Incremental scanner of the records a web server sends after the
  * parameters: only FCGI_ABORT_REQUEST matters; the rest is skipped. */
 struct fcgi_record_scanner {
-    unsigned char header[FCGI_REC_HEADER_LEN];
+    unsigned char header[FCGI_HEADER_LEN];
     size_t header_have;
     size_t skip;          /* content + padding left of the current record */
     unsigned request_id;

@@ -1,11 +1,17 @@
-/* request.c: FastCGI parameters -> struct fcgi_request; request ids. */
+/* request.c: reading a FastCGI request: its parameters, copied and checked
+ * once; its body; the end of its input; its handoff out of libfcgi. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
-#include "fcgi/request.h"
 #include "core/http.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
 
 bool fcgi_request_id_acceptable(const char *id)
 {
@@ -66,52 +72,154 @@ long fcgi_request_elapsed_ms(const struct fcgi_request *req)
     return (long)((now.tv_sec - req->started.tv_sec) * 1000 + (now.tv_nsec - req->started.tv_nsec) / 1000000);
 }
 
-static int copy_param(char **dst, FCGX_Request *fcgx, const char *name)
+const char *fcgi_request_param(const struct fcgi_request *req, const char *name)
 {
-    const char *v = FCGX_GetParam(name, fcgx->envp);
-    if (!v)
-        return 0;
-    *dst = strdup(v);
-    return *dst ? 0 : -1;
+    return req->fcgx ? FCGX_GetParam(name, req->fcgx->envp) : NULL;
 }
 
-int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct proxy_config *cfg)
+static enum proxy_err copy_param(char **dst, const struct fcgi_request *req, const char *name)
 {
-    memset(req, 0, sizeof *req);
-    clock_gettime(CLOCK_MONOTONIC, &req->started);
-    req->fcgx = fcgx;
-    req->cfg = cfg;
-    req->content_length = -1;
+    const char *v = fcgi_request_param(req, name);
+    if (!v)
+        return PROXY_OK;
+    *dst = strdup(v);
+    return *dst ? PROXY_OK : PROXY_ERR_NOMEM;
+}
 
-    const char *rid = FCGX_GetParam("HTTP_X_REQUEST_ID", fcgx->envp);
-    if (rid && fcgi_request_id_acceptable(rid))
-        snprintf(req->request_id, sizeof req->request_id, "%s", rid);
-    else
-        fcgi_request_id_generate(req->request_id);
+/* A value that may not go upstream is dropped, as if never sent. */
+static void drop_unless_acceptable(char **value, size_t max)
+{
+    if (*value && !http_value_acceptable(*value, max)) {
+        free(*value);
+        *value = NULL;
+    }
+}
 
-    const char *method = FCGX_GetParam("REQUEST_METHOD", fcgx->envp);
-    snprintf(req->method, sizeof req->method, "%s", method ? method : "");
-
-    const char *length = FCGX_GetParam("CONTENT_LENGTH", fcgx->envp);
+/* The checks every route relies on, made once; the dispatcher answers them. */
+static void check_params(struct fcgi_request *req)
+{
+    const char *length = fcgi_request_param(req, "CONTENT_LENGTH");
     if (length && *length) {
         char *end;
         long long n = strtoll(length, &end, 10);
-        req->content_length = (*end || n < 0) ? -2 : n; /* -2: unparsable, refused later */
+        req->content_length_invalid = *end || n < 0;
+        req->content_length = req->content_length_invalid ? -1 : n;
     }
-
-    if (copy_param(&req->request_uri, fcgx, "REQUEST_URI") || copy_param(&req->content_type, fcgx, "CONTENT_TYPE") ||
-        copy_param(&req->accept, fcgx, "HTTP_ACCEPT") || copy_param(&req->last_event_id, fcgx, "HTTP_LAST_EVENT_ID") ||
-        copy_param(&req->remote_addr, fcgx, "REMOTE_ADDR"))
-        return -1;
     /* Empty strings mean "not sent": web servers pass some parameters empty. */
     if (req->content_type && !*req->content_type) {
         free(req->content_type);
         req->content_type = NULL;
     }
-    return 0;
+    req->content_type_invalid = req->content_type && !http_value_acceptable(req->content_type, FCGI_CONTENT_TYPE_MAX);
+    /* Web servers bound headers too, but the app may sit behind one
+     * configured generously, or be reached directly. */
+    req->headers_too_large =
+        !fcgi_request_headers_acceptable(req->fcgx->envp, FCGI_HEADER_VALUE_MAX, FCGI_HEADERS_TOTAL_MAX);
+    drop_unless_acceptable(&req->accept, FCGI_ACCEPT_MAX);
+    drop_unless_acceptable(&req->remote_addr, FCGI_REMOTE_ADDR_MAX);
+    if (req->last_event_id && !http_value_acceptable(req->last_event_id, FCGI_LAST_EVENT_ID_MAX)) {
+        /* Refusing would stop the browser's EventSource for good; starting
+         * from a fresh snapshot frame is the safe answer. */
+        free(req->last_event_id);
+        req->last_event_id = NULL;
+        req->last_event_id_ignored = true;
+    }
 }
 
-void fcgi_request_free(struct fcgi_request *req)
+enum proxy_err fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, struct buf *held)
+{
+    memset(req, 0, sizeof *req);
+    clock_gettime(CLOCK_MONOTONIC, &req->started);
+    req->fcgx = fcgx;
+    req->detached_fd = -1;
+    req->fcgi_id = (unsigned)fcgx->requestId;
+    req->content_length = -1;
+    req->out.held = *held;
+    buf_init(held, held->max);
+
+    const char *rid = fcgi_request_param(req, "HTTP_X_REQUEST_ID");
+    if (rid && fcgi_request_id_acceptable(rid))
+        snprintf(req->request_id, sizeof req->request_id, "%s", rid);
+    else
+        fcgi_request_id_generate(req->request_id);
+
+    const char *method = fcgi_request_param(req, "REQUEST_METHOD");
+    snprintf(req->method, sizeof req->method, "%s", method ? method : "");
+
+    if (copy_param(&req->request_uri, req, "REQUEST_URI") || copy_param(&req->content_type, req, "CONTENT_TYPE") ||
+        copy_param(&req->accept, req, "HTTP_ACCEPT") || copy_param(&req->last_event_id, req, "HTTP_LAST_EVENT_ID") ||
+        copy_param(&req->remote_addr, req, "REMOTE_ADDR"))
+        return PROXY_ERR_NOMEM;
+    check_params(req);
+    return PROXY_OK;
+}
+
+size_t fcgi_request_read(struct fcgi_request *req, char *data, size_t len)
+{
+    if (!req->fcgx || len == 0)
+        return 0;
+    int ask = len > INT_MAX ? INT_MAX : (int)len;
+    int got = FCGX_GetStr(data, ask, req->fcgx->in);
+    return got > 0 ? (size_t)got : 0;
+}
+
+bool fcgi_request_drain(struct fcgi_request *req)
+{
+    char discard[4096];
+    size_t discarded = 0, got;
+    while (discarded < FCGI_DRAIN_MAX && (got = fcgi_request_read(req, discard, sizeof discard)) > 0)
+        discarded += got;
+    /* libfcgi marks a failed read as the end too: only a clean one counts. */
+    return req->fcgx && FCGX_HasSeenEOF(req->fcgx->in) == EOF && FCGX_GetError(req->fcgx->in) == 0;
+}
+
+void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size_t unsent_max)
+{
+    /* Every web server sends the empty FCGI_STDIN of a GET at once: bytes
+     * libfcgi buffered are lost at the handoff, and Apache answers 503
+     * itself when its write of that record meets a closed connection. */
+    fcgi_request_drain(req);
+    FCGX_Request *fcgx = req->fcgx;
+    int fd = fcgx->ipcFd;
+    /* Free libfcgi's buffers and parameters but keep the descriptor, and
+     * tell libfcgi there is no connection, so its next accept starts afresh
+     * instead of closing what the new owner now holds. */
+    FCGX_Free(fcgx, 0);
+    fcgx->ipcFd = -1;
+
+    *to = *req;
+    memset(req, 0, sizeof *req);
+    req->detached_fd = -1;
+    to->fcgx = NULL;
+    to->detached_fd = fd;
+    to->scan = (struct fcgi_record_scanner){.request_id = to->fcgi_id};
+    buf_init(&to->out.unsent, unsent_max);
+    int flags = fcntl(fd, F_GETFL, 0);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted)
+{
+    unsigned char scratch[4096];
+    *aborted = false;
+    for (;;) {
+        ssize_t n = read(req->detached_fd, scratch, sizeof scratch);
+        if (n > 0) {
+            if (fcgi_record_scan(&req->scan, scratch, (size_t)n)) {
+                *aborted = true;
+                return PROXY_ERR_CLIENT_GONE;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return PROXY_OK;
+        return PROXY_ERR_CLIENT_GONE; /* EOF or error: the web server closed */
+    }
+}
+
+void fcgi_request_free(struct fcgi_request *req, struct buf *held)
 {
     if (!req)
         return;
@@ -119,7 +227,19 @@ void fcgi_request_free(struct fcgi_request *req)
     free(req->content_type);
     free(req->accept);
     free(req->last_event_id);
-    free(req->user);
     free(req->remote_addr);
-    req->request_uri = req->content_type = req->accept = req->last_event_id = req->user = req->remote_addr = NULL;
+    req->request_uri = req->content_type = req->accept = req->last_event_id = req->remote_addr = NULL;
+    if (req->detached_fd >= 0)
+        close(req->detached_fd);
+    req->detached_fd = -1;
+    buf_free(&req->out.unsent);
+    /* The buffer goes back to the worker for its next request, unless a
+     * huge head grew it: that memory is not kept per worker. */
+    if (held && req->out.held.data && req->out.held.cap <= FCGI_RESPONSE_HELD_KEEP) {
+        buf_reset(&req->out.held);
+        *held = req->out.held;
+    } else {
+        buf_free(&req->out.held);
+    }
+    buf_init(&req->out.held, 0);
 }

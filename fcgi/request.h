@@ -1,69 +1,106 @@
-/* request.h: one FastCGI request as the handlers see it. Everything is
- * copied out of the FastCGI parameters, so the struct stays valid after the
- * FCGX_Request is finished or handed to the stream loop. One per request,
- * owned by the worker that accepted it. */
-#ifndef OPENOVA_REQUEST_H
-#define OPENOVA_REQUEST_H
+/* request.h: one FastCGI request as read from the web server. What the
+ * proxy needs of the parameters is copied and checked once, here, so that
+ * the layers above trust it; the response state travels with it (response.h).
+ * A request belongs to the worker that accepted it until it is finished, or
+ * until it is detached from libfcgi and moved to a new owner (a stream). */
+#ifndef OPENOVA_FCGI_REQUEST_H
+#define OPENOVA_FCGI_REQUEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
-
-#include "core/buf.h"
 
 #include <fcgiapp.h>
 
-#include "core/config.h"
-#include "handlers/route.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "fcgi/record.h"
 
-#define FCGI_REQUEST_ID_MAX 128
-#define FCGI_LAST_EVENT_ID_MAX 256
+#define FCGI_REQUEST_ID_MAX 128     /* a client's X-Request-ID longer than this is replaced */
+#define FCGI_LAST_EVENT_ID_MAX 256  /* a longer Last-Event-ID is ignored */
+#define FCGI_CONTENT_TYPE_MAX 1024  /* a longer Content-Type is refused (400) */
+#define FCGI_ACCEPT_MAX 1024        /* a longer Accept is not forwarded */
+#define FCGI_REMOTE_ADDR_MAX 64     /* an address longer than any IPv6 text is not forwarded */
+#define FCGI_HEADER_VALUE_MAX (16 * 1024) /* one request header's value: past it 431 */
+#define FCGI_HEADERS_TOTAL_MAX (64 * 1024) /* all of them together: past it 431 */
 
-struct upstream_client;
-struct stream_loop;
-struct auth;
+/* The response's state: the head is decided before the first byte, and the
+ * request remembers whether it went out. */
+struct fcgi_response {
+    struct buf held;          /* head and body bytes held back to leave in as few writes as possible */
+    struct buf unsent;        /* detached: framed records the socket did not take yet */
+    bool head_sent;           /* committed: the status cannot change any more */
+    bool out_started;         /* some of the response reached the web server */
+    bool out_failed;          /* a write to the web server failed: it is gone */
+    bool cut;                 /* the body went wrong after the head: cut the connection, no clean end */
+    int status;
+    const char *error_code;   /* static; set when the proxy answered with its own error */
+    unsigned long long bytes_out; /* body bytes accepted for sending */
+};
 
 struct fcgi_request {
-    FCGX_Request *fcgx;           /* borrowed; NULL once a stream took the connection */
-    const struct proxy_config *cfg;
-    struct upstream_client *upstream; /* the worker's own, reused */
-    struct stream_loop *streams;
-    struct auth *auth;       /* shared, thread-safe */
+    FCGX_Request *fcgx;       /* borrowed from the worker; NULL once finished or detached */
+    int detached_fd;          /* the connection once detached (owned), else -1 */
+    unsigned fcgi_id;         /* the FastCGI request id records carry */
+    struct fcgi_record_scanner scan; /* detached: watches for FCGI_ABORT_REQUEST */
 
     char method[16];
     char *request_uri;
-    char *content_type;           /* NULL when the client sent none */
-    char *accept;
-    char *last_event_id;          /* NULL when absent or not acceptable */
-    char *user;                   /* the authenticated user, NULL for none */
-    time_t credential_expires;    /* when the caller's credential ends (a stream ends then); 0: never */
-    char *remote_addr;
-    long long content_length;     /* -1 when absent */
+    char *content_type;       /* NULL when absent */
+    char *accept;             /* NULL when absent or not forwardable */
+    char *last_event_id;      /* NULL when absent or not acceptable (then last_event_id_ignored) */
+    char *remote_addr;        /* NULL when absent or not forwardable */
+    long long content_length; /* -1 when absent */
+    bool content_length_invalid;  /* sent but not a number */
+    bool content_type_invalid;    /* not printable, or longer than FCGI_CONTENT_TYPE_MAX */
+    bool headers_too_large;       /* past FCGI_HEADER_VALUE_MAX or FCGI_HEADERS_TOTAL_MAX */
+    bool last_event_id_ignored;
     char request_id[FCGI_REQUEST_ID_MAX + 1];
-
-    const struct route *route;
-    char id[ROUTE_ID_MAX + 1];
-
-    /* Response state: one function writes the head and remembers it did.
-     * Head and body bytes wait in pending (the worker's buffer, reused) to
-     * leave in as few writes as possible. */
-    bool head_sent;
-    struct buf *pending;
-    bool out_started;             /* some of the response reached the web server */
-    bool out_failed;              /* a write to the web server failed: it is gone */
-    int status;
-    const char *error_code;       /* static; set when the proxy answered with its own error */
-    bool abort_response;          /* the body went wrong after the head: cut the connection, no clean end */
-    unsigned long long bytes_out;
     struct timespec started;
+
+    struct fcgi_response out;
 };
 
-/* fcgi_request_load: copies what the proxy needs from fcgx's parameters into
- * req (zeroed first). Returns 0, or -1 when out of memory (req then holds
- * what fcgi_request_free releases). */
-int fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, const struct proxy_config *cfg);
+/* fcgi_request_load: copies and checks what the proxy needs from fcgx's
+ * parameters into req (zeroed first). held lends req a response buffer
+ * (its memory moves into req; fcgi_request_free gives it back). Returns
+ * PROXY_OK, or PROXY_ERR_NOMEM (req then holds what fcgi_request_free
+ * releases, and can still answer). */
+enum proxy_err fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, struct buf *held);
 
-/* fcgi_request_free: frees the copies req owns; NULL-safe. */
-void fcgi_request_free(struct fcgi_request *req);
+/* fcgi_request_param: a FastCGI parameter as the web server sent it, or
+ * NULL; borrowed, valid until the request is finished or detached. */
+const char *fcgi_request_param(const struct fcgi_request *req, const char *name);
+
+/* fcgi_request_read: up to len bytes of the request body into data. Returns
+ * the number read; 0 at the end of the body or when reading failed. */
+size_t fcgi_request_read(struct fcgi_request *req, char *data, size_t len);
+
+/* fcgi_request_drain: reads and drops what is left of the request's input,
+ * at most FCGI_DRAIN_MAX bytes: bytes left unread are lost at a handoff, and
+ * closing a socket with unread bytes resets it under the answer. True when
+ * the input ended cleanly. */
+#define FCGI_DRAIN_MAX (1024 * 1024)
+bool fcgi_request_drain(struct fcgi_request *req);
+
+/* fcgi_request_detach: takes the connection away from libfcgi and moves
+ * req into to: libfcgi's buffers and parameters are freed, the descriptor
+ * is kept (non-blocking from now on) and libfcgi's next accept starts on a
+ * new connection. to owns the descriptor and every copy afterwards, and
+ * writes its records with the same writer, without ever blocking (response.h);
+ * at most unsent_max bytes wait for a slow web server. req is left empty.
+ * The input is read to its end first. */
+void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size_t unsent_max);
+
+/* fcgi_request_watch: on a detached request, reads what the web server sent
+ * (a well-behaved one sends nothing more). Returns PROXY_OK while the
+ * connection is quiet, PROXY_ERR_CLIENT_GONE when it closed, or
+ * PROXY_ERR_SHUTDOWN with *aborted set when FCGI_ABORT_REQUEST came. */
+enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted);
+
+/* fcgi_request_free: frees the copies req owns, closes a detached
+ * connection, and gives the response buffer back to held (NULL: freed). */
+void fcgi_request_free(struct fcgi_request *req, struct buf *held);
 
 /* fcgi_request_id_acceptable: printable ASCII without spaces, 1..128 chars. */
 bool fcgi_request_id_acceptable(const char *id);
@@ -72,15 +109,12 @@ bool fcgi_request_id_acceptable(const char *id);
  * (at least 33 bytes). */
 void fcgi_request_id_generate(char *out);
 
-#define FCGI_HEADER_VALUE_MAX (16 * 1024) /* one request header's value */
-#define FCGI_HEADERS_TOTAL_MAX (64 * 1024) /* all of them together */
-
 /* fcgi_request_headers_acceptable: false when one HTTP_* parameter of envp
  * (NULL-terminated "NAME=value" strings) has a value longer than max_value,
  * or all of them together exceed max_total bytes. Pure. */
 bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_total);
 
-/* fcgi_request_elapsed_ms: milliseconds since req->started. */
+/* fcgi_request_elapsed_ms: milliseconds since req was loaded. */
 long fcgi_request_elapsed_ms(const struct fcgi_request *req);
 
 #endif

@@ -1,5 +1,7 @@
-/* response.c: response heads, bodies and JSON errors, written as FastCGI
- * records to the web server. */
+/* response.c: response heads, bodies, JSON errors and ends, written as
+ * FastCGI records to the web server: held back and written whole on a
+ * worker's blocking connection, written at once and queued when the socket
+ * is full on a detached one. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +13,15 @@
 
 #include <json-c/json.h>
 
-#include "fcgi/record.h"
 #include "core/http.h"
+#include "fcgi/record.h"
 #include "fcgi/response.h"
 
-int fcgi_response_format_head(struct buf *out, int status, const char *request_id, const char *extra,
-                              size_t extra_len)
+enum proxy_err fcgi_response_format_head(struct buf *out, int status, const char *request_id, const char *extra,
+                                         size_t extra_len)
 {
     const char *reason = http_status_reason(status);
-    int rc = buf_appendf(out, "Status: %d%s%s\r\nX-Request-ID: %s\r\n", status, *reason ? " " : "", reason,
+    enum proxy_err rc = buf_appendf(out, "Status: %d%s%s\r\nX-Request-ID: %s\r\n", status, *reason ? " " : "", reason,
                               request_id);
     if (!rc && extra && extra_len)
         rc = buf_append(out, extra, extra_len);
@@ -28,7 +30,7 @@ int fcgi_response_format_head(struct buf *out, int status, const char *request_i
     return rc;
 }
 
-char *fcgi_error_json(const char *code, const char *message, const char *request_id)
+char *fcgi_response_error_json(const char *code, const char *message, const char *request_id)
 {
     json_object *o = json_object_new_object();
     if (!o)
@@ -42,49 +44,36 @@ char *fcgi_error_json(const char *code, const char *message, const char *request
     return copy;
 }
 
-/* The records go to the web server's connection with writev: libfcgi's
- * out stream would copy every body byte through an 8 KiB buffer and send
- * 8 KiB records, several writes per snapshot. Here a body chunk crosses the
- * app once, from libcurl's buffer to the socket, behind record headers. */
-
+/* Records go out with writev: a body chunk crosses the app once, from
+ * libcurl's buffer to the socket, behind record headers (libfcgi's output
+ * stream would copy it through an 8 KiB buffer and send 8 KiB records). */
 #define BATCH_RECORDS 32
 
-struct record_batch {
-    int fd;
-    unsigned request_id;
+struct batch {
     struct iovec iov[2 * BATCH_RECORDS + 1];
-    unsigned char headers[BATCH_RECORDS][FCGI_REC_HEADER_LEN];
-    unsigned char end[24];
+    unsigned char headers[BATCH_RECORDS][FCGI_HEADER_LEN];
+    unsigned char end[FCGI_RECORD_END_LEN];
     int iov_count;
     int header_count;
-    bool wrote; /* some bytes went out */
-    enum proxy_err err;
 };
 
-static void batch_init(struct record_batch *b, const struct fcgi_request *req)
+static bool detached(const struct fcgi_request *req)
 {
-    b->fd = req->fcgx->ipcFd;
-    b->request_id = (unsigned)req->fcgx->requestId;
-    b->iov_count = b->header_count = 0;
-    b->wrote = false;
-    b->err = req->out_failed ? PROXY_ERR_CLIENT_GONE : PROXY_OK;
+    return req->detached_fd >= 0;
 }
 
-static void batch_flush(struct record_batch *b)
+/* A blocking socket takes all of it, maybe in parts (a signal). */
+static enum proxy_err write_all(struct fcgi_request *req, struct iovec *iov, int left)
 {
-    struct iovec *iov = b->iov;
-    int left = b->iov_count;
-    b->iov_count = b->header_count = 0;
-    while (!b->err && left > 0) {
-        ssize_t n = writev(b->fd, iov, left);
+    int fd = req->fcgx->ipcFd;
+    while (left > 0) {
+        ssize_t n = writev(fd, iov, left);
         if (n < 0) {
-            if (errno != EINTR)
-                b->err = PROXY_ERR_CLIENT_GONE;
-            continue;
+            if (errno == EINTR)
+                continue;
+            return PROXY_ERR_CLIENT_GONE;
         }
-        /* A blocking socket may still take part of it (a signal): go on
-         * from where it stopped. */
-        b->wrote = b->wrote || n > 0;
+        req->out.out_started = req->out.out_started || n > 0;
         size_t done = (size_t)n;
         while (left > 0 && done >= iov->iov_len) {
             done -= iov->iov_len;
@@ -96,111 +85,151 @@ static void batch_flush(struct record_batch *b)
             iov->iov_len -= done;
         }
     }
+    return PROXY_OK;
 }
 
-static void batch_stdout(struct record_batch *b, const char *data, size_t len)
+/* A non-blocking socket takes what it can; the rest waits in out.unsent,
+ * behind which everything later queues, so bytes never overtake. */
+static enum proxy_err write_some(struct fcgi_request *req, const struct iovec *iov, int count)
+{
+    struct buf *unsent = &req->out.unsent;
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    if (total > unsent->max - unsent->len)
+        return PROXY_ERR_WOULD_BLOCK; /* nothing taken: the caller pauses */
+    size_t done = 0;
+    if (unsent->len == 0) {
+        ssize_t n;
+        do
+            n = writev(req->detached_fd, iov, count);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return PROXY_ERR_CLIENT_GONE;
+        done = n > 0 ? (size_t)n : 0;
+        req->out.out_started = req->out.out_started || done > 0;
+    }
+    for (int i = 0; i < count; i++) {
+        size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
+        done -= skip;
+        if (skip < iov[i].iov_len &&
+            buf_append(unsent, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != PROXY_OK)
+            return PROXY_ERR_NOMEM; /* room was checked: only memory can fail */
+    }
+    return PROXY_OK;
+}
+
+static enum proxy_err batch_send(struct fcgi_request *req, struct batch *b)
+{
+    int count = b->iov_count;
+    b->iov_count = b->header_count = 0;
+    if (req->out.out_failed)
+        return PROXY_ERR_CLIENT_GONE;
+    if (count == 0)
+        return PROXY_OK;
+    enum proxy_err err = detached(req) ? write_some(req, b->iov, count) : write_all(req, b->iov, count);
+    if (err == PROXY_ERR_CLIENT_GONE)
+        req->out.out_failed = true;
+    return err;
+}
+
+static enum proxy_err batch_stdout(struct fcgi_request *req, struct batch *b, const char *data, size_t len)
 {
     while (len > 0) {
-        size_t part = len < FCGI_REC_MAX_CONTENT ? len : FCGI_REC_MAX_CONTENT;
-        if (b->header_count == BATCH_RECORDS)
-            batch_flush(b);
+        size_t part = len < FCGI_MAX_LENGTH ? len : FCGI_MAX_LENGTH;
+        if (b->header_count == BATCH_RECORDS) {
+            enum proxy_err err = batch_send(req, b);
+            if (err)
+                return err;
+        }
         unsigned char *header = b->headers[b->header_count++];
-        fcgi_record_header(header, FCGI_REC_STDOUT, b->request_id, part);
-        b->iov[b->iov_count++] = (struct iovec){.iov_base = header, .iov_len = FCGI_REC_HEADER_LEN};
+        fcgi_record_header(header, FCGI_STDOUT, req->fcgi_id, part);
+        b->iov[b->iov_count++] = (struct iovec){.iov_base = header, .iov_len = FCGI_HEADER_LEN};
         b->iov[b->iov_count++] = (struct iovec){.iov_base = (void *)data, .iov_len = part};
         data += part;
         len -= part;
     }
-}
-
-static void batch_pending(struct record_batch *b, struct fcgi_request *req)
-{
-    if (req->pending && req->pending->len)
-        batch_stdout(b, req->pending->data, req->pending->len);
-}
-
-static enum proxy_err batch_done(struct record_batch *b, struct fcgi_request *req)
-{
-    batch_flush(b);
-    /* Sent or not, what was held is spent: it is never written twice. */
-    if (req->pending)
-        buf_reset(req->pending);
-    if (b->wrote)
-        req->out_started = true;
-    if (b->err)
-        req->out_failed = true;
-    return b->err;
-}
-
-void fcgi_response_pending_init(struct buf *pending)
-{
-    buf_init(pending, FCGI_RESPONSE_HEAD_MAX + FCGI_RESPONSE_COALESCE);
-}
-
-enum proxy_err fcgi_response_head(struct fcgi_request *req, int status, const char *extra, size_t extra_len)
-{
-    if (req->head_sent)
-        return PROXY_OK;
-    if (req->out_failed)
-        return PROXY_ERR_CLIENT_GONE;
-    size_t before = req->pending->len;
-    int rc = fcgi_response_format_head(req->pending, status, req->request_id, extra, extra_len);
-    if (!rc && req->pending->len - before > FCGI_RESPONSE_HEAD_MAX)
-        rc = -1;
-    if (rc) {
-        req->pending->len = before;
-        return rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_UPSTREAM_TOO_LARGE;
-    }
-    req->head_sent = true;
-    req->status = status;
     return PROXY_OK;
+}
+
+/* Writes what is held, then data, then (with_end) the end of the request.
+ * Sent or not, what was held is spent: it is never written twice. */
+static enum proxy_err send_out(struct fcgi_request *req, const void *data, size_t len, bool with_end)
+{
+    struct batch b;
+    b.iov_count = b.header_count = 0;
+    struct buf *held = &req->out.held;
+    enum proxy_err err = batch_stdout(req, &b, held->data, held->len);
+    if (!err)
+        err = batch_stdout(req, &b, data, len);
+    if (!err && with_end) {
+        fcgi_record_end_request(b.end, req->fcgi_id, 0);
+        b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
+    }
+    if (!err)
+        err = batch_send(req, &b);
+    buf_reset(held);
+    return err;
+}
+
+void fcgi_response_held_init(struct buf *held)
+{
+    buf_init(held, FCGI_RESPONSE_HEAD_MAX + FCGI_RESPONSE_COALESCE);
+}
+
+enum proxy_err fcgi_response_head(struct fcgi_request *req, int status, const char *lines, size_t len)
+{
+    struct fcgi_response *out = &req->out;
+    if (out->head_sent)
+        return PROXY_OK;
+    if (out->out_failed)
+        return PROXY_ERR_CLIENT_GONE;
+    size_t before = out->held.len;
+    enum proxy_err err = fcgi_response_format_head(&out->held, status, req->request_id, lines, len);
+    if (!err && out->held.len - before > FCGI_RESPONSE_HEAD_MAX)
+        err = PROXY_ERR_TOO_LARGE;
+    if (err) {
+        buf_truncate(&out->held, before);
+        return err == PROXY_ERR_NOMEM ? err : PROXY_ERR_UPSTREAM_TOO_LARGE;
+    }
+    out->head_sent = true;
+    out->status = status;
+    if (!detached(req))
+        return PROXY_OK;
+    /* A stream's head leaves at once, and its buffer is not kept: an open
+     * stream should cost only what waits for a slow web server. */
+    err = send_out(req, NULL, 0, false);
+    buf_free(&out->held);
+    return err;
 }
 
 enum proxy_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len)
 {
-    if (req->out_failed)
+    struct fcgi_response *out = &req->out;
+    if (out->out_failed)
         return PROXY_ERR_CLIENT_GONE;
-    if (req->pending->len + len <= FCGI_RESPONSE_COALESCE) {
-        /* A copy, but one write instead of several: libcurl hands a body
-         * over in pieces of at most 16 KiB. */
-        if (buf_append(req->pending, data, len) == 0) {
-            req->bytes_out += len;
-            return PROXY_OK;
-        }
+    /* A copy, but one write instead of several: libcurl hands a body over
+     * in pieces of at most 64 KiB. */
+    if (!detached(req) && out->held.len + len <= FCGI_RESPONSE_COALESCE &&
+        buf_append(&out->held, data, len) == PROXY_OK) {
+        out->bytes_out += len;
+        return PROXY_OK;
     }
-    struct record_batch b;
-    batch_init(&b, req);
-    batch_pending(&b, req);
-    batch_stdout(&b, data, len);
-    enum proxy_err err = batch_done(&b, req);
+    enum proxy_err err = send_out(req, data, len, false);
     if (!err)
-        req->bytes_out += len;
+        out->bytes_out += len;
     return err;
 }
 
 bool fcgi_response_retract(struct fcgi_request *req)
 {
-    if (req->out_started)
+    if (req->out.out_started)
         return false;
-    buf_reset(req->pending);
-    req->head_sent = false;
-    req->status = 0;
-    req->bytes_out = 0;
+    buf_reset(&req->out.held);
+    req->out.head_sent = false;
+    req->out.status = 0;
+    req->out.bytes_out = 0;
     return true;
-}
-
-/* Reads what is left of the request's input, up to a bound: closing a
- * socket with unread bytes resets it, and the web server could lose the
- * answer. True when the input ended. */
-static bool drain_input(FCGX_Request *fcgx)
-{
-    char discard[4096];
-    size_t discarded = 0;
-    int got;
-    while (discarded < 1024 * 1024 && (got = FCGX_GetStr(discard, (int)sizeof discard, fcgx->in)) > 0)
-        discarded += (size_t)got;
-    /* libfcgi marks a failed read as the end too: only a clean one counts. */
-    return FCGX_HasSeenEOF(fcgx->in) == EOF && FCGX_GetError(fcgx->in) == 0;
 }
 
 /* Bounds every read of what is left of the input: a web server that
@@ -219,49 +248,30 @@ void fcgi_response_finish(struct fcgi_request *req)
         return;
     int fd = fcgx->ipcFd;
     bool reusable = false;
-    if (req->abort_response) {
+    if (req->out.cut) {
         /* What was held back goes out first, as it would have unheld; then,
          * without END_REQUEST, the web server sees the response fail and
          * drops its client instead of ending a cut body cleanly. */
-        struct record_batch b;
-        batch_init(&b, req);
-        batch_pending(&b, req);
-        batch_done(&b, req);
+        send_out(req, NULL, 0, false);
         shutdown(fd, SHUT_RDWR);
     } else if (fcgx->keepConnection) {
         /* The web server may send its next request as soon as it has our
          * END_REQUEST, and libfcgi drops whatever it read past this
          * request's input: so the input is read to its end first. */
-        bound_reads(fd, 2);
-        bool drained = drain_input(fcgx);
+        bound_reads(fd, FCGI_RESPONSE_DRAIN_SECONDS);
+        bool drained = fcgi_request_drain(req);
         bound_reads(fd, 0);
-        struct record_batch b;
-        batch_init(&b, req);
-        batch_pending(&b, req);
-        fcgi_record_end_request(b.end, b.request_id, 0);
-        b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
-        reusable = batch_done(&b, req) == PROXY_OK && drained;
-    } else {
-        struct record_batch b;
-        batch_init(&b, req);
-        batch_pending(&b, req);
-        fcgi_record_end_request(b.end, b.request_id, 0);
-        b.iov[b.iov_count++] = (struct iovec){.iov_base = b.end, .iov_len = sizeof b.end};
-        if (batch_done(&b, req) == PROXY_OK) {
-            /* The end of our output tells a web server still sending the
-             * request (nginx, after an early 413) to stop and deliver the
-             * answer; it would otherwise wait to send the rest first. What
-             * is left is read so that the close does not reset the
-             * connection under the answer. */
-            shutdown(fd, SHUT_WR);
-            bound_reads(fd, 2);
-            drain_input(fcgx);
-        }
+        reusable = send_out(req, NULL, 0, true) == PROXY_OK && drained;
+    } else if (send_out(req, NULL, 0, true) == PROXY_OK) {
+        /* The end of our output tells a web server still sending the
+         * request (nginx, after an early 413) to stop and deliver the
+         * answer; it would otherwise wait to send the rest first. What is
+         * left is read so that the close does not reset the connection
+         * under the answer. */
+        shutdown(fd, SHUT_WR);
+        bound_reads(fd, FCGI_RESPONSE_DRAIN_SECONDS);
+        fcgi_request_drain(req);
     }
-    if (req->pending && req->pending->cap > 2 * FCGI_RESPONSE_COALESCE)
-        buf_free(req->pending); /* a huge head grew it: not kept per worker */
-    else if (req->pending)
-        buf_reset(req->pending);
     /* libfcgi keeps reading requests from a connection the web server
      * keeps; any other is closed here, at once: its lingering close would
      * hold the worker until the web server hangs up. */
@@ -273,27 +283,58 @@ void fcgi_response_finish(struct fcgi_request *req)
     req->fcgx = NULL;
 }
 
-enum proxy_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
-                                  const char *extra_header)
+enum proxy_err fcgi_response_end(struct fcgi_request *req)
 {
-    if (req->head_sent)
+    return send_out(req, NULL, 0, true);
+}
+
+enum proxy_err fcgi_response_flush(struct fcgi_request *req)
+{
+    struct buf *unsent = &req->out.unsent;
+    while (unsent->len) {
+        ssize_t n = write(req->detached_fd, unsent->data, unsent->len);
+        if (n > 0) {
+            buf_consume(unsent, (size_t)n);
+            req->out.out_started = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return PROXY_OK;
+        req->out.out_failed = true;
+        return PROXY_ERR_CLIENT_GONE;
+    }
+    return PROXY_OK;
+}
+
+/* An error's own header lines: its type and length, and one extra line. */
+#define ERROR_HEAD_LINES_MAX 4096
+
+enum proxy_err fcgi_response_error(struct fcgi_request *req, int status, const char *code, const char *message,
+                                   const char *extra_header)
+{
+    if (req->out.head_sent)
         return PROXY_OK;
-    req->error_code = code;
-    char *body = fcgi_error_json(code, message, req->request_id);
+    req->out.error_code = code;
+    char *body = fcgi_response_error_json(code, message, req->request_id);
     if (!body)
         return PROXY_ERR_NOMEM;
-    struct buf extra;
-    buf_init(&extra, 4096);
-    enum proxy_err err = PROXY_OK;
-    int rc = buf_appendf(&extra, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", strlen(body),
-                              extra_header ? extra_header : "");
-    if (rc)
-        err = PROXY_ERR_NOMEM;
+    size_t body_len = strlen(body);
+    struct buf lines;
+    buf_init(&lines, ERROR_HEAD_LINES_MAX);
+    enum proxy_err err = buf_appendf(&lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", body_len,
+                                     extra_header ? extra_header : "");
     if (!err)
-        err = fcgi_response_head(req, status, extra.data, extra.len);
+        err = fcgi_response_head(req, status, lines.data, lines.len);
     if (!err)
-        err = fcgi_response_write(req, body, strlen(body));
-    buf_free(&extra);
+        err = fcgi_response_write(req, body, body_len);
+    buf_free(&lines);
     free(body);
     return err;
+}
+
+enum proxy_err fcgi_response_fail(struct fcgi_request *req, enum proxy_err err)
+{
+    return fcgi_response_error(req, proxy_err_status(err), proxy_err_code(err), proxy_err_message(err), NULL);
 }

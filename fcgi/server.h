@@ -1,25 +1,55 @@
 /* server.h: the FastCGI responder: worker threads accepting on one
- * listening socket, the dispatcher, and the orderly stop. */
-#ifndef OPENOVA_SERVER_H
-#define OPENOVA_SERVER_H
+ * listening socket, each request handed to the application through a
+ * callback, and the orderly stop. The transport knows nothing of routes,
+ * credentials or upstreams: the application brings them in fcgi_app. */
+#ifndef OPENOVA_FCGI_SERVER_H
+#define OPENOVA_FCGI_SERVER_H
 
 #include <signal.h>
 #include <stdbool.h>
 
-#include "core/config.h"
 #include "fcgi/request.h"
 
-/* dispatch: routes, authenticates and answers one loaded request; the
- * only place that answers 404/405/400/401/403. Logs the request's line unless a
- * stream took it over (the stream logs when it ends). */
-void dispatch(struct fcgi_request *req);
+/* What the application gives the transport. Every callback but serve may
+ * be NULL. */
+struct fcgi_app {
+    void *ctx;
+    /* Once, before any worker starts, with the stop signals blocked so that
+     * threads it starts never take them; non-zero: the server does not start. */
+    int (*start)(void *ctx);
+    /* A worker's own state (a reused upstream client, say), made on the
+     * worker's thread; NULL means the worker cannot start. */
+    void *(*worker_start)(void *ctx);
+    void (*worker_end)(void *ctx, void *worker);
+    /* Answers one loaded request completely (fcgi/response.h), or detaches
+     * it to carry on elsewhere. Called on a worker thread. */
+    void (*serve)(void *ctx, void *worker, struct fcgi_request *req);
+    /* The stop began: accepting has ended; refuse new long-lived work. */
+    void (*stopping)(void *ctx);
+    /* The grace period is over: cut what is still in flight. */
+    void (*cut_short)(void *ctx);
+    /* Last: every worker ended (or the process is about to exit without
+     * them); end what start began. */
+    void (*stopped)(void *ctx);
+};
 
-/* fcgi_server_run: serves on listen_fd with cfg->workers threads until
- * *stop becomes non-zero (set from a signal handler), then stops accepting,
- * ends open streams and returns 0 (1 if the threads could not start).
- * own_socket: the program bound listen_fd itself (--listen) and may shut it
- * down; an inherited socket is left intact for the next instance. */
-struct auth;
-int fcgi_server_run(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket, volatile sig_atomic_t *stop);
+struct fcgi_server_settings {
+    int listen_fd;
+    bool own_socket;  /* bound by the program (--listen): it may shut it down;
+                         an inherited one is left intact for the next instance */
+    unsigned workers; /* threads accepting and answering requests */
+    const char *banner; /* logged with "serving": what is served, in logfmt */
+};
+
+/* fcgi_server_run: serves on s->listen_fd until *stop becomes non-zero (set
+ * from a signal handler), then stops accepting, gives requests in flight
+ * FCGI_SERVER_GRACE_MS, cuts them (app->cut_short), and returns 0 once every
+ * worker ended (1 if the server could not start). A worker that has not
+ * ended by FCGI_SERVER_JOIN_MS (blocked reading a kept connection) may still
+ * use what app points at: then app->stopped runs and the process exits 0 at
+ * once, freeing nothing. */
+#define FCGI_SERVER_GRACE_MS 2000
+#define FCGI_SERVER_JOIN_MS 3000
+int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop);
 
 #endif

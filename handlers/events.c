@@ -11,37 +11,36 @@
 
 /* The flow server answers {"seq": N}; anything near this is not an answer. */
 #define EVENTS_MAX_ANSWER (1024 * 1024)
+/* The body is read in pieces this large, on the worker's stack. */
+#define READ_CHUNK (16 * 1024)
 
-static enum proxy_err refuse_too_large(struct fcgi_request *req, unsigned long long size_hint)
+static enum proxy_err refuse_too_large(struct flow_request *req, unsigned long long size_hint)
 {
-    proxy_log(PROXY_LOG_WARN, req->request_id, "msg=\"events body of %llu+ bytes refused: limit %zu\"", size_hint,
+    proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body of %llu+ bytes refused: limit %zu\"", size_hint,
              req->cfg->max_body);
-    fcgi_response_error(req, 413, "body_too_large", "The request body is larger than allowed.", NULL);
+    fcgi_response_fail(req->fcgi, PROXY_ERR_BODY_TOO_LARGE);
     return PROXY_ERR_BODY_TOO_LARGE;
 }
 
-enum proxy_err handle_events(struct fcgi_request *req)
+enum proxy_err handle_events(struct flow_request *req)
 {
     size_t max = req->cfg->max_body;
-    if (req->content_length == -2) {
-        fcgi_response_error(req, 400, "bad_request", "Content-Length is not a number.", NULL);
-        return PROXY_OK;
-    }
-    if (req->content_length >= 0 && (unsigned long long)req->content_length > max)
-        return refuse_too_large(req, (unsigned long long)req->content_length);
+    long long declared = req->fcgi->content_length;
+    if (declared >= 0 && (unsigned long long)declared > max)
+        return refuse_too_large(req, (unsigned long long)declared);
 
     /* Read one byte past the limit to tell "exactly max" from "more". */
-    size_t want = req->content_length >= 0 ? (size_t)req->content_length : max + 1;
+    size_t want = declared >= 0 ? (size_t)declared : max + 1;
     struct buf body;
     buf_init(&body, max + 1);
     enum proxy_err err = PROXY_OK;
-    char chunk[16384];
+    char chunk[READ_CHUNK];
     while (body.len < want) {
         size_t ask = want - body.len < sizeof chunk ? want - body.len : sizeof chunk;
-        int got = FCGX_GetStr(chunk, (int)ask, req->fcgx->in);
-        if (got <= 0)
+        size_t got = fcgi_request_read(req->fcgi, chunk, ask);
+        if (got == 0)
             break;
-        if (buf_append(&body, chunk, (size_t)got) == PROXY_ERR_NOMEM) {
+        if (buf_append(&body, chunk, got) == PROXY_ERR_NOMEM) {
             err = PROXY_ERR_NOMEM;
             break;
         }
@@ -50,10 +49,10 @@ enum proxy_err handle_events(struct fcgi_request *req)
         upstream_fail(req, err, "reading the request body");
     } else if (body.len > max) {
         err = refuse_too_large(req, body.len);
-    } else if (req->content_length >= 0 && body.len < (size_t)req->content_length) {
+    } else if (declared >= 0 && body.len < (size_t)declared) {
         /* The web server ended the body early: the client left mid-upload. */
-        proxy_log(PROXY_LOG_WARN, req->request_id, "msg=\"events body ended after %zu of %lld bytes\"", body.len,
-                 req->content_length);
+        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body ended after %zu of %lld bytes\"",
+                  body.len, declared);
         err = PROXY_ERR_CLIENT_GONE;
     } else {
         err = upstream_relay(req->upstream, req, "events", body.data ? body.data : "", body.len,

@@ -1,22 +1,44 @@
-/* handlers.h: one handler per route, one signature. The dispatcher has
- * already matched the route, checked the method, the id and the caller, so
- * handlers never validate those again. Each answers the request completely
- * (or hands it on, for streams) and returns the outcome for the log. */
+/* handlers.h: a request to the flow routes as the handlers see it, and one
+ * handler per route, one signature. The dispatcher has matched the route,
+ * checked the method, the id, the caller and the request's parameters
+ * (fcgi/request.h checked them when the request was read), so handlers
+ * trust all of that. Each answers completely (or hands the request on, for
+ * streams) and returns the outcome for the log. */
 #ifndef OPENOVA_HANDLERS_H
 #define OPENOVA_HANDLERS_H
 
+#include <time.h>
+
+#include "core/config.h"
 #include "core/error.h"
 #include "fcgi/request.h"
+#include "handlers/route.h"
+
+struct auth;
+struct stream_loop;
+struct upstream_client;
+
+struct flow_request {
+    struct fcgi_request *fcgi;        /* the transport's request and response state */
+    const struct proxy_config *cfg;
+    struct upstream_client *upstream; /* the worker's own, reused */
+    struct stream_loop *streams;
+    struct auth *auth;                /* shared, thread-safe */
+    char *user;                       /* the authenticated user (owned), NULL for none */
+    time_t credential_expires;        /* when the caller's credential ends (a stream ends then); 0: never */
+    const struct route *route;        /* NULL when no route matched */
+    char id[ROUTE_ID_MAX + 1];        /* the deployment id, valid once routed */
+};
 
 /* GET {base}/{id}/snapshot: relayed verbatim (headers filtered). */
-enum proxy_err handle_snapshot(struct fcgi_request *req);
+enum proxy_err handle_snapshot(struct flow_request *req);
 
 /* POST {base}/{id}/events: the body, byte for byte, with its Content-Type. */
-enum proxy_err handle_events(struct fcgi_request *req);
+enum proxy_err handle_events(struct flow_request *req);
 
-/* GET {base}/{id}/stream: takes the FastCGI connection away from libfcgi
- * and hands it to the stream loop (req->fcgx is NULL afterwards, and the
- * loop logs the request when it ends). */
-enum proxy_err handle_stream(struct fcgi_request *req);
+/* GET {base}/{id}/stream: detaches the FastCGI connection from libfcgi and
+ * hands it to the stream loop, which answers and logs it from then on
+ * (req->fcgi->fcgx is NULL afterwards). */
+enum proxy_err handle_stream(struct flow_request *req);
 
 #endif

@@ -7,9 +7,10 @@
 #include "handlers/route.h"
 
 static const struct route routes[] = {
-    {ROUTE_SNAPSHOT, "GET", "snapshot", handle_snapshot, 0},
-    {ROUTE_EVENTS, "POST", "events", handle_events, ROUTE_READS_BODY},
-    {ROUTE_STREAM, "GET", "stream", handle_stream, ROUTE_LONG_LIVED},
+    {.kind = ROUTE_SNAPSHOT, .method = "GET", .suffix = "snapshot", .handler = handle_snapshot},
+    {.kind = ROUTE_EVENTS, .method = "POST", .suffix = "events", .handler = handle_events, .reads_body = true,
+     .events_auth = true},
+    {.kind = ROUTE_STREAM, .method = "GET", .suffix = "stream", .handler = handle_stream},
 };
 
 bool route_id_valid(const char *id, size_t len)
@@ -27,11 +28,6 @@ bool route_id_valid(const char *id, size_t len)
             return false;
     }
     return true;
-}
-
-const char *route_allow(const struct route *entry)
-{
-    return entry->method;
 }
 
 enum route_result route_lookup(const char *base, const char *method, const char *request_uri,

@@ -2,7 +2,7 @@
 #include "handlers/handlers.h"
 #include "handlers/upstream.h"
 
-enum proxy_err handle_snapshot(struct fcgi_request *req)
+enum proxy_err handle_snapshot(struct flow_request *req)
 {
     return upstream_relay(req->upstream, req, "snapshot", NULL, 0, req->cfg->max_snapshot);
 }

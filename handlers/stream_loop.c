@@ -16,7 +16,6 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "fcgi/record.h"
 #include "fcgi/response.h"
 #include "handlers/sse.h"
 #include "handlers/stream_loop.h"
@@ -26,9 +25,16 @@
  * beyond it the stream waits rather than growing. */
 #define STREAM_PENDING_HIGH (256 * 1024)
 /* A record's content plus what one curl read may add while paused. */
-#define STREAM_PENDING_MAX (STREAM_PENDING_HIGH + 2 * FCGI_REC_MAX_CONTENT)
+#define STREAM_PENDING_MAX (STREAM_PENDING_HIGH + 2 * FCGI_MAX_LENGTH)
 /* After the upstream ends, how long the last bytes may take to leave. */
 #define STREAM_DRAIN_MS 5000
+/* How long a frame that never ends may hold back the end of a stream whose
+ * credential expired. */
+#define CREDENTIAL_GRACE_S 30
+/* How long the stop waits for streams to end cleanly. */
+#define STOP_DRAIN_MS 2000
+/* The beat of keepalives and deadlines. */
+#define TICK_MS 250
 #define KEEPALIVE_COMMENT ": keepalive\n\n"
 
 enum watch_kind { WATCH_WAKE, WATCH_CURL, WATCH_CLIENT };
@@ -54,9 +60,8 @@ struct stream {
     struct stream *prev, *next;
     enum stream_state state;
 
-    struct fcgi_request req; /* moved in from the worker */
-    int fd;
-    unsigned fcgi_id;
+    struct fcgi_request fcgi; /* detached from libfcgi: owns the connection */
+    struct flow_request req;  /* moved in from the worker; req.fcgi points at fcgi */
     struct watch client_watch;
     bool want_out;           /* EPOLLOUT registered */
 
@@ -65,8 +70,6 @@ struct stream {
     struct upstream_exchange x;
     bool paused;
 
-    struct fcgi_record_scanner scan;
-    struct buf pending; /* records not yet accepted by the socket */
     struct sse_tracker sse;
     bool sse_mode;           /* a 200 event stream: keepalives allowed */
     long long quiet_since_ms; /* last upstream byte or keepalive */
@@ -110,90 +113,28 @@ static void wake_loop(struct stream_loop *loop)
 
 /* ---- writing to the web server ---- */
 
-static void watch_output(struct stream *s, bool want)
+/* EPOLLOUT is watched exactly while bytes wait for the socket. */
+static void watch_output(struct stream *s)
 {
+    bool want = s->fcgi.out.unsent.len > 0;
     if (s->want_out == want)
         return;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = &s->client_watch};
-    if (epoll_ctl(s->loop->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0)
+    if (epoll_ctl(s->loop->epfd, EPOLL_CTL_MOD, s->fcgi.detached_fd, &ev) == 0)
         s->want_out = want;
-}
-
-/* Writes what is pending. Returns PROXY_OK (maybe with bytes left, EPOLLOUT
- * then watches) or PROXY_ERR_CLIENT_GONE. */
-static enum proxy_err flush_pending(struct stream *s)
-{
-    while (s->pending.len) {
-        ssize_t n = write(s->fd, s->pending.data, s->pending.len);
-        if (n > 0) {
-            buf_consume(&s->pending, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            watch_output(s, true);
-            return PROXY_OK;
-        }
-        return PROXY_ERR_CLIENT_GONE;
-    }
-    watch_output(s, false);
-    return PROXY_OK;
-}
-
-/* Sends data as FCGI_STDOUT records: straight to the socket when nothing
- * waits (no copy), the rest into pending. */
-static enum proxy_err send_stdout(struct stream *s, const char *data, size_t len)
-{
-    while (len > 0) {
-        size_t part = len > FCGI_REC_MAX_CONTENT ? FCGI_REC_MAX_CONTENT : len;
-        unsigned char header[FCGI_REC_HEADER_LEN];
-        fcgi_record_header(header, FCGI_REC_STDOUT, s->fcgi_id, part);
-        size_t done = 0, total = sizeof header + part;
-        if (s->pending.len == 0) {
-            struct iovec iov[2] = {{header, sizeof header}, {(void *)data, part}};
-            ssize_t n;
-            do
-                n = writev(s->fd, iov, 2);
-            while (n < 0 && errno == EINTR);
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                return PROXY_ERR_CLIENT_GONE;
-            done = n > 0 ? (size_t)n : 0;
-        }
-        if (done < total) {
-            int rc = 0;
-            if (done < sizeof header)
-                rc = buf_append(&s->pending, header + done, sizeof header - done);
-            size_t data_done = done > sizeof header ? done - sizeof header : 0;
-            if (!rc)
-                rc = buf_append(&s->pending, data + data_done, part - data_done);
-            if (rc)
-                return rc == -2 ? PROXY_ERR_NOMEM : PROXY_ERR_WOULD_BLOCK;
-            watch_output(s, true);
-        }
-        s->req.bytes_out += part;
-        data += part;
-        len -= part;
-    }
-    return PROXY_OK;
 }
 
 static enum proxy_err send_head(struct stream *s, int status, const char *lines, size_t len)
 {
-    struct buf head;
-    buf_init(&head, UPSTREAM_MAX_HEADER_BYTES + 1024);
-    int rc = fcgi_response_format_head(&head, status, s->req.request_id, lines, len);
-    enum proxy_err err = rc ? PROXY_ERR_UPSTREAM_TOO_LARGE : PROXY_OK;
-    if (!err) {
-        unsigned long long before = s->req.bytes_out;
-        err = send_stdout(s, head.data, head.len);
-        s->req.bytes_out = before; /* count body bytes only, as the log does for short requests */
-    }
-    if (!err) {
-        s->req.head_sent = true;
-        s->req.status = status;
-    }
-    buf_free(&head);
+    enum proxy_err err = fcgi_response_head(&s->fcgi, status, lines, len);
+    watch_output(s);
+    return err;
+}
+
+static enum proxy_err send_body(struct stream *s, const char *data, size_t len)
+{
+    enum proxy_err err = fcgi_response_write(&s->fcgi, data, len);
+    watch_output(s);
     return err;
 }
 
@@ -217,24 +158,25 @@ static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, 
 static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
 {
     struct stream *s = ctx;
-    if (s->pending.len >= STREAM_PENDING_HIGH) {
+    if (s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH) {
         s->paused = true; /* libcurl keeps these bytes and offers them again */
         return PROXY_ERR_WOULD_BLOCK;
     }
     sse_tracker_feed(&s->sse, data, len);
     s->quiet_since_ms = now_ms();
-    return send_stdout(s, data, len);
+    return send_body(s, data, len);
 }
 
 /* ---- stream lifecycle ---- */
 
 static void log_end(struct stream *s)
 {
-    struct fcgi_request *r = &s->req;
-    proxy_log(r->error_code ? PROXY_LOG_WARN : PROXY_LOG_INFO, r->request_id,
-             "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s%s%s", r->method, r->id,
-             r->head_sent ? r->status : 0, r->bytes_out, fcgi_request_elapsed_ms(r), s->end_reason ? s->end_reason : "done",
-             r->error_code ? " error=" : "", r->error_code ? r->error_code : "");
+    const struct fcgi_request *r = &s->fcgi;
+    const char *error = r->out.error_code;
+    proxy_log(error ? PROXY_LOG_WARN : PROXY_LOG_INFO, r->request_id,
+              "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s%s%s", r->method, s->req.id,
+              r->out.head_sent ? r->out.status : 0, r->out.bytes_out, fcgi_request_elapsed_ms(r),
+              s->end_reason ? s->end_reason : "done", error ? " error=" : "", error ? error : "");
 }
 
 static void detach_upstream(struct stream *s)
@@ -254,16 +196,16 @@ static void destroy(struct stream *s)
     struct stream_loop *loop = s->loop;
     detach_upstream(s);
     log_end(s);
-    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    close(s->fd);
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fcgi.detached_fd, NULL);
     if (s->prev)
         s->prev->next = s->next;
     else
         loop->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    buf_free(&s->pending);
-    fcgi_request_free(&s->req);
+    fcgi_request_free(&s->fcgi, NULL); /* closes the connection */
+    free(s->req.user);
+    s->req.user = NULL;
     s->client_watch.dead = true;
     s->prev = NULL;
     s->next = loop->dead_streams;
@@ -292,6 +234,16 @@ static void abandon(struct stream *s, const char *why)
     destroy(s);
 }
 
+static void log_upstream_end(struct stream *s, enum proxy_err err)
+{
+    if (!s->fcgi.out.head_sent)
+        proxy_log(PROXY_LOG_ERROR, s->fcgi.request_id, "msg=\"upstream stream failed: %s%s%s\"",
+                  proxy_strerror(err), s->curl_error[0] ? ": " : "", s->curl_error);
+    else
+        proxy_log(PROXY_LOG_WARN, s->fcgi.request_id, "msg=\"upstream stream ended: %s%s%s\"", proxy_strerror(err),
+                  s->curl_error[0] ? ": " : "", s->curl_error);
+}
+
 /* The response is complete: queue END_REQUEST and let it drain. */
 static void finish(struct stream *s, enum proxy_err err)
 {
@@ -302,32 +254,21 @@ static void finish(struct stream *s, enum proxy_err err)
     }
     if (!s->end_reason)
         s->end_reason = err ? proxy_strerror(err) : "upstream-ended";
-    if (err && !s->req.head_sent) {
-        int status = proxy_err_status(err);
-        proxy_log(PROXY_LOG_ERROR, s->req.request_id, "msg=\"upstream stream failed: %s%s%s\"", proxy_strerror(err),
-                 s->curl_error[0] ? ": " : "", s->curl_error);
-        s->req.error_code = proxy_err_code(err);
-        char *body = fcgi_error_json(s->req.error_code, proxy_err_message(err), s->req.request_id);
-        char lines[128];
-        snprintf(lines, sizeof lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-                 body ? strlen(body) : 0);
-        if (body && send_head(s, status, lines, strlen(lines)) == PROXY_OK)
-            send_stdout(s, body, strlen(body));
-        free(body);
-    } else if (err) {
-        proxy_log(PROXY_LOG_WARN, s->req.request_id, "msg=\"upstream stream ended: %s%s%s\"", proxy_strerror(err),
-                 s->curl_error[0] ? ": " : "", s->curl_error);
+    if (err) {
+        log_upstream_end(s, err);
+        fcgi_response_fail(&s->fcgi, err); /* nothing once the head is out */
     }
-    unsigned char end[24];
-    fcgi_record_end_request(end, s->fcgi_id, 0);
-    if (buf_append(&s->pending, end, sizeof end) != 0) {
-        abandon(s, "out-of-memory");
+    enum proxy_err end = fcgi_response_end(&s->fcgi);
+    if (end != PROXY_OK) {
+        abandon(s, end == PROXY_ERR_CLIENT_GONE ? "client-gone" : "out-of-memory");
         return;
     }
     s->state = STREAM_DRAINING;
     s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
-    if (flush_pending(s) != PROXY_OK || s->pending.len == 0)
+    if (s->fcgi.out.unsent.len == 0)
         destroy(s);
+    else
+        watch_output(s);
 }
 
 static void start_stream(struct stream_loop *loop, struct stream *s)
@@ -337,11 +278,10 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
         loop->streams->prev = s;
     loop->streams = s;
 
-    int flags = fcntl(s->fd, F_GETFL, 0);
-    fcntl(s->fd, F_SETFL, flags | O_NONBLOCK);
-    s->client_watch = (struct watch){.kind = WATCH_CLIENT, .fd = s->fd, .stream = s};
+    int fd = s->fcgi.detached_fd;
+    s->client_watch = (struct watch){.kind = WATCH_CLIENT, .fd = fd, .stream = s};
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &s->client_watch};
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         abandon(s, "epoll-failed");
         return;
     }
@@ -420,41 +360,30 @@ static void reap_transfers(struct stream_loop *loop)
 static void on_client_event(struct stream *s, uint32_t events)
 {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        unsigned char scratch[4096];
-        for (;;) {
-            ssize_t n = read(s->fd, scratch, sizeof scratch);
-            if (n > 0) {
-                if (fcgi_record_scan(&s->scan, scratch, (size_t)n)) {
-                    abandon(s, "aborted");
-                    return;
-                }
-                continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                break;
-            abandon(s, "client-gone"); /* EOF or error: the web server closed */
+        bool aborted;
+        if (fcgi_request_watch(&s->fcgi, &aborted) != PROXY_OK) {
+            abandon(s, aborted ? "aborted" : "client-gone");
             return;
         }
     }
-    if (events & EPOLLOUT) {
-        if (flush_pending(s) != PROXY_OK) {
-            abandon(s, "client-gone");
-            return;
-        }
-        if (s->state == STREAM_DRAINING && s->pending.len == 0) {
-            destroy(s);
-            return;
-        }
-        if (s->paused && s->easy && s->state == STREAM_RUNNING && s->pending.len < STREAM_PENDING_HIGH / 2) {
-            s->paused = false;
-            /* Unpausing delivers what libcurl held back, through our own
-             * callbacks; a failure there ends the stream like any other. */
-            CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
-            if (rc != CURLE_OK)
-                finish(s, upstream_exchange_result(&s->x, rc));
-        }
+    if (!(events & EPOLLOUT))
+        return;
+    if (fcgi_response_flush(&s->fcgi) != PROXY_OK) {
+        abandon(s, "client-gone");
+        return;
+    }
+    watch_output(s);
+    if (s->state == STREAM_DRAINING && s->fcgi.out.unsent.len == 0) {
+        destroy(s);
+        return;
+    }
+    if (s->paused && s->easy && s->state == STREAM_RUNNING && s->fcgi.out.unsent.len < STREAM_PENDING_HIGH / 2) {
+        s->paused = false;
+        /* Unpausing delivers what libcurl held back, through our own
+         * callbacks; a failure there ends the stream like any other. */
+        CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
+        if (rc != CURLE_OK)
+            finish(s, upstream_exchange_result(&s->x, rc));
     }
 }
 
@@ -495,18 +424,18 @@ static void tick(struct stream_loop *loop)
              * may then live for hours. */
             finish(s, PROXY_ERR_UPSTREAM_TIMEOUT);
         } else if (s->req.credential_expires && wall >= s->req.credential_expires && s->state == STREAM_RUNNING &&
-                   (sse_tracker_at_boundary(&s->sse) || wall >= s->req.credential_expires + 30)) {
+                   (sse_tracker_at_boundary(&s->sse) || wall >= s->req.credential_expires + CREDENTIAL_GRACE_S)) {
             /* A stream outlives no credential: the response ends between
              * frames (or, if a frame never ends, soon after anyway) and the
              * browser reconnects with a fresh token. */
             s->end_reason = "credential-expired";
-            finish(s, s->req.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
-        } else if (keepalive > 0 && s->sse_mode && !s->paused && s->pending.len == 0 &&
+            finish(s, s->fcgi.out.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
+        } else if (keepalive > 0 && s->sse_mode && !s->paused && s->fcgi.out.unsent.len == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;
             /* Also how a vanished client is noticed behind lighttpd and
              * Apache, which do not watch an idle client socket. */
-            if (send_stdout(s, KEEPALIVE_COMMENT, sizeof KEEPALIVE_COMMENT - 1) != PROXY_OK)
+            if (send_body(s, KEEPALIVE_COMMENT, sizeof KEEPALIVE_COMMENT - 1) != PROXY_OK)
                 abandon(s, "client-gone");
         }
         s = next;
@@ -520,7 +449,7 @@ static void stop_all(struct stream_loop *loop)
         struct stream *next = s->next;
         if (s->state == STREAM_RUNNING) {
             s->end_reason = "shutdown";
-            finish(s, s->req.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
+            finish(s, s->fcgi.out.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
         }
         s = next;
     }
@@ -534,7 +463,7 @@ static void *loop_main(void *arg)
     int running = 0;
     /* The tick also enforces answer deadlines, so it runs even without
      * keepalives; short keepalives get a beat fine enough for them. */
-    long long tick_ms = 250;
+    long long tick_ms = TICK_MS;
     if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
         tick_ms = loop->cfg->keepalive_ms / 4 + 1;
     long long next_tick_ms = now_ms() + tick_ms;
@@ -543,7 +472,7 @@ static void *loop_main(void *arg)
             if (!stop_deadline) {
                 take_incoming(loop);
                 stop_all(loop);
-                stop_deadline = now_ms() + 2000;
+                stop_deadline = now_ms() + STOP_DRAIN_MS;
             }
             if (!loop->streams || now_ms() >= stop_deadline)
                 break;
@@ -658,21 +587,18 @@ unsigned stream_loop_open_streams(struct stream_loop *loop)
     return atomic_load(&loop->open);
 }
 
-int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int fd, unsigned fcgi_request_id)
+enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request *req)
 {
     struct stream *s = calloc(1, sizeof *s);
     if (!s)
-        return -1;
+        return PROXY_ERR_NOMEM;
     s->loop = loop;
     s->state = STREAM_RUNNING;
+    fcgi_request_detach(req->fcgi, &s->fcgi, STREAM_PENDING_MAX);
     s->req = *req;
-    memset(req, 0, sizeof *req); /* moved: the worker must not free these */
-    s->req.upstream = NULL;
-    s->req.pending = NULL; /* the worker's; the loop writes its own records */
-    s->fd = fd;
-    s->fcgi_id = fcgi_request_id;
-    s->scan.request_id = fcgi_request_id;
-    buf_init(&s->pending, STREAM_PENDING_MAX);
+    s->req.fcgi = &s->fcgi;
+    s->req.upstream = NULL; /* the worker's */
+    req->user = NULL;       /* moved */
     sse_tracker_init(&s->sse);
 
     pthread_mutex_lock(&loop->lock);
@@ -680,7 +606,7 @@ int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int f
     loop->incoming = s;
     pthread_mutex_unlock(&loop->lock);
     wake_loop(loop);
-    return 0;
+    return PROXY_OK;
 }
 
 void stream_loop_begin_stop(struct stream_loop *loop)

@@ -1,15 +1,17 @@
 /* stream_loop.h: the event loop that carries every open stream. A stream
  * costs its buffers and two file descriptors, not a thread: one thread
  * drives all upstream transfers with curl_multi over epoll, watches each
- * FastCGI connection for the web server leaving, and writes the FastCGI
- * records itself, without ever blocking on one slow client. */
+ * FastCGI connection for the web server leaving, and writes the records
+ * with the transport's writer on the detached, non-blocking connection,
+ * without ever blocking on one slow client. */
 #ifndef OPENOVA_STREAM_LOOP_H
 #define OPENOVA_STREAM_LOOP_H
 
 #include <stdbool.h>
 
 #include "core/config.h"
-#include "fcgi/request.h"
+#include "core/error.h"
+#include "handlers/handlers.h"
 
 struct stream_loop;
 
@@ -23,12 +25,12 @@ bool stream_loop_reserve(struct stream_loop *loop);
 /* stream_loop_unreserve: gives back a slot that was not used. */
 void stream_loop_unreserve(struct stream_loop *loop);
 
-/* stream_loop_submit: hands a reserved stream to the loop. The loop takes
- * ownership of fd (the FastCGI connection, whose request libfcgi no longer
- * holds) and of *req's contents (req is left empty). fcgi_request_id is the
- * FastCGI request id the records must carry. Returns 0, or -1 when out of
- * memory (then nothing was taken: the caller still owns fd and req). */
-int stream_loop_submit(struct stream_loop *loop, struct fcgi_request *req, int fd, unsigned fcgi_request_id);
+/* stream_loop_submit: hands a reserved stream to the loop: detaches
+ * req->fcgi from libfcgi (fcgi_request_detach) and moves it, with req's
+ * user, into the loop, which answers and logs it from then on. req->fcgi
+ * is left empty and req->user NULL. Returns PROXY_OK, or PROXY_ERR_NOMEM
+ * when nothing was taken (the caller still answers req). Thread-safe. */
+enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request *req);
 
 /* stream_loop_open_streams: how many streams are open now. */
 unsigned stream_loop_open_streams(struct stream_loop *loop);

@@ -6,8 +6,8 @@
 #include <strings.h>
 
 #include "core/log.h"
-#include "core/http.h"
 #include "fcgi/response.h"
+#include "handlers/handlers.h"
 #include "handlers/upstream.h"
 
 static atomic_bool abort_all_transfers;
@@ -218,13 +218,14 @@ enum proxy_err upstream_error_of(CURLcode rc)
     }
 }
 
-void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail)
+void upstream_fail(struct flow_request *req, enum proxy_err err, const char *detail)
 {
     if (err == PROXY_ERR_CLIENT_GONE)
         return;
-    proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s failed: %s%s%s\"", req->route ? req->route->suffix : "?",
-             proxy_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
-    fcgi_response_error(req, proxy_err_status(err), proxy_err_code(err), proxy_err_message(err), NULL);
+    proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "msg=\"upstream %s failed: %s%s%s\"",
+              req->route ? req->route->suffix : "?", proxy_strerror(err), detail && *detail ? ": " : "",
+              detail ? detail : "");
+    fcgi_response_fail(req->fcgi, err);
 }
 
 long long upstream_content_length(const char *raw, size_t len)
@@ -378,9 +379,13 @@ CURL *upstream_easy_new(const struct proxy_config *cfg, bool long_lived)
     return easy;
 }
 
+/* The longest header line that goes upstream: every value was bounded
+ * when the request was read (fcgi/request.h) or authenticated. */
+#define HEADER_LINE_MAX (FCGI_ACCEPT_MAX + FCGI_LAST_EVENT_ID_MAX)
+
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
-    char line[FCGI_LAST_EVENT_ID_MAX + 1024];
+    char line[HEADER_LINE_MAX];
     /* "Name:" with nothing after it tells libcurl to drop its own default. */
     int n = value ? snprintf(line, sizeof line, "%s: %s", name, value) : snprintf(line, sizeof line, "%s:", name);
     if (n < 0 || (size_t)n >= sizeof line)
@@ -394,7 +399,8 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 
 enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *cfg, struct upstream_exchange *x)
 {
-    const struct fcgi_request *req = x->req;
+    const struct flow_request *req = x->req;
+    const struct fcgi_request *in = req->fcgi;
     bool stream = strcmp(x->action, "stream") == 0;
     buf_init(&x->raw_headers, UPSTREAM_MAX_HEADER_BYTES);
     x->request_headers = NULL;
@@ -417,16 +423,16 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     if (stream)
         rc |= add_header(h, "Accept", "text/event-stream");
     else
-        rc |= add_header(h, "Accept", req->accept && http_value_acceptable(req->accept, 1024) ? req->accept : NULL);
+        rc |= add_header(h, "Accept", in->accept);
     if (x->body)
-        rc |= add_header(h, "Content-Type", req->content_type);
-    if (stream && req->last_event_id)
-        rc |= add_header(h, "Last-Event-ID", req->last_event_id);
-    rc |= add_header(h, "X-Request-ID", req->request_id);
+        rc |= add_header(h, "Content-Type", in->content_type);
+    if (stream && in->last_event_id)
+        rc |= add_header(h, "Last-Event-ID", in->last_event_id);
+    rc |= add_header(h, "X-Request-ID", in->request_id);
     if (req->user)
         rc |= add_header(h, "X-Forwarded-User", req->user);
-    if (req->remote_addr && http_value_acceptable(req->remote_addr, 64))
-        rc |= add_header(h, "X-Forwarded-For", req->remote_addr);
+    if (in->remote_addr)
+        rc |= add_header(h, "X-Forwarded-For", in->remote_addr);
     rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
     if (rc) {
         upstream_exchange_release(x);
@@ -505,7 +511,7 @@ static enum proxy_err relay_body(void *ctx, const char *data, size_t len)
     return fcgi_response_write(ctx, data, len);
 }
 
-enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+enum proxy_err upstream_relay(struct upstream_client *client, struct flow_request *req, const char *action,
                              const char *body, size_t body_len, size_t max_response_body)
 {
     struct upstream_exchange x = {
@@ -514,7 +520,7 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_reques
         .body = body,
         .body_len = body_len,
         .max_response_body = max_response_body,
-        .sink = {.ctx = req, .on_head = relay_head, .on_body = relay_body},
+        .sink = {.ctx = req->fcgi, .on_head = relay_head, .on_body = relay_body},
     };
     client->error[0] = '\0';
     enum proxy_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
@@ -528,18 +534,19 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_reques
     /* The handle outlives the call: leave no pointer into this frame behind. */
     curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(client->easy, CURLOPT_POSTFIELDS, NULL);
-    if (err == PROXY_OK && !req->head_sent) {
+    struct fcgi_response *out = &req->fcgi->out;
+    if (err == PROXY_OK && !out->head_sent) {
         /* An empty answer with headers only still has a head. */
         err = PROXY_ERR_UPSTREAM_PROTOCOL;
     }
     if (err && err != PROXY_ERR_CLIENT_GONE) {
         /* Held back and not yet sent, a head can still give way to a clean
          * error answer; once out, the body can only be cut. */
-        if (req->head_sent && !fcgi_response_retract(req)) {
-            proxy_log(PROXY_LOG_ERROR, req->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
+        if (out->head_sent && !fcgi_response_retract(req->fcgi)) {
+            proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
                      action, proxy_strerror(err), client->error[0] ? ": " : "", client->error);
-            req->error_code = proxy_err_code(err);
-            req->abort_response = true;
+            out->error_code = proxy_err_code(err);
+            out->cut = true;
         } else
             upstream_fail(req, err, client->error);
     }

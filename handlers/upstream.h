@@ -1,6 +1,8 @@
-/* upstream.h: the upstream HTTP client. Owns every libcurl detail: handle
- * options, the allowlist of request headers, response header filtering, and
- * the one mapping from upstream failures to HTTP statuses. */
+/* upstream.h: the request to the flow server: libcurl handle options, the
+ * URL, the allowlist of request headers, response header filtering, the
+ * mapping of libcurl's results to the proxy's errors, and a worker's
+ * blocking relay. The stream loop drives the same exchanges with
+ * curl_multi (stream_loop.c). */
 #ifndef OPENOVA_UPSTREAM_H
 #define OPENOVA_UPSTREAM_H
 
@@ -12,7 +14,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "fcgi/request.h"
+#include "handlers/handlers.h"
 
 #define UPSTREAM_MAX_HEADER_BYTES (64 * 1024)
 
@@ -31,7 +33,7 @@ struct upstream_sink {
 /* One upstream call: what the request asks for and where its answer goes.
  * Lives as long as the transfer; the caller owns it. */
 struct upstream_exchange {
-    const struct fcgi_request *req;
+    const struct flow_request *req;
     const char *action;       /* "snapshot", "events" or "stream" */
     const char *body;         /* POST body (events), not copied */
     size_t body_len;
@@ -97,10 +99,10 @@ void upstream_client_free(struct upstream_client *client);
  * status, filtered headers and body as they arrive, at most
  * max_response_body bytes of body (0: no bound). If the call fails before
  * the head went out, writes the JSON error with the mapped status; after
- * it, marks the response to be cut off (req->abort_response) so that a
+ * it, marks the response to be cut off (req->fcgi->out.cut) so that a
  * truncated body never looks complete.
  * Logs failures with the request id. Returns the outcome. */
-enum proxy_err upstream_relay(struct upstream_client *client, struct fcgi_request *req, const char *action,
+enum proxy_err upstream_relay(struct upstream_client *client, struct flow_request *req, const char *action,
                              const char *body, size_t body_len, size_t max_response_body);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
@@ -109,6 +111,6 @@ long long upstream_content_length(const char *raw, size_t len);
 
 /* upstream_fail: answers req with the JSON error for err (status from
  * proxy_err_status) unless its head is out; logs the cause. */
-void upstream_fail(struct fcgi_request *req, enum proxy_err err, const char *detail);
+void upstream_fail(struct flow_request *req, enum proxy_err err, const char *detail);
 
 #endif

@@ -103,17 +103,44 @@ const text = (v) => (v === undefined || v === null ? '' : String(v));
 // their place in the sequencing graph (finish-to-start and friends), then
 // label, then id.
 export function view(state) {
-  const flowId = state.flow ? text(state.flow.id) : null;
   const nodes = [...state.nodes.values()];
   const rels = [...state.rels.values()];
+  const graph = indexGraph(state.flow ? text(state.flow.id) : null, nodes, rels);
 
+  const groups = new Map();
+  for (const n of nodes) {
+    const r = regionName(n);
+    if (!groups.has(r)) groups.set(r, []);
+    groups.get(r).push(n);
+  }
+  const counts = {};
+  const regions = [];
+  const regionNames = [...groups.keys()].sort((a, b) => (a === '') - (b === '') || cmp(a, b));
+  for (const name of regionNames) {
+    const members = groups.get(name);
+    const rc = {};
+    for (const n of members) {
+      const c = statusCategory(n.status);
+      rc[c] = (rc[c] || 0) + 1;
+      counts[c] = (counts[c] || 0) + 1;
+    }
+    regions.push({ name, rows: regionRows(name, members, graph), counts: rc, total: members.length });
+  }
+  return { flow: state.flow, regions, rels: relRows(rels, graph), counts, total: nodes.length };
+}
+
+const label = (n) => text(n.label) || text(n.id);
+const regionName = (n) => text(n.region);
+
+// What the view's parts share about the graph: nodes by id, containers,
+// sequencing predecessors, and the sibling order those give.
+function indexGraph(flowId, nodes, rels) {
   // Relationships name nodes by id alone; prefer the node of this flow.
   const byId = new Map();
   for (const n of nodes) {
     const id = text(n.id);
     if (!byId.has(id) || text(n.flowId) === flowId) byId.set(id, n);
   }
-
   const parentOf = new Map(); // node id -> container id
   const preds = new Map(); // node id -> [ids it waits for, sequencing rels]
   for (const r of rels) {
@@ -125,9 +152,16 @@ export function view(state) {
       preds.get(to).push({ id: from, type: r.type });
     }
   }
+  const levelOf = sequencingLevels(preds);
+  const sibling = (a, b) =>
+    cmp(levelOf(text(a.id)), levelOf(text(b.id))) || cmp(label(a), label(b)) || cmp(text(a.id), text(b.id)) ||
+    cmp(text(a.flowId), text(b.flowId));
+  return { byId, parentOf, preds, sibling };
+}
 
-  // Level in the sequencing graph: 0 for nothing to wait for, else one more
-  // than the deepest predecessor. Cycles count as 0 where they close.
+// Level in the sequencing graph: 0 for nothing to wait for, else one more
+// than the deepest predecessor. Cycles count as 0 where they close.
+function sequencingLevels(preds) {
   const level = new Map();
   const visiting = new Set();
   const levelOf = (id) => {
@@ -140,75 +174,56 @@ export function view(state) {
     level.set(id, l);
     return l;
   };
+  return levelOf;
+}
 
-  const label = (n) => text(n.label) || text(n.id);
-  const sibling = (a, b) =>
-    cmp(levelOf(text(a.id)), levelOf(text(b.id))) || cmp(label(a), label(b)) || cmp(text(a.id), text(b.id)) ||
-    cmp(text(a.flowId), text(b.flowId));
-
-  const regionName = (n) => text(n.region);
-  const groups = new Map();
-  for (const n of nodes) {
-    const r = regionName(n);
-    if (!groups.has(r)) groups.set(r, []);
-    groups.get(r).push(n);
+// A region's nodes as a tree: `contains` gives the nesting, within the region.
+function regionRows(name, members, graph) {
+  const { byId, parentOf, preds, sibling } = graph;
+  const inRegion = new Set(members.map((n) => text(n.id)));
+  const children = new Map();
+  const roots = [];
+  for (const n of members) {
+    const p = parentOf.get(text(n.id));
+    // A container in another region (or missing) does not nest it here.
+    if (p !== undefined && inRegion.has(p) && p !== text(n.id)) {
+      if (!children.has(p)) children.set(p, []);
+      children.get(p).push(n);
+    } else roots.push(n);
   }
+  const rows = [];
+  const placed = new Set();
+  const walk = (n, depth) => {
+    const k = nodeKey(n);
+    if (placed.has(k)) return;
+    placed.add(k);
+    const after = (preds.get(text(n.id)) || [])
+      .filter((p) => p.type === 'finish-to-start')
+      .map((p) => {
+        const pn = byId.get(p.id);
+        const pr = pn ? regionName(pn) : '';
+        return { id: p.id, label: pn ? label(pn) : p.id, region: pr !== name ? pr : '' };
+      })
+      .sort((a, b) => cmp(a.label, b.label) || cmp(a.id, b.id));
+    rows.push({ node: n, key: k, depth, after, container: children.has(text(n.id)) });
+    for (const c of (children.get(text(n.id)) || []).sort(sibling)) walk(c, depth + 1);
+  };
+  for (const n of roots.sort(sibling)) walk(n, 0);
+  // Nodes only reachable through a containment cycle.
+  for (const n of [...members].sort(sibling)) walk(n, 0);
+  return rows;
+}
 
-  const counts = {};
-  const regions = [];
-  const regionNames = [...groups.keys()].sort((a, b) => (a === '') - (b === '') || cmp(a, b));
-  for (const name of regionNames) {
-    const members = groups.get(name);
-    const inRegion = new Set(members.map((n) => text(n.id)));
-    const children = new Map();
-    const roots = [];
-    for (const n of members) {
-      const p = parentOf.get(text(n.id));
-      // A container in another region (or missing) does not nest it here.
-      if (p !== undefined && inRegion.has(p) && p !== text(n.id)) {
-        if (!children.has(p)) children.set(p, []);
-        children.get(p).push(n);
-      } else roots.push(n);
-    }
-    const rows = [];
-    const placed = new Set();
-    const walk = (n, depth) => {
-      const k = nodeKey(n);
-      if (placed.has(k)) return;
-      placed.add(k);
-      const after = (preds.get(text(n.id)) || [])
-        .filter((p) => p.type === 'finish-to-start')
-        .map((p) => {
-          const pn = byId.get(p.id);
-          const pr = pn ? regionName(pn) : '';
-          return { id: p.id, label: pn ? label(pn) : p.id, region: pr !== name ? pr : '' };
-        })
-        .sort((a, b) => cmp(a.label, b.label) || cmp(a.id, b.id));
-      rows.push({ node: n, key: k, depth, after, container: children.has(text(n.id)) });
-      for (const c of (children.get(text(n.id)) || []).sort(sibling)) walk(c, depth + 1);
-    };
-    for (const n of roots.sort(sibling)) walk(n, 0);
-    // Nodes only reachable through a containment cycle.
-    for (const n of [...members].sort(sibling)) walk(n, 0);
-
-    const rc = {};
-    for (const n of members) {
-      const c = statusCategory(n.status);
-      rc[c] = (rc[c] || 0) + 1;
-      counts[c] = (counts[c] || 0) + 1;
-    }
-    regions.push({ name, rows, counts: rc, total: members.length });
-  }
-
+function relRows(rels, graph) {
   const ref = (id) => {
-    const n = byId.get(id);
+    const n = graph.byId.get(id);
     return { id, label: n ? label(n) : id, region: n ? regionName(n) : '', known: !!n };
   };
   const typeRank = (t) => {
     const i = REL_TYPE_ORDER.indexOf(t);
     return i < 0 ? REL_TYPE_ORDER.length : i;
   };
-  const relRows = rels
+  return rels
     .map((r) => ({ rel: r, key: relKey(r), from: ref(text(r.fromId)), to: ref(text(r.toId)) }))
     .sort(
       (a, b) =>
@@ -216,6 +231,4 @@ export function view(state) {
         cmp(a.from.region, b.from.region) || cmp(a.from.label, b.from.label) || cmp(a.from.id, b.from.id) ||
         cmp(a.to.label, b.to.label) || cmp(a.to.id, b.to.id),
     );
-
-  return { flow: state.flow, regions, rels: relRows, counts, total: nodes.length };
 }

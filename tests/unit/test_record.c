@@ -32,15 +32,15 @@ struct header_row {
     unsigned type;
     unsigned request_id;
     size_t content_len;
-    unsigned char want[FCGI_REC_HEADER_LEN];
+    unsigned char want[FCGI_HEADER_LEN];
 };
 
 static const struct header_row header_rows[] = {
-    {"empty stdout id 1", FCGI_REC_STDOUT, 1, 0, {1, 6, 0, 1, 0, 0, 0, 0}},
-    {"stdout big-endian fields", FCGI_REC_STDOUT, 0x1234, 0xabcd, {1, 6, 0x12, 0x34, 0xab, 0xcd, 0, 0}},
-    {"end request max id", FCGI_REC_END_REQUEST, 0xffff, 8, {1, 3, 0xff, 0xff, 0, 8, 0, 0}},
-    {"max content", FCGI_REC_STDOUT, 0, FCGI_REC_MAX_CONTENT, {1, 6, 0, 0, 0xff, 0xff, 0, 0}},
-    {"content 256", FCGI_REC_STDOUT, 256, 256, {1, 6, 1, 0, 1, 0, 0, 0}},
+    {"empty stdout id 1", FCGI_STDOUT, 1, 0, {1, 6, 0, 1, 0, 0, 0, 0}},
+    {"stdout big-endian fields", FCGI_STDOUT, 0x1234, 0xabcd, {1, 6, 0x12, 0x34, 0xab, 0xcd, 0, 0}},
+    {"end request max id", FCGI_END_REQUEST, 0xffff, 8, {1, 3, 0xff, 0xff, 0, 8, 0, 0}},
+    {"max content", FCGI_STDOUT, 0, FCGI_MAX_LENGTH, {1, 6, 0, 0, 0xff, 0xff, 0, 0}},
+    {"content 256", FCGI_STDOUT, 256, 256, {1, 6, 1, 0, 1, 0, 0, 0}},
 };
 
 static void test_record_header(void **state)
@@ -49,11 +49,11 @@ static void test_record_header(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(header_rows); i++) {
         const struct header_row *r = &header_rows[i];
-        unsigned char got[FCGI_REC_HEADER_LEN + 1];
+        unsigned char got[FCGI_HEADER_LEN + 1];
         memset(got, 0xee, sizeof got);
         fcgi_record_header(got, r->type, r->request_id, r->content_len);
         char g[64], w[64];
-        if (memcmp(got, r->want, FCGI_REC_HEADER_LEN) != 0 || got[FCGI_REC_HEADER_LEN] != 0xee) {
+        if (memcmp(got, r->want, FCGI_HEADER_LEN) != 0 || got[FCGI_HEADER_LEN] != 0xee) {
             hex(got, sizeof got, g, sizeof g);
             hex(r->want, sizeof r->want, w, sizeof w);
             unit_fail(&failures, i, r->name, "got %s, want %s(then ee)", g, w);
@@ -142,23 +142,23 @@ static const struct scan_row scan_rows[] = {
     {"padding hides an abort", 1, {{T_STDIN, 1, 0, 8}}, 0, false},
 };
 
-static unsigned char stream[2 * (FCGI_REC_HEADER_LEN + 65535 + 255)];
+static unsigned char stream[2 * (FCGI_HEADER_LEN + 65535 + 255)];
 
 /* Lays the row's records out in stream. Every content and padding byte
  * repeats an FCGI_ABORT_REQUEST header for the watched id, so a scanner
  * that reads content as headers would report an abort. */
 static size_t build(const struct scan_row *r)
 {
-    unsigned char fake[FCGI_REC_HEADER_LEN];
+    unsigned char fake[FCGI_HEADER_LEN];
     fcgi_record_header(fake, T_ABORT, r->watch_id, 0);
     size_t n = 0;
     for (size_t k = 0; k < MAX_RECS && r->recs[k].type; k++) {
         const struct rec *c = &r->recs[k];
         fcgi_record_header(stream + n, c->type, c->request_id, c->content_len);
         stream[n + 6] = (unsigned char)c->padding;
-        n += FCGI_REC_HEADER_LEN;
+        n += FCGI_HEADER_LEN;
         for (size_t b = 0; b < c->content_len + c->padding; b++)
-            stream[n++] = fake[b % FCGI_REC_HEADER_LEN];
+            stream[n++] = fake[b % FCGI_HEADER_LEN];
     }
     return n - r->truncate;
 }

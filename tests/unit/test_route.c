@@ -52,7 +52,7 @@ struct route_row {
     const char *uri;
     enum route_result result;
     const char *suffix; /* the entry expected (OK, BAD_METHOD), NULL for none */
-    const char *allow;  /* route_allow of that entry */
+    const char *allow;  /* that entry's method: the Allow header of a 405 */
     const char *id;     /* the id expected for OK; "" otherwise */
 };
 
@@ -159,26 +159,28 @@ static void test_route_match(void **state)
         if (r->suffix && (!m.entry || strcmp(m.entry->suffix, r->suffix) != 0))
             unit_fail(&failures, i, r->name, "entry \"%s\", want \"%s\"", m.entry ? m.entry->suffix : "(none)",
                       r->suffix);
-        if (r->suffix && m.entry && strcmp(route_allow(m.entry), r->allow) != 0)
-            unit_fail(&failures, i, r->name, "allow \"%s\", want \"%s\"", route_allow(m.entry), r->allow);
+        if (r->suffix && m.entry && strcmp(m.entry->method, r->allow) != 0)
+            unit_fail(&failures, i, r->name, "allow \"%s\", want \"%s\"", m.entry->method, r->allow);
         if (strcmp(m.id, r->id) != 0)
             unit_fail(&failures, i, r->name, "id \"%.40s\", want \"%.40s\"", m.id, r->id);
     }
     unit_done(failures);
 }
 
-/* The table itself: each route's method, upstream suffix, handler and flags. */
+/* The table itself: each route's method, upstream suffix, handler, whether
+ * it reads a body and which authentication list it takes. */
 struct entry_row {
     const char *suffix;
     enum route_kind route;
     const char *method;
-    unsigned flags;
+    bool reads_body;
+    bool events_auth;
 };
 
 static const struct entry_row entry_rows[] = {
-    {"snapshot", ROUTE_SNAPSHOT, "GET", 0},
-    {"events", ROUTE_EVENTS, "POST", ROUTE_READS_BODY},
-    {"stream", ROUTE_STREAM, "GET", ROUTE_LONG_LIVED},
+    {"snapshot", ROUTE_SNAPSHOT, "GET", false, false},
+    {"events", ROUTE_EVENTS, "POST", true, true},
+    {"stream", ROUTE_STREAM, "GET", false, false},
 };
 
 static void test_route_entries(void **state)
@@ -194,12 +196,13 @@ static void test_route_entries(void **state)
             unit_fail(&failures, i, r->suffix, "does not route");
             continue;
         }
-        if (m.entry->route != r->route)
-            unit_fail(&failures, i, r->suffix, "route %d, want %d", (int)m.entry->route, (int)r->route);
+        if (m.entry->kind != r->route)
+            unit_fail(&failures, i, r->suffix, "route %d, want %d", (int)m.entry->kind, (int)r->route);
         if (strcmp(m.entry->method, r->method) != 0)
             unit_fail(&failures, i, r->suffix, "method %s, want %s", m.entry->method, r->method);
-        if (m.entry->flags != r->flags)
-            unit_fail(&failures, i, r->suffix, "flags %u, want %u", m.entry->flags, r->flags);
+        if (m.entry->reads_body != r->reads_body || m.entry->events_auth != r->events_auth)
+            unit_fail(&failures, i, r->suffix, "reads_body %d events_auth %d, want %d %d", m.entry->reads_body,
+                      m.entry->events_auth, r->reads_body, r->events_auth);
         if (!m.entry->handler)
             unit_fail(&failures, i, r->suffix, "no handler");
     }

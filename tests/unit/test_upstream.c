@@ -1,4 +1,6 @@
-/* test_headers.c: filtering of the upstream's response headers (upstream_filter_headers). */
+/* test_upstream.c: the upstream client's pure parts (handlers/upstream.c): response header
+ * filtering, libcurl's results mapped to the proxy's errors and statuses, and
+ * a callback's reason winning over libcurl's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/error.h"
 #include "handlers/upstream.h"
 #include "unit.h"
 
@@ -118,7 +121,7 @@ static void test_filter_headers(void **state)
         const struct header_row *r = &header_rows[i];
         struct buf out;
         buf_init(&out, 64 * 1024);
-        int rc = upstream_filter_headers(r->raw, r->raw_len, r->drop_also, &out);
+        enum proxy_err rc = upstream_filter_headers(r->raw, r->raw_len, r->drop_also, &out);
         if (!r->want) {
             if (rc != PROXY_ERR_UPSTREAM_PROTOCOL)
                 unit_fail(&failures, i, r->name, "returned %d, want PROXY_ERR_UPSTREAM_PROTOCOL (refused)", rc);
@@ -141,7 +144,7 @@ static void test_filter_headers(void **state)
 struct limit_row {
     const char *name;
     size_t max;
-    int rc;
+    enum proxy_err rc;
 };
 
 static const struct limit_row limit_rows[] = {
@@ -159,7 +162,7 @@ static void test_filter_headers_limit(void **state)
         const struct limit_row *r = &limit_rows[i];
         struct buf out;
         buf_init(&out, r->max);
-        int rc = upstream_filter_headers(raw, sizeof raw - 1, NULL, &out);
+        enum proxy_err rc = upstream_filter_headers(raw, sizeof raw - 1, NULL, &out);
         if (rc != r->rc)
             unit_fail(&failures, i, r->name, "returned %d, want %d", rc, r->rc);
         if (out.len > r->max)
@@ -182,7 +185,7 @@ static void test_connection_token_bound(void **state)
         n += (size_t)snprintf(raw + n, sizeof raw - n, "\r\nX-Drop-5: a\r\nX-Keep: b\r\n");
         struct buf out;
         buf_init(&out, 4096);
-        int rc = upstream_filter_headers(raw, n, NULL, &out);
+        enum proxy_err rc = upstream_filter_headers(raw, n, NULL, &out);
         if (count <= 64) {
             assert_int_equal(rc, 0);
             assert_int_equal(out.len, strlen("X-Keep: b\r\n"));
@@ -194,12 +197,102 @@ static void test_connection_token_bound(void **state)
     }
 }
 
+
+/* libcurl's result -> the proxy's error -> the status the client sees. */
+struct curl_row {
+    const char *name;
+    CURLcode rc;
+    enum proxy_err err;
+    int status;
+};
+
+#define CURL_ROW(rc, err, status) {#rc, rc, err, status}
+
+static const struct curl_row curl_rows[] = {
+    CURL_ROW(CURLE_OK, PROXY_OK, 200),
+    /* connection refused or never made: 502 */
+    CURL_ROW(CURLE_COULDNT_CONNECT, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_COULDNT_RESOLVE_HOST, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_COULDNT_RESOLVE_PROXY, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SSL_CONNECT_ERROR, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_PEER_FAILED_VERIFICATION, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SSL_CACERT_BADFILE, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_SEND_ERROR, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    CURL_ROW(CURLE_GOT_NOTHING, PROXY_ERR_UPSTREAM_UNREACHABLE, 502),
+    /* too slow: 504 */
+    CURL_ROW(CURLE_OPERATION_TIMEDOUT, PROXY_ERR_UPSTREAM_TIMEOUT, 504),
+    /* a broken answer: 502 */
+    CURL_ROW(CURLE_RECV_ERROR, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_WEIRD_SERVER_REPLY, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_PARTIAL_FILE, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_HTTP2, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_BAD_CONTENT_ENCODING, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    CURL_ROW(CURLE_UNSUPPORTED_PROTOCOL, PROXY_ERR_UPSTREAM_PROTOCOL, 502),
+    /* our own failure: 500 */
+    CURL_ROW(CURLE_OUT_OF_MEMORY, PROXY_ERR_NOMEM, 500),
+};
+
+static void test_error_of(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(curl_rows); i++) {
+        const struct curl_row *r = &curl_rows[i];
+        enum proxy_err err = upstream_error_of(r->rc);
+        if (err != r->err) {
+            unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", proxy_strerror(err), proxy_strerror(r->err));
+            continue;
+        }
+        int status = proxy_err_status(err);
+        if (status != r->status)
+            unit_fail(&failures, i, r->name, "status %d, want %d", status, r->status);
+    }
+    unit_done(failures);
+}
+
+/* A callback's reason for stopping a transfer wins over libcurl's code. */
+struct result_row {
+    const char *name;
+    enum proxy_err abort_reason;
+    CURLcode rc;
+    enum proxy_err want;
+};
+
+static const struct result_row result_rows[] = {
+    {"no abort, ok", PROXY_OK, CURLE_OK, PROXY_OK},
+    {"no abort, refused", PROXY_OK, CURLE_COULDNT_CONNECT, PROXY_ERR_UPSTREAM_UNREACHABLE},
+    {"no abort, timeout", PROXY_OK, CURLE_OPERATION_TIMEDOUT, PROXY_ERR_UPSTREAM_TIMEOUT},
+    {"client gone in write", PROXY_ERR_CLIENT_GONE, CURLE_WRITE_ERROR, PROXY_ERR_CLIENT_GONE},
+    {"headers too large", PROXY_ERR_UPSTREAM_TOO_LARGE, CURLE_WRITE_ERROR, PROXY_ERR_UPSTREAM_TOO_LARGE},
+    {"shutdown in progress", PROXY_ERR_SHUTDOWN, CURLE_ABORTED_BY_CALLBACK, PROXY_ERR_SHUTDOWN},
+    {"body before head", PROXY_ERR_UPSTREAM_PROTOCOL, CURLE_WRITE_ERROR, PROXY_ERR_UPSTREAM_PROTOCOL},
+    {"out of memory in callback", PROXY_ERR_NOMEM, CURLE_WRITE_ERROR, PROXY_ERR_NOMEM},
+};
+
+static void test_exchange_result(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(result_rows); i++) {
+        const struct result_row *r = &result_rows[i];
+        struct upstream_exchange x;
+        memset(&x, 0, sizeof x);
+        x.abort_reason = r->abort_reason;
+        enum proxy_err got = upstream_exchange_result(&x, r->rc);
+        if (got != r->want)
+            unit_fail(&failures, i, r->name, "\"%s\", want \"%s\"", proxy_strerror(got), proxy_strerror(r->want));
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_headers),
         cmocka_unit_test(test_filter_headers_limit),
         cmocka_unit_test(test_connection_token_bound),
+        cmocka_unit_test(test_error_of),
+        cmocka_unit_test(test_exchange_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

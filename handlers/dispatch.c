@@ -1,0 +1,135 @@
+/* dispatch.c: route -> checks -> authenticate -> handler, and the log line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "core/log.h"
+#include "fcgi/response.h"
+#include "handlers/dispatch.h"
+#include "handlers/handlers.h"
+
+static const struct dispatch_refusal route_refusals[] = {
+    [ROUTE_NOT_FOUND] = {404, "not_found", "No such route."},
+    [ROUTE_BAD_METHOD] = {405, "method_not_allowed", "This route does not take that method."},
+    [ROUTE_ID_REQUIRED] = {400, "bad_request", "deploymentId required"},
+    [ROUTE_ID_INVALID] = {400, "invalid_deployment_id",
+                          "deploymentId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -."},
+    [ROUTE_URI_TOO_LONG] = {414, "uri_too_long", "The request path is too long."},
+};
+
+static const struct dispatch_refusal headers_too_large = {431, "headers_too_large",
+                                                          "The request headers are too large."};
+static const struct dispatch_refusal bad_content_type = {400, "bad_request",
+                                                         "Content-Type is not printable or too long."};
+static const struct dispatch_refusal bad_content_length = {400, "bad_request", "Content-Length is not a number."};
+
+const struct dispatch_refusal *dispatch_route_refusal(enum route_result result)
+{
+    if ((size_t)result >= sizeof route_refusals / sizeof route_refusals[0] || !route_refusals[result].status)
+        return NULL;
+    return &route_refusals[result];
+}
+
+static void refuse(struct flow_request *req, const struct dispatch_refusal *r)
+{
+    char allow[64] = "";
+    if (r->status == 405)
+        snprintf(allow, sizeof allow, "Allow: %s\r\n", req->route->method);
+    fcgi_response_error(req->fcgi, r->status, r->code, r->message, allow[0] ? allow : NULL);
+}
+
+/* Decides who the caller is; true to go on, false when already answered. */
+static bool authenticate(struct flow_request *req)
+{
+    struct auth_presented presented = {
+        .remote_user = fcgi_request_param(req->fcgi, "REMOTE_USER"),
+        .authorization = fcgi_request_param(req->fcgi, "HTTP_AUTHORIZATION"),
+        .cookie = fcgi_request_param(req->fcgi, "HTTP_COOKIE"),
+        .accepted = auth_accepted(req->cfg, req->route->events_auth),
+    };
+    if (presented.accepted == AUTH_NONE)
+        return true;
+    struct auth_outcome outcome;
+    auth_decide(req->auth, &presented, time(NULL), &outcome);
+    if (outcome.status) {
+        /* The client learns a short code; the log, every check that failed. */
+        proxy_log(outcome.status >= 500 ? PROXY_LOG_ERROR : PROXY_LOG_WARN, req->fcgi->request_id,
+                  "msg=\"refused: %s\"", outcome.reason);
+        fcgi_response_error(req->fcgi, outcome.status, outcome.code, outcome.message, outcome.www_authenticate);
+        return false;
+    }
+    req->user = outcome.credential.user;
+    req->credential_expires = outcome.credential.expires;
+    return true;
+}
+
+/* The refusal that stands in the handler's way, or NULL. */
+static const struct dispatch_refusal *check(const struct flow_request *req, enum route_result result)
+{
+    if (result != ROUTE_OK)
+        return dispatch_route_refusal(result);
+    if (req->fcgi->content_type_invalid)
+        return &bad_content_type;
+    if (req->route->reads_body && req->fcgi->content_length_invalid)
+        return &bad_content_length;
+    return NULL;
+}
+
+static void log_line(const struct flow_request *req)
+{
+    const struct fcgi_request *f = req->fcgi;
+    const char *error = f->out.error_code;
+    /* Refusals name their reason: the error code the client got too. */
+    proxy_log(f->out.status >= 500 ? PROXY_LOG_ERROR : error ? PROXY_LOG_WARN : PROXY_LOG_INFO, f->request_id,
+              "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld%s%s", f->method[0] ? f->method : "-",
+              req->route ? req->route->suffix : "-", req->id[0] ? req->id : "-", f->out.status, f->out.bytes_out,
+              fcgi_request_elapsed_ms(f), error ? " error=" : "", error ? error : "");
+}
+
+/* Runs the handler; false when nothing is left to answer or log here. */
+static bool run_handler(struct flow_request *req)
+{
+    enum proxy_err err = req->route->handler(req);
+    if (!req->fcgi->fcgx)
+        return false; /* a stream: the loop owns it and logs it */
+    if (err == PROXY_ERR_CLIENT_GONE && !req->fcgi->out.head_sent) {
+        /* A client that left is a normal end: nothing to answer. */
+        proxy_log(PROXY_LOG_INFO, req->fcgi->request_id,
+                  "method=%s route=%s id=%s status=0 bytes=0 ms=%ld end=client-gone", req->fcgi->method,
+                  req->route->suffix, req->id, fcgi_request_elapsed_ms(req->fcgi));
+        return false;
+    }
+    return true;
+}
+
+void dispatch(const struct flow_app *app, struct upstream_client *upstream, struct fcgi_request *fcgi)
+{
+    struct flow_request req = {.fcgi = fcgi, .cfg = app->cfg, .upstream = upstream, .streams = app->streams,
+                               .auth = app->auth};
+    struct route_match match;
+    enum route_result result = route_lookup(app->cfg->base_path, fcgi->method, fcgi->request_uri, &match);
+    req.route = match.entry;
+    bool answer = true;
+    if (fcgi->headers_too_large) {
+        refuse(&req, &headers_too_large);
+    } else if (result == ROUTE_NOT_FOUND || result == ROUTE_URI_TOO_LONG || result == ROUTE_BAD_METHOD) {
+        refuse(&req, dispatch_route_refusal(result));
+    } else if (authenticate(&req)) {
+        /* The id is checked after the caller: a stranger learns nothing. */
+        const struct dispatch_refusal *refusal = check(&req, result);
+        if (refusal) {
+            refuse(&req, refusal);
+        } else {
+            memcpy(req.id, match.id, sizeof req.id);
+            answer = run_handler(&req);
+        }
+    }
+    if (answer) {
+        if (!fcgi->out.head_sent)
+            fcgi_response_fail(fcgi, PROXY_ERR_NOMEM);
+        log_line(&req);
+    }
+    free(req.user);
+}

@@ -1,0 +1,125 @@
+/* test_http.c: reason phrases and header values (core/http.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/http.h"
+#include "unit.h"
+
+static char x128[129];
+static char x129[130];
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(x128, 'x', 128);
+    x128[128] = '\0';
+    memset(x129, 'x', 129);
+    x129[129] = '\0';
+    return 0;
+}
+
+/* ---- http_value_acceptable ---- */
+
+struct value_row {
+    const char *value;
+    size_t max;
+    bool ok;
+};
+
+static const struct value_row value_rows[] = {
+    {"text/event-stream", 1024, true},
+    {"text/html, application/json;q=0.9", 1024, true},
+    {"a b", 10, true},
+    {" ", 10, true},
+    {"abc", 3, true},
+    {"abcd", 3, false},
+    {"a", 1, true},
+    {"a", 0, false},
+    {"", 10, false},
+    {"a\tb", 10, false},
+    {"a\rb", 10, false},
+    {"a\nb", 10, false},
+    {"a\x7f", 10, false},
+    {"\x80", 10, false},
+    {"\xff", 10, false},
+    {"10.0.0.1", 64, true},
+    {"::1", 64, true},
+};
+
+static void test_header_value_acceptable(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    char esc[128];
+    for (size_t i = 0; i < UNIT_LEN(value_rows); i++) {
+        const struct value_row *r = &value_rows[i];
+        bool got = http_value_acceptable(r->value, r->max);
+        if (got != r->ok)
+            unit_fail(&failures, i, unit_escape(r->value, strlen(r->value), esc, sizeof esc),
+                      "max %zu: acceptable %d, want %d", r->max, got, r->ok);
+    }
+    unit_done(failures);
+}
+
+/* ---- http_status_reason ---- */
+
+struct reason_row {
+    int status;
+    const char *reason;
+};
+
+static const struct reason_row reason_rows[] = {
+    {200, "OK"},
+    {204, "No Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {299, ""},
+    {0, ""},
+    {-1, ""},
+    {999, ""},
+};
+
+static void test_status_reason(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(reason_rows); i++) {
+        const struct reason_row *r = &reason_rows[i];
+        char name[16];
+        snprintf(name, sizeof name, "%d", r->status);
+        const char *got = http_status_reason(r->status);
+        if (!got || strcmp(got, r->reason) != 0)
+            unit_fail(&failures, i, name, "reason \"%s\", want \"%s\"", got ? got : "(null)", r->reason);
+    }
+    unit_done(failures);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_value_acceptable),
+        cmocka_unit_test(test_status_reason),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
