@@ -1,8 +1,8 @@
 // app.js: the live flow page. Picks a deployment id (form, ?id=, recent
 // ids), loads GET {api}/{id}/snapshot, then follows {api}/{id}/stream with
 // EventSource, folding every frame into flow-state.js and redrawing. What
-// changes while it runs is one object (createPageState) that the connection
-// code and the drawing code are both handed.
+// changes while it runs is one object (createPageState) that start() makes
+// and hands to the connection code and the drawing code alike.
 //
 // Connection states shown in the header (data-state on [data-testid=conn]):
 //   connecting    first load in progress
@@ -675,22 +675,27 @@ function idFromUrl() {
 
 // ---- start ----------------------------------------------------------------
 
-// The one page state; only this wiring names it, everything else is handed it.
-const page = createPageState();
+// start: makes the one page state and wires the page's events to it. The
+// state lives here, not at module level, so a function that is not handed it
+// cannot reach it.
+function start() {
+  const page = createPageState();
+  el.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const id = el.input.value.trim();
+    if (!id) return;
+    const url = new URL(location.href);
+    url.searchParams.set('id', id);
+    if (url.href !== location.href) history.pushState(null, '', url);
+    follow(page, id);
+  });
+  window.addEventListener('popstate', () => follow(page, idFromUrl()));
+  el.relsFilter.addEventListener('input', filterRels);
+  el.relsType.addEventListener('change', filterRels);
+  setInterval(() => tick(page), 1000);
 
-el.form.addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const id = el.input.value.trim();
-  if (!id) return;
-  const url = new URL(location.href);
-  url.searchParams.set('id', id);
-  if (url.href !== location.href) history.pushState(null, '', url);
-  follow(page, id);
-});
-window.addEventListener('popstate', () => follow(page, idFromUrl()));
-el.relsFilter.addEventListener('input', filterRels);
-el.relsType.addEventListener('change', filterRels);
-setInterval(() => tick(page), 1000);
+  drawRecent();
+  follow(page, idFromUrl());
+}
 
-drawRecent();
-follow(page, idFromUrl());
+start();
