@@ -1,6 +1,8 @@
 // app.js: the live flow page. Picks a deployment id (form, ?id=, recent
 // ids), loads GET {api}/{id}/snapshot, then follows {api}/{id}/stream with
-// EventSource, folding every frame into flow-state.js and redrawing.
+// EventSource, folding every frame into flow-state.js and redrawing. What
+// changes while it runs is one object (createPageState) that start() makes
+// and hands to the connection code and the drawing code alike.
 //
 // Connection states shown in the header (data-state on [data-testid=conn]):
 //   connecting    first load in progress
@@ -65,17 +67,27 @@ const el = {
 
 // ---- page state (one flow at a time) --------------------------------------
 
-let flowId = null; // the id being followed, or null on the welcome screen
-let fs = emptyState(); // folded flow state
-let seq = null; // id of the last frame applied
-let loaded = false; // the snapshot answered (200 or 404) or a frame arrived
-let conn = { state: 'idle', status: null, retryAt: 0 };
-let problem = null; // {status, title, detail, code, message, requestId, kind}
-let gen = 0; // bumped on every follow(): late callbacks of an old flow are dropped
-let source = null; // the live EventSource
-let retryTimer = null;
-let attempt = 0;
-let resync = ''; // how the current connection began: 'snapshot' or 'resume'
+// createPageState: all that changes while the page runs, in one object. The
+// connection code writes what is shown and the drawing code reads it (and
+// keeps its own pending-redraw timer here); both take it as a parameter rather
+// than sharing module-level variables, so what a function touches shows in
+// its signature.
+function createPageState() {
+  return {
+    flowId: null, // the id being followed, or null on the welcome screen
+    fs: emptyState(), // folded flow state
+    seq: null, // id of the last frame applied
+    loaded: false, // the snapshot answered (200 or 404) or a frame arrived
+    conn: { state: 'idle', status: null, retryAt: 0 },
+    problem: null, // {status, title, detail, code, message, requestId, kind}
+    resync: '', // how the current connection began: 'snapshot' or 'resume'
+    gen: 0, // bumped on every follow(): late callbacks of an old flow are dropped
+    source: null, // the live EventSource
+    retryTimer: null,
+    attempt: 0,
+    renderTimer: null, // a redraw is due soon (scheduleRender)
+  };
+}
 
 // ---- HTTP -----------------------------------------------------------------
 
@@ -144,149 +156,149 @@ function describe(r) {
 
 // ---- connection -----------------------------------------------------------
 
-function stop() {
-  gen++;
-  if (source) source.close();
-  source = null;
-  clearTimeout(retryTimer);
-  retryTimer = null;
-  attempt = 0;
+function stop(page) {
+  page.gen++;
+  if (page.source) page.source.close();
+  page.source = null;
+  clearTimeout(page.retryTimer);
+  page.retryTimer = null;
+  page.attempt = 0;
 }
 
-async function follow(id) {
-  stop();
-  const my = gen;
-  flowId = id;
-  fs = emptyState();
-  seq = null;
-  loaded = false;
-  problem = null;
-  resync = '';
+async function follow(page, id) {
+  stop(page);
+  const my = page.gen;
+  page.flowId = id;
+  page.fs = emptyState();
+  page.seq = null;
+  page.loaded = false;
+  page.problem = null;
+  page.resync = '';
   if (!id) {
-    setConn('idle');
-    render();
+    setConn(page, 'idle');
+    render(page);
     return;
   }
   remember(id);
   el.input.value = id;
   if (!validId(id)) {
-    problem = describe({ status: 400, text: '' });
-    problem.detail = 'A deployment id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..).';
-    setConn('error', 400);
-    render();
+    page.problem = describe({ status: 400, text: '' });
+    page.problem.detail = 'A deployment id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..).';
+    setConn(page, 'error', 400);
+    render(page);
     return;
   }
-  setConn('connecting');
-  render();
+  setConn(page, 'connecting');
+  render(page);
   const r = await request(flowUrl(id, 'snapshot'));
-  if (my !== gen) return;
+  if (my !== page.gen) return;
   const body = r.status === 200 ? parseJson(r.text) : null;
   if (body && typeof body === 'object') {
-    apply(fs, { ...body, type: 'snapshot' });
-    loaded = true;
+    apply(page.fs, { ...body, type: 'snapshot' });
+    page.loaded = true;
   } else if (r.status === 404) {
-    loaded = true; // never ingested: the stream still works and brings the first message
+    page.loaded = true; // never ingested: the stream still works and brings the first message
   } else {
-    problem = describe(r.status === 200 ? { ...r, status: 502, text: '' } : r);
+    page.problem = describe(r.status === 200 ? { ...r, status: 502, text: '' } : r);
     if (r.status === 400) {
-      setConn('error', 400);
-      render();
+      setConn(page, 'error', 400);
+      render(page);
       return;
     }
   }
-  render();
-  openStream(my);
+  render(page);
+  openStream(page, my);
 }
 
-function openStream(my) {
-  if (my !== gen) return;
-  const es = new EventSource(flowUrl(flowId, 'stream'));
-  source = es;
+function openStream(page, my) {
+  if (my !== page.gen) return;
+  const es = new EventSource(flowUrl(page.flowId, 'stream'));
+  page.source = es;
   let first = true; // the first message frame tells how this connection began
   es.onopen = () => {
-    if (source !== es) return;
+    if (page.source !== es) return;
     first = true;
-    attempt = 0;
-    problem = null;
-    setConn('connected');
-    render();
+    page.attempt = 0;
+    page.problem = null;
+    setConn(page, 'connected');
+    render(page);
   };
   const onFrame = (ev) => {
-    if (source !== es) return;
+    if (page.source !== es) return;
     const msg = parseJson(ev.data);
     if (!msg || typeof msg !== 'object') return;
     if (typeof msg.type !== 'string') msg.type = ev.type;
-    if (!apply(fs, msg)) return; // a type this page does not know: skip it
+    if (!apply(page.fs, msg)) return; // a type this page does not know: skip it
     if (first) {
       // A snapshot frame reloads everything; anything else is the server
       // replaying what followed our Last-Event-ID.
       first = false;
-      resync = msg.type === 'snapshot' ? 'snapshot' : 'resume';
+      page.resync = msg.type === 'snapshot' ? 'snapshot' : 'resume';
     }
-    if (/^\d+$/.test(ev.lastEventId)) seq = Number(ev.lastEventId);
-    loaded = true;
-    if (conn.state !== 'connected') {
-      problem = null;
-      setConn('connected');
+    if (/^\d+$/.test(ev.lastEventId)) page.seq = Number(ev.lastEventId);
+    page.loaded = true;
+    if (page.conn.state !== 'connected') {
+      page.problem = null;
+      setConn(page, 'connected');
     }
-    scheduleRender();
+    scheduleRender(page);
   };
   for (const t of MESSAGE_TYPES) es.addEventListener(t, onFrame);
   es.addEventListener('message', onFrame); // frames without an event: line
   // heartbeat frames only keep the connection warm: nothing to apply.
   es.onerror = () => {
-    if (source !== es) return;
+    if (page.source !== es) return;
     if (es.readyState === EventSource.CONNECTING) {
       // The response ended; the browser reconnects by itself with Last-Event-ID.
-      setConn('reconnecting');
-      render();
+      setConn(page, 'reconnecting');
+      render(page);
       return;
     }
     es.close();
-    source = null;
-    diagnose(my);
+    page.source = null;
+    diagnose(page, my);
   };
 }
 
 // diagnose: the browser gave up on the stream (a non-200 answer). Learn the
 // status, show it, retry.
-async function diagnose(my) {
-  setConn('reconnecting');
-  const r = await request(flowUrl(flowId, 'stream'), { stream: true });
-  if (my !== gen) return;
+async function diagnose(page, my) {
+  setConn(page, 'reconnecting');
+  const r = await request(flowUrl(page.flowId, 'stream'), { stream: true });
+  if (my !== page.gen) return;
   if (r.status === 200) {
     // It answers now: the refusal was passing. Reopen at once the first
     // time; should it keep failing like this, back off.
-    if (attempt++ === 0) openStream(my);
-    else retryTimer = setTimeout(() => my === gen && openStream(my), RETRY_S[Math.min(attempt, RETRY_S.length - 1)] * 1000);
+    if (page.attempt++ === 0) openStream(page, my);
+    else page.retryTimer = setTimeout(() => my === page.gen && openStream(page, my), RETRY_S[Math.min(page.attempt, RETRY_S.length - 1)] * 1000);
     return;
   }
-  problem = describe(r);
+  page.problem = describe(r);
   if (r.status === 400) {
-    setConn('error', 400);
-    render();
+    setConn(page, 'error', 400);
+    render(page);
     return;
   }
-  let delay = RETRY_S[Math.min(attempt, RETRY_S.length - 1)];
+  let delay = RETRY_S[Math.min(page.attempt, RETRY_S.length - 1)];
   if (r.status === 401 || r.status === 403) delay = AUTH_RETRY_S;
   if (r.status === 404) delay = NOT_FOUND_RETRY_S;
   const ra = Number(r.retryAfter);
   if (Number.isFinite(ra) && ra > 0) delay = Math.min(ra, 300);
-  attempt++;
-  conn.retryAt = Date.now() + delay * 1000;
-  setConn('error', r.status, conn.retryAt);
-  render();
-  retryTimer = setTimeout(() => {
-    if (my !== gen) return;
-    setConn('reconnecting');
-    render();
-    openStream(my);
+  page.attempt++;
+  page.conn.retryAt = Date.now() + delay * 1000;
+  setConn(page, 'error', r.status, page.conn.retryAt);
+  render(page);
+  page.retryTimer = setTimeout(() => {
+    if (my !== page.gen) return;
+    setConn(page, 'reconnecting');
+    render(page);
+    openStream(page, my);
   }, delay * 1000);
 }
 
-function setConn(state, status = null, retryAt = 0) {
-  conn = { state, status, retryAt };
-  drawConn();
+function setConn(page, state, status = null, retryAt = 0) {
+  page.conn = { state, status, retryAt };
+  drawConn(page);
 }
 
 // ---- rendering ------------------------------------------------------------
@@ -316,24 +328,24 @@ function fmtDur(d) {
 
 const CONN_TEXT = { idle: 'Idle', connecting: 'Connecting…', connected: 'Live', reconnecting: 'Reconnecting…', error: 'Error' };
 
-function drawConn() {
-  el.conn.dataset.state = conn.state;
-  el.conn.dataset.status = conn.status ?? '';
-  el.conn.dataset.resync = resync;
-  let t = CONN_TEXT[conn.state] || conn.state;
-  if (conn.state === 'error') {
-    t = `Error ${conn.status || 'network'}`;
-    if (conn.retryAt) t += ` · retry in ${Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000))}s`;
+function drawConn(page) {
+  el.conn.dataset.state = page.conn.state;
+  el.conn.dataset.status = page.conn.status ?? '';
+  el.conn.dataset.resync = page.resync;
+  let t = CONN_TEXT[page.conn.state] || page.conn.state;
+  if (page.conn.state === 'error') {
+    t = `Error ${page.conn.status || 'network'}`;
+    if (page.conn.retryAt) t += ` · retry in ${Math.max(0, Math.ceil((page.conn.retryAt - Date.now()) / 1000))}s`;
   }
   el.connText.textContent = t;
   el.conn.title = {
-    connected: `Following the stream (${resync === 'resume' ? 'resumed after the last sequence number seen' : 'began with a snapshot'})`,
+    connected: `Following the stream (${page.resync === 'resume' ? 'resumed after the last sequence number seen' : 'began with a snapshot'})`,
     reconnecting: 'The stream ended; reconnecting',
     error: 'The proxy refused the stream',
     connecting: 'Loading the flow',
     idle: 'No flow picked',
-  }[conn.state] || '';
-  document.body.classList.toggle('stale', conn.state !== 'connected' && conn.state !== 'idle' && loaded);
+  }[page.conn.state] || '';
+  document.body.classList.toggle('stale', page.conn.state !== 'connected' && page.conn.state !== 'idle' && page.loaded);
 }
 
 // setHtml: replaces el's content only when it differs, so a redraw that
@@ -345,20 +357,19 @@ function setHtml(e, html) {
   e.innerHTML = html;
 }
 
-let renderTimer = null;
-function scheduleRender() {
+function scheduleRender(page) {
   // Frames can come in bursts: draw once per burst, soon after.
-  if (renderTimer === null) renderTimer = setTimeout(render, 15);
+  if (page.renderTimer === null) page.renderTimer = setTimeout(() => render(page), 15);
 }
 
-function render() {
-  clearTimeout(renderTimer);
-  renderTimer = null;
-  drawConn();
-  el.seq.textContent = seq === null ? '–' : String(seq);
-  el.welcome.hidden = flowId !== null;
-  drawNotice();
-  if (flowId === null) {
+function render(page) {
+  clearTimeout(page.renderTimer);
+  page.renderTimer = null;
+  drawConn(page);
+  el.seq.textContent = page.seq === null ? '–' : String(page.seq);
+  el.welcome.hidden = page.flowId !== null;
+  drawNotice(page);
+  if (page.flowId === null) {
     el.flow.hidden = true;
     drawRegions({ regions: [] });
     el.rels.hidden = true;
@@ -366,23 +377,23 @@ function render() {
     document.title = 'OpenovaFlow';
     return;
   }
-  const v = view(fs);
-  drawFlow(v);
+  const v = view(page.fs);
+  drawFlow(page, v);
   drawRegions(v);
   drawRels(v);
-  tick();
+  tick(page);
 }
 
-function drawNotice() {
-  let p = problem;
-  if (!p && flowId !== null && loaded && isEmpty(fs)) {
+function drawNotice(page) {
+  let p = page.problem;
+  if (!p && page.flowId !== null && page.loaded && isEmpty(page.fs)) {
     p = {
       kind: 'not-found',
       title: 'No such flow yet',
-      detail: `Nothing has been posted to “${flowId}” so far. This page follows its stream and shows the flow as soon as the first event arrives.`,
+      detail: `Nothing has been posted to “${page.flowId}” so far. This page follows its stream and shows the flow as soon as the first event arrives.`,
     };
   }
-  if (p && p.kind === 'not-found' && !isEmpty(fs)) p = null; // a 404 seen before the first frame
+  if (p && p.kind === 'not-found' && !isEmpty(page.fs)) p = null; // a 404 seen before the first frame
   el.notice.hidden = !p;
   if (!p) {
     setHtml(el.notice, '');
@@ -403,11 +414,11 @@ function drawNotice() {
   );
 }
 
-function drawFlow(v) {
+function drawFlow(page, v) {
   // Nothing known yet (first load failed): the notice says why; no empty card.
-  el.flow.hidden = !loaded && isEmpty(fs);
+  el.flow.hidden = !page.loaded && isEmpty(page.fs);
   const f = v.flow;
-  el.flowId.textContent = f && f.id ? String(f.id) : flowId;
+  el.flowId.textContent = f && f.id ? String(f.id) : page.flowId;
   const status = f ? String(f.status ?? '') : '';
   el.flowStatus.textContent = f ? status || '–' : 'no flow record yet';
   el.flowStatus.dataset.cat = f ? statusCategory(status) : 'wait';
@@ -446,7 +457,7 @@ function drawFlow(v) {
 
   // Summary by status text, ordered by how urgent the status is.
   const byStatus = new Map();
-  for (const n of fs.nodes.values()) {
+  for (const n of page.fs.nodes.values()) {
     const s = String(n.status ?? '');
     byStatus.set(s, (byStatus.get(s) || 0) + 1);
   }
@@ -463,7 +474,7 @@ function drawFlow(v) {
     `<span class="totals">${v.total} node${v.total === 1 ? '' : 's'} · ${nRegions} region${nRegions === 1 ? '' : 's'} · ${v.rels.length} relationship${v.rels.length === 1 ? '' : 's'}</span>`,
   );
   setHtml(el.summary, parts.join(''));
-  document.title = `${f && f.id ? f.id : flowId}${status ? ` · ${status}` : ''} — OpenovaFlow`;
+  document.title = `${f && f.id ? f.id : page.flowId}${status ? ` · ${status}` : ''} — OpenovaFlow`;
 }
 
 // A stacked bar: done first, then in progress, trouble, waiting.
@@ -619,13 +630,13 @@ function filterRels() {
 }
 
 // tick: the clocks that move on their own (elapsed times, retry countdown).
-function tick() {
+function tick(page) {
   const now = Date.now();
   for (const e of document.querySelectorAll('[data-since]')) {
     const since = Number(e.dataset.since);
     if (since) e.textContent = fmtDur(now - since);
   }
-  if (conn.state === 'error' && conn.retryAt) drawConn();
+  if (page.conn.state === 'error' && page.conn.retryAt) drawConn(page);
 }
 
 // ---- picking a flow -------------------------------------------------------
@@ -662,19 +673,29 @@ function idFromUrl() {
   return id === null || id.trim() === '' ? null : id.trim();
 }
 
-el.form.addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const id = el.input.value.trim();
-  if (!id) return;
-  const url = new URL(location.href);
-  url.searchParams.set('id', id);
-  if (url.href !== location.href) history.pushState(null, '', url);
-  follow(id);
-});
-window.addEventListener('popstate', () => follow(idFromUrl()));
-el.relsFilter.addEventListener('input', filterRels);
-el.relsType.addEventListener('change', filterRels);
-setInterval(tick, 1000);
+// ---- start ----------------------------------------------------------------
 
-drawRecent();
-follow(idFromUrl());
+// start: makes the one page state and wires the page's events to it. The
+// state lives here, not at module level, so a function that is not handed it
+// cannot reach it.
+function start() {
+  const page = createPageState();
+  el.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const id = el.input.value.trim();
+    if (!id) return;
+    const url = new URL(location.href);
+    url.searchParams.set('id', id);
+    if (url.href !== location.href) history.pushState(null, '', url);
+    follow(page, id);
+  });
+  window.addEventListener('popstate', () => follow(page, idFromUrl()));
+  el.relsFilter.addEventListener('input', filterRels);
+  el.relsType.addEventListener('change', filterRels);
+  setInterval(() => tick(page), 1000);
+
+  drawRecent();
+  follow(page, idFromUrl());
+}
+
+start();
