@@ -87,6 +87,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_dispatch \
 	$(BUILD)/tests/unit/test_error \
 	$(BUILD)/tests/unit/test_http \
+	$(BUILD)/tests/unit/test_log \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
 	$(BUILD)/tests/unit/test_request \

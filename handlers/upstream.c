@@ -113,8 +113,6 @@ static bool next_header_line(const char *raw, size_t len, size_t *pos, struct he
     return true;
 }
 
-/* Whether name is listed in any Connection header of raw: such a field is
- * hop-by-hop too, wherever it stands (RFC 9110 7.6.1). */
 /* The header names an upstream's Connection headers list: dropped too
  * (RFC 9110 7.6.1). Collected once per header block, so filtering stays
  * linear however many lines an upstream sends. */
