@@ -2,7 +2,8 @@
 (which spawns the built app itself), Apache httpd and nginx (in front of
 the app started by a launcher, harness/launchers.py), or the app alone on
 a socket; each in its own directory (pytest's tmp_path: kept for the last
-runs, for their logs) and process group, and always tears them down."""
+runs, for their logs) and process group, and always tears them down.
+make bench (bench/integration.py) starts its web servers with it too."""
 import grp
 import hashlib
 import base64
