@@ -122,7 +122,7 @@ class Launcher:
 
     def stop(self):
         if self.proc:
-            servers._kill_group(self.proc)
+            servers.kill_group(self.proc)
             self.proc = None
 
     def _passed_env(self):

@@ -2,7 +2,8 @@
 (which spawns the built app itself), Apache httpd and nginx (in front of
 the app started by a launcher, harness/launchers.py), or the app alone on
 a socket; each in its own directory (pytest's tmp_path: kept for the last
-runs, for their logs) and process group, and always tears them down."""
+runs, for their logs) and process group, and always tears them down.
+make bench (bench/integration.py) starts its web servers with it too."""
 import grp
 import hashlib
 import base64
@@ -94,7 +95,7 @@ def copy_conf(src_dir, dst_dir, mutations):
     return dst_dir
 
 
-def _kill_group(proc, grace=None, others=()):
+def kill_group(proc, grace=None, others=()):
     """SIGTERM to the process group, SIGKILL after grace seconds (5,
     scaled). others: pids that may outlive the group's leader (the app
     lighttpd spawned, in lighttpd's group): they get the same grace, so an
@@ -230,7 +231,7 @@ class Lighttpd:
         if not self.proc:
             return
         apps = self.app_pids()
-        _kill_group(self.proc, others=apps)
+        kill_group(self.proc, others=apps)
         for pid in apps:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -303,7 +304,7 @@ class Fronted:
                                              stderr=stderr, start_new_session=True)
             if _wait_listening(self.proc, self.port, scaled(10)):
                 break
-            _kill_group(self.proc)
+            kill_group(self.proc)
         else:
             raise RuntimeError(f"{self.name} did not start: {self.logs()}")
         if wait_app:
@@ -332,7 +333,7 @@ class Fronted:
 
     def stop(self):
         if self.proc:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self.proc = None
         if self.app:
             self.app.stop()
@@ -367,6 +368,29 @@ def render_nginx(template, values):
     with open(template) as f:
         text = f.read()
     return re.sub(r"\$\{(OPENOVA_NGINX_[A-Z]+)\}", lambda m: values[m.group(1)], text)
+
+
+def nginx_head(rundir, worker_connections=1024, user=WEB_USER, nofile=None):
+    """What precedes http {} in an nginx.conf written here for an nginx of
+    its own: foreground, its pid and error log in rundir. user: its workers'
+    user when started as root (None: nginx's default); nofile: their
+    open-file limit (worker_rlimit_nofile), when they hold many connections."""
+    lines = ["daemon off;"]
+    if user:
+        lines.append(f"user {user};")
+    lines.append("worker_processes 1;")
+    if nofile:
+        lines.append(f"worker_rlimit_nofile {nofile};")
+    lines += [f"pid {rundir}/nginx.pid;", f"error_log {rundir}/error.log warn;",
+              f"events {{ worker_connections {worker_connections}; }}"]
+    return "\n".join(lines) + "\n"
+
+
+def nginx_temp_paths(tempdir):
+    """The lines of http {} that put nginx's temp files in tempdir instead
+    of the system's (which a non-root nginx cannot write)."""
+    return "\n".join(f"    {kind}_temp_path {tempdir}/{kind};"
+                     for kind in ("client_body", "fastcgi", "proxy", "uwsgi", "scgi"))
 
 
 class Nginx(Fronted):
@@ -430,20 +454,10 @@ class NginxPod(Nginx):
         site_path = os.path.join(self.dir, "openova-flow.conf")
         with open(site_path, "w") as f:
             f.write(site)
-        main = f"""daemon off;
-user {WEB_USER};
-worker_processes 1;
-pid {self.dir}/nginx.pid;
-error_log {self.dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+        main = nginx_head(self.dir) + f"""http {{
     include /etc/nginx/mime.types;
     access_log {self.dir}/access.log;
-    client_body_temp_path {self.pub}/client_body;
-    fastcgi_temp_path {self.pub}/fastcgi;
-    proxy_temp_path {self.pub}/proxy;
-    uwsgi_temp_path {self.pub}/uwsgi;
-    scgi_temp_path {self.pub}/scgi;
+{nginx_temp_paths(self.pub)}
     include {site_path};
 }}
 """
@@ -540,7 +554,7 @@ class App:
 
     def stop(self):
         if self.proc:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self.proc = None
 
 

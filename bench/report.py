@@ -1,0 +1,200 @@
+"""report.py: what a run leaves: the machine it ran on, the tables (printed
+and in RESULTS.md), results.json and the chart (results.png)."""
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+
+from context import HERE, REPO, SCALE_TARGET, WRK, log
+from integration import servers
+from summary import mean
+
+
+def _out(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (r.stdout + r.stderr).strip()
+    except OSError:
+        return ""
+
+
+def _first_line(text):
+    return text.splitlines()[0] if text else ""
+
+
+def machine():
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    git = _out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+    # The binary is built from the working tree: say when it differs.
+    if git and _out(["git", "-C", REPO, "status", "--porcelain", "--", "fcgi", "handlers", "Makefile"]):
+        git += " + uncommitted changes in fcgi/, handlers/ or the Makefile"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": _out(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "nginx": _out([servers.NGINX, "-v"]).replace("nginx version: ", ""),
+        "lighttpd": _out([servers.LIGHTTPD, "-v"]).split(" - ")[0],
+        "apache": _first_line(_out([servers.APACHE, "-v"])).replace("Server version: ", ""),
+        "app": _out([servers.BINARY, "--version"]),
+        "wrk": _first_line(_out([WRK, "-v"])).split(" Copyright")[0],
+        "commit": git,
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main_table(rows, paths):
+    out = ["| path | snapshot req/s | x nginx | p99 ms | proxy CPU us/req (app's part) | x nginx | "
+           "events 256 KiB req/s | x nginx | SSE p50 / p99 us | added p99 us |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for cls in paths:
+        r = rows[cls.name]
+        out.append(f"| {cls.label} | {r['snapshot_rps']:.0f} | {r['ratio']['snapshot_rps']:.2f} | "
+                   f"{r['snapshot_p99_ms']:.2f} | {fmt(r['proxy_cpu_us'], '.0f')}"
+                   f"{' (' + format(r['app_cpu_us'], '.0f') + ')' if r.get('app_cpu_us') is not None else ''} | "
+                   f"{fmt(r['ratio']['proxy_cpu_us'], '.2f')} | {r['events_rps']:.0f} | {r['ratio']['events_rps']:.2f} | "
+                   f"{r['sse_p50_us']:.0f} / {r['sse_p99_us']:.0f} | {r['sse_added_p99_us']:+.0f} |")
+    return "\n".join(out)
+
+
+def scale_table(scale):
+    out = ["| run | streams open | delivery p50 / p99 / max ms | frames | lost | proxy CPU us/frame (app's part) | "
+           "app RSS per stream | app threads | app fds |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, r in scale.items():
+        if "/" not in key:
+            continue
+        app = (r.get("app") or {}).get("ready") or {}
+        lat = r["latency_us"]
+        cpu = r.get("cpu") or {}
+        cpu_text = fmt(cpu.get("proxy_us_per_frame"), ".1f")
+        if cpu.get("app_us_per_frame") is not None:
+            cpu_text += f" ({cpu['app_us_per_frame']:.1f})"
+        rss = r.get("rss_per_stream_kib")
+        out.append(f"| {key} | {r['ready']} | {lat['p50'] / 1000:.2f} / {lat['p99'] / 1000:.2f} / {lat['max'] / 1000:.2f} | "
+                   f"{r['frames']} | {r['lost']} | {cpu_text} | {fmt(rss, '.1f')}{' KiB' if rss is not None else ''} | "
+                   f"{app.get('Threads', '-')} | {app.get('fds', '-')} |")
+        if "snapshot_during" in r:
+            d, alone = r["snapshot_during"], scale["snapshot_alone"]
+            lat2 = r.get("latency_after_split_us") or {}
+            out.append(f"| {key} + wrk snapshots | {r['ready']} | "
+                       f"{lat2.get('p50', -1000) / 1000:.2f} / {lat2.get('p99', -1000) / 1000:.2f} / "
+                       f"{lat2.get('max', -1000) / 1000:.2f} | | | snapshots: {d['rps']:.0f} req/s, p99 {d['p99_ms']:.2f} ms "
+                       f"(alone: {alone['rps']:.0f} req/s, p99 {alone['p99_ms']:.2f} ms) | | | |")
+    return "\n".join(out)
+
+
+def target_table(targets):
+    out = ["| target | path | value | goal | |", "|---|---|---|---|---|"]
+    for t in targets:
+        out.append(f"| {t['target']} | {t['path']} | {t['value']} | {t['goal']} | {'PASS' if t['pass'] else 'FAIL'} |")
+    return "\n".join(out)
+
+
+def write_chart(run, rows, paths, png):
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        log("gnuplot not found: no chart")
+        return False
+    data = os.path.join(run.build, "chart.dat")
+    with open(data, "w") as f:
+        f.write("# label snapshot_rps proxy_cpu_us events_rps sse_added_p99_us\n")
+        for cls in paths:
+            r = rows[cls.name]
+            f.write(f"\"{cls.label}\" {r['snapshot_rps']:.0f} {r['proxy_cpu_us'] or 0:.1f} {r['events_rps']:.0f} "
+                    f"{r['sse_added_p99_us']:.0f}\n")
+    r = subprocess.run([gnuplot, "-e", f"datafile='{data}'; outfile='{png}'", os.path.join(HERE, "chart.gp")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"gnuplot failed: {r.stderr.strip()}")
+        return False
+    return True
+
+
+def how_measured(info, rows, s):
+    """The paragraphs above the main table: the machine and the method."""
+    foreign = mean([r["foreign_cores"] for r in rows.values()])
+    return [
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, Linux {info['kernel']}, "
+        f"{info['os']}. Date: {info['date']}. Commit: {info['commit']}.",
+        f"Servers: nginx {info['nginx']}, {info['lighttpd']}, {info['apache']}; "
+        f"{info['app']}; {info['wrk']}. Load average at start: {' '.join(info['loadavg_start'])}; "
+        f"other load during the wrk runs: {foreign:.2f} cores on average.",
+        "",
+        f"Everything runs on this one machine: wrk (1 thread, {s.connections} connections, {s.measure} s after "
+        f"{s.warmup} s of warm-up, {s.passes} interleaved passes, mean shown), the proxies and the upstream. Upstream "
+        "for snapshot and events: nginx serving a 34 KB snapshot (120 nodes, two regions; bench/fixtures.py) and "
+        "reading 256 KiB events bodies. Proxy CPU: utime+stime of every process of the web server and the app "
+        "during the run, per request. SSE: "
+        f"{s.sse_streams} streams per path, a frame every {s.sse_interval_ms} ms for {s.sse_seconds} s from "
+        "build/bench/sse-upstream, which stamps each frame just before writing it; latency = arrival - stamp, "
+        "added = path minus direct. `x nginx` = ratio to nginx proxy_pass in this run.",
+    ]
+
+
+def write_markdown(path, info, tables, targets, rows, s):
+    main, scale_t, target_t = tables
+    passed = sum(t["pass"] for t in targets)
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `make bench` (bench/run.py); do not edit by hand. "
+        + ("**BENCH_QUICK smoke run: short measurements, not for comparison.**" if s.quick else ""),
+        "",
+    ] + how_measured(info, rows, s) + [
+        "",
+        main,
+        "",
+        "![chart](results.png)",
+        "",
+        f"## Streams at scale (nginx + app, one frame per second to every stream, {s.scale_seconds} s)",
+        "",
+        scale_t,
+        "",
+        (f"This machine's hard open-file limit is {s.fd_limited[0]} and cannot be raised without CAP_SYS_RESOURCE; "
+         f"{SCALE_TARGET} streams need about {2 * SCALE_TARGET + 64} descriptors in nginx and in the app, so the "
+         f"large runs hold {s.fd_limited[1]} streams.\n\n" if s.fd_limited else "")
+        + "App RSS per stream = (app RSS with the streams open - RSS after the snapshot runs, before any stream) / "
+        "streams. Delivery latency is measured per stream from the upstream's write of that frame to that stream, "
+        "so the upstream's own fan-out time is not counted; the single-threaded client reading every stream "
+        "is, as the direct row shows.",
+        "",
+        f"## Targets: {passed} of {len(targets)} pass",
+        "",
+        target_t,
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def write_results(run, info, seconds, rows, targets, scale, raw, paths):
+    """Prints the tables; writes results.json, results.png and RESULTS.md to run.out_dir."""
+    tables = (main_table(rows, paths), scale_table(scale), target_table(targets))
+    print()
+    for table in tables:
+        print(table)
+        print()
+    out_dir = run.out_dir
+    result = {"machine": info, "quick": run.settings.quick, "seconds": seconds,
+              "settings": run.settings.as_json(), "paths": rows, "targets": targets, "scale": scale, "runs": raw}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+        f.write("\n")
+    write_chart(run, rows, paths, os.path.join(out_dir, "results.png"))
+    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings)
+    return result

@@ -1,0 +1,128 @@
+"""summary.py: from the raw runs to one row per path (means, ratios to the
+reference) and the verdict on each target of issue 6."""
+from context import SCALE_TARGET
+from paths import NginxProxyStock, REFERENCE
+
+# What "short requests unaffected" means here: with 10,000 streams open,
+# snapshot throughput at least this share of the same path's without them,
+# and p99 at most this multiple.
+UNAFFECTED_RPS = 0.9
+UNAFFECTED_P99 = 2.0
+# SSE: "no worse than nginx's" allows this much (measurement noise between
+# two passes of the same path is of this order on a loaded 2-core VM).
+SSE_TOLERANCE_US = 50.0
+APP_PATHS = ("lighttpd+app", "nginx+app", "apache+app")
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def path_row(name, snap, ev, sse):
+    return {
+        "snapshot_rps": mean([r["rps"] for r in snap]),
+        "snapshot_p99_ms": mean([r["p99_ms"] for r in snap]),
+        "proxy_cpu_us": mean([r["proxy_cpu_us"] for r in snap]) if name != "direct" else None,
+        "app_cpu_us": mean([r["app_cpu_us"] for r in snap]),
+        "events_rps": mean([r["rps"] for r in ev]),
+        "events_p99_ms": mean([r["p99_ms"] for r in ev]),
+        "events_proxy_cpu_us": mean([r["proxy_cpu_us"] for r in ev]) if name != "direct" else None,
+        "errors": sum(r["error_count"] for r in snap + ev),
+        "sse_p50_us": mean([r["latency_us"]["p50"] for r in sse]),
+        "sse_p99_us": mean([r["latency_us"]["p99"] for r in sse]),
+        "sse_lost": sum(r["lost"] for r in sse),
+        "foreign_cores": mean([r["foreign_cores"] for r in snap + ev]),
+    }
+
+
+def rows_of(throughput, sse):
+    """{path: row}: means over the passes, SSE added over direct, ratios to REFERENCE."""
+    rows = {name: path_row(name, t["snapshot"], t["events"], sse[name]) for name, t in throughput.items()}
+    d = rows["direct"]
+    for row in rows.values():
+        row["sse_added_p50_us"] = row["sse_p50_us"] - d["sse_p50_us"]
+        row["sse_added_p99_us"] = row["sse_p99_us"] - d["sse_p99_us"]
+    ref = rows[REFERENCE]
+    for row in rows.values():
+        row["ratio"] = {
+            "snapshot_rps": row["snapshot_rps"] / ref["snapshot_rps"],
+            "proxy_cpu_us": row["proxy_cpu_us"] / ref["proxy_cpu_us"] if row["proxy_cpu_us"] is not None else None,
+            "events_rps": row["events_rps"] / ref["events_rps"],
+        }
+    return rows
+
+
+class Targets(list):
+    def add(self, name, path, ok, value, goal):
+        self.append({"target": name, "path": path, "pass": bool(ok), "value": value, "goal": goal})
+
+
+def throughput_targets(targets, rows):
+    app_paths = [n for n in APP_PATHS if n in rows]
+    ref = rows[REFERENCE]
+    la = rows["lighttpd+app"]
+    stock = rows.get(NginxProxyStock.name)
+    targets.add("snapshot req/s >= nginx proxy_pass", "lighttpd+app", la["ratio"]["snapshot_rps"] >= 1.0,
+                f"{la['snapshot_rps']:.0f} req/s = {la['ratio']['snapshot_rps']:.2f}x"
+                + (f" ({la['snapshot_rps'] / stock['snapshot_rps']:.2f}x proxy_pass without upstream keepalive)"
+                   if stock else ""), ">= 1.00x")
+    for n in app_paths:
+        r = rows[n]
+        targets.add("proxy CPU per snapshot <= 1.25x nginx's", n, r["ratio"]["proxy_cpu_us"] <= 1.25,
+                    f"{r['proxy_cpu_us']:.0f} us = {r['ratio']['proxy_cpu_us']:.2f}x", "<= 1.25x")
+    for n in app_paths:
+        r = rows[n]
+        ok = r["sse_added_p99_us"] <= 1000 and r["sse_added_p99_us"] <= ref["sse_added_p99_us"] + SSE_TOLERANCE_US \
+            and r["sse_lost"] == 0
+        targets.add("SSE added p99 <= 1 ms and <= nginx's", n, ok,
+                    f"{r['sse_added_p99_us']:+.0f} us (nginx {ref['sse_added_p99_us']:+.0f} us), lost {r['sse_lost']}",
+                    f"<= 1000 us, <= nginx + {SSE_TOLERANCE_US:.0f} us")
+    for n in app_paths:
+        r = rows[n]
+        targets.add("events 256 KiB req/s >= 0.9x nginx", n, r["ratio"]["events_rps"] >= 0.9,
+                    f"{r['events_rps']:.0f} req/s = {r['ratio']['events_rps']:.2f}x", ">= 0.90x")
+
+
+def scale_targets(targets, scale, settings):
+    big = max(settings.scale_ns)
+    s = scale.get(f"nginx+app/{big}")
+    if not s:
+        return
+    if settings.fd_limited:
+        targets.add(f"{SCALE_TARGET} streams in one app process", "nginx+app", False,
+                    f"not measurable here: hard open-file limit {settings.fd_limited[0]} < {2 * SCALE_TARGET + 64} "
+                    f"needed; {s['ready']} of {big} open (the rows below are at {big})", f"{SCALE_TARGET}")
+    else:
+        targets.add(f"{big} streams in one app process", "nginx+app", s["ready"] == big,
+                    f"{s['ready']} open, {s['failed']} failed", f"{big}")
+    targets.add("RSS per open stream <= 32 KiB", "nginx+app", s["rss_per_stream_kib"] <= 32,
+                f"{s['rss_per_stream_kib']:.1f} KiB", "<= 32 KiB")
+    p99 = s["latency_us"]["p99"] / 1000
+    ref_s, direct_s = scale.get(f"{REFERENCE}/{big}"), scale.get(f"direct/{big}")
+    extra = []
+    if ref_s:
+        extra.append(f"nginx proxy_pass {ref_s['latency_us']['p99'] / 1000:.2f} ms")
+    if direct_s:
+        extra.append(f"direct {direct_s['latency_us']['p99'] / 1000:.2f} ms")
+    targets.add("broadcast p99 <= 5 ms", "nginx+app", p99 <= 5,
+                f"{p99:.2f} ms" + (f" ({', '.join(extra)})" if extra else ""), "<= 5 ms")
+    targets.add("no frame lost", "nginx+app", s["lost"] == 0 and s["frames"] > 0,
+                f"{s['lost']} lost of {s['expected']}", "0")
+    alone, during = scale["snapshot_alone"], s.get("snapshot_during")
+    if during:
+        ok = during["rps"] >= UNAFFECTED_RPS * alone["rps"] and during["p99_ms"] <= UNAFFECTED_P99 * alone["p99_ms"] \
+            and during["errors"] == 0
+        targets.add("short requests unaffected", "nginx+app", ok,
+                    f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.2f} ms vs {alone['rps']:.0f} req/s "
+                    f"p99 {alone['p99_ms']:.2f} ms alone ({during['rps'] / alone['rps']:.2f}x)",
+                    f">= {UNAFFECTED_RPS}x req/s, p99 <= {UNAFFECTED_P99}x")
+
+
+def summarize(throughput, sse, scale, settings):
+    """(rows, targets): targets a list of {target, path, pass, value, goal}."""
+    rows = rows_of(throughput, sse)
+    targets = Targets()
+    throughput_targets(targets, rows)
+    scale_targets(targets, scale, settings)
+    return rows, list(targets)
