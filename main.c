@@ -145,9 +145,15 @@ static void app_cut_short(void *ctx)
     upstream_abort_all();
 }
 
-static void app_stopped(void *ctx)
+static void app_stopped(void *ctx, bool workers_left)
 {
     struct flow_app *app = ctx;
+    /* A worker that never ended may still reserve a slot: the loop stays
+     * (refusing) until the process exits. */
+    if (workers_left) {
+        stream_loop_join(app->streams);
+        return;
+    }
     stream_loop_stop(app->streams);
     app->streams = NULL;
 }
@@ -242,11 +248,13 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
         .cut_short = app_cut_short,
         .stopped = app_stopped,
     };
-    char banner[1024];
-    snprintf(banner, sizeof banner, "upstream=%s max_streams=%u", cfg->upstream_url, cfg->max_streams);
+    char *banner = NULL;
+    if (asprintf(&banner, "upstream=%s max_streams=%u", cfg->upstream_url, cfg->max_streams) < 0)
+        banner = NULL;
     struct fcgi_server_settings settings = {
         .listen_fd = listen_fd, .own_socket = own_socket, .workers = cfg->workers, .banner = banner};
     int rc = fcgi_server_run(&settings, &app, &stop_requested);
+    free(banner);
     upstream_global_cleanup();
     return rc;
 }

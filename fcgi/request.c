@@ -188,9 +188,14 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
     fcgx->ipcFd = -1;
 
     *to = *req;
+    struct buf held = req->out.held; /* the worker's: a stream's head needs little */
     memset(req, 0, sizeof *req);
     req->detached_fd = -1;
+    req->out.held = held;
+    buf_reset(&req->out.held);
+    buf_init(&to->out.held, held.max);
     to->fcgx = NULL;
+    to->detached = true;
     to->detached_fd = fd;
     to->scan = (struct fcgi_record_scanner){.request_id = to->fcgi_id};
     buf_init(&to->out.unsent, unsent_max);
@@ -229,8 +234,9 @@ void fcgi_request_free(struct fcgi_request *req, struct buf *held)
     free(req->last_event_id);
     free(req->remote_addr);
     req->request_uri = req->content_type = req->accept = req->last_event_id = req->remote_addr = NULL;
-    if (req->detached_fd >= 0)
+    if (req->detached)
         close(req->detached_fd);
+    req->detached = false;
     req->detached_fd = -1;
     buf_free(&req->out.unsent);
     /* The buffer goes back to the worker for its next request, unless a

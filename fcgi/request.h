@@ -40,7 +40,8 @@ struct fcgi_response {
 
 struct fcgi_request {
     FCGX_Request *fcgx;       /* borrowed from the worker; NULL once finished or detached */
-    int detached_fd;          /* the connection once detached (owned), else -1 */
+    bool detached;            /* moved out of libfcgi: the request owns detached_fd */
+    int detached_fd;          /* the connection once detached, else -1 */
     unsigned fcgi_id;         /* the FastCGI request id records carry */
     struct fcgi_record_scanner scan; /* detached: watches for FCGI_ABORT_REQUEST */
 
@@ -88,14 +89,15 @@ bool fcgi_request_drain(struct fcgi_request *req);
  * is kept (non-blocking from now on) and libfcgi's next accept starts on a
  * new connection. to owns the descriptor and every copy afterwards, and
  * writes its records with the same writer, without ever blocking (response.h);
- * at most unsent_max bytes wait for a slow web server. req is left empty.
- * The input is read to its end first. */
+ * at most unsent_max bytes wait for a slow web server. req is left empty
+ * but for the worker's held buffer, which stays with it. The input is read
+ * to its end first. */
 void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size_t unsent_max);
 
 /* fcgi_request_watch: on a detached request, reads what the web server sent
  * (a well-behaved one sends nothing more). Returns PROXY_OK while the
- * connection is quiet, PROXY_ERR_CLIENT_GONE when it closed, or
- * PROXY_ERR_SHUTDOWN with *aborted set when FCGI_ABORT_REQUEST came. */
+ * connection is quiet, or PROXY_ERR_CLIENT_GONE when it closed or sent
+ * FCGI_ABORT_REQUEST (then *aborted is set). */
 enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted);
 
 /* fcgi_request_free: frees the copies req owns, closes a detached

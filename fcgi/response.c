@@ -59,7 +59,7 @@ struct batch {
 
 static bool detached(const struct fcgi_request *req)
 {
-    return req->detached_fd >= 0;
+    return req->detached;
 }
 
 /* A blocking socket takes all of it, maybe in parts (a signal). */
@@ -113,8 +113,12 @@ static enum proxy_err write_some(struct fcgi_request *req, const struct iovec *i
         size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
         done -= skip;
         if (skip < iov[i].iov_len &&
-            buf_append(unsent, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != PROXY_OK)
-            return PROXY_ERR_NOMEM; /* room was checked: only memory can fail */
+            buf_append(unsent, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != PROXY_OK) {
+            /* Room was checked: only memory failed, and the records on the
+             * wire are now cut short: nothing more can follow them. */
+            req->out.out_failed = true;
+            return PROXY_ERR_NOMEM;
+        }
     }
     return PROXY_OK;
 }
@@ -192,15 +196,17 @@ enum proxy_err fcgi_response_head(struct fcgi_request *req, int status, const ch
         buf_truncate(&out->held, before);
         return err == PROXY_ERR_NOMEM ? err : PROXY_ERR_UPSTREAM_TOO_LARGE;
     }
+    if (detached(req)) {
+        /* A stream's head leaves at once, and its buffer is not kept: an
+         * open stream should cost only what waits for a slow web server. */
+        err = send_out(req, NULL, 0, false);
+        buf_free(&out->held);
+        if (err)
+            return err;
+    }
     out->head_sent = true;
     out->status = status;
-    if (!detached(req))
-        return PROXY_OK;
-    /* A stream's head leaves at once, and its buffer is not kept: an open
-     * stream should cost only what waits for a slow web server. */
-    err = send_out(req, NULL, 0, false);
-    buf_free(&out->held);
-    return err;
+    return PROXY_OK;
 }
 
 enum proxy_err fcgi_response_write(struct fcgi_request *req, const void *data, size_t len)

@@ -177,7 +177,7 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
         proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
         free(workers);
         if (app->stopped)
-            app->stopped(app->ctx);
+            app->stopped(app->ctx, false);
         return 1;
     }
     proxy_log(PROXY_LOG_INFO, NULL, "msg=\"serving\" %s workers=%u", s->banner ? s->banner : "", started);
@@ -196,7 +196,7 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
     if (left)
         proxy_log(PROXY_LOG_WARN, NULL, "msg=\"%u workers did not stop in time; exiting\"", left);
     if (app->stopped)
-        app->stopped(app->ctx);
+        app->stopped(app->ctx, left > 0);
     proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopped\"");
     if (left)
         _exit(0); /* a worker still blocked (reading a kept connection) shares what would be freed */

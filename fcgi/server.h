@@ -28,9 +28,10 @@ struct fcgi_app {
     void (*stopping)(void *ctx);
     /* The grace period is over: cut what is still in flight. */
     void (*cut_short)(void *ctx);
-    /* Last: every worker ended (or the process is about to exit without
-     * them); end what start began. */
-    void (*stopped)(void *ctx);
+    /* Last: end what start began. workers_left: some worker did not end
+     * and may still use what ctx points at, so nothing it reaches may be
+     * freed (the process exits right after). */
+    void (*stopped)(void *ctx, bool workers_left);
 };
 
 struct fcgi_server_settings {

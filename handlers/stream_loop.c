@@ -88,6 +88,7 @@ struct stream_loop {
 
     atomic_uint open;     /* reserved slots, including streams in flight */
     atomic_bool stopping;
+    bool joined;          /* the thread ended (stream_loop_join) */
 
     pthread_mutex_t lock; /* guards incoming */
     struct stream *incoming;
@@ -158,13 +159,17 @@ static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, 
 static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
 {
     struct stream *s = ctx;
-    if (s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH) {
+    enum proxy_err err =
+        s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH ? PROXY_ERR_WOULD_BLOCK : send_body(s, data, len);
+    if (err == PROXY_ERR_WOULD_BLOCK) {
         s->paused = true; /* libcurl keeps these bytes and offers them again */
-        return PROXY_ERR_WOULD_BLOCK;
+        return err;
     }
-    sse_tracker_feed(&s->sse, data, len);
-    s->quiet_since_ms = now_ms();
-    return send_body(s, data, len);
+    if (!err) {
+        sse_tracker_feed(&s->sse, data, len);
+        s->quiet_since_ms = now_ms();
+    }
+    return err;
 }
 
 /* ---- stream lifecycle ---- */
@@ -259,8 +264,12 @@ static void finish(struct stream *s, enum proxy_err err)
         fcgi_response_fail(&s->fcgi, err); /* nothing once the head is out */
     }
     enum proxy_err end = fcgi_response_end(&s->fcgi);
+    if (end == PROXY_ERR_CLIENT_GONE) {
+        destroy(s); /* the end it was going to say stands */
+        return;
+    }
     if (end != PROXY_OK) {
-        abandon(s, end == PROXY_ERR_CLIENT_GONE ? "client-gone" : "out-of-memory");
+        abandon(s, "out-of-memory");
         return;
     }
     s->state = STREAM_DRAINING;
@@ -615,12 +624,20 @@ void stream_loop_begin_stop(struct stream_loop *loop)
     wake_loop(loop);
 }
 
+void stream_loop_join(struct stream_loop *loop)
+{
+    if (!loop || loop->joined)
+        return;
+    stream_loop_begin_stop(loop);
+    pthread_join(loop->thread, NULL);
+    loop->joined = true;
+}
+
 void stream_loop_stop(struct stream_loop *loop)
 {
     if (!loop)
         return;
-    stream_loop_begin_stop(loop);
-    pthread_join(loop->thread, NULL);
+    stream_loop_join(loop);
     curl_multi_cleanup(loop->multi);
     close(loop->wake.fd);
     close(loop->epfd);

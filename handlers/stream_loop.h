@@ -39,9 +39,12 @@ unsigned stream_loop_open_streams(struct stream_loop *loop);
  * ending the open ones; returns at once. Thread-safe. */
 void stream_loop_begin_stop(struct stream_loop *loop);
 
-/* stream_loop_stop: ends every open stream cleanly (the client's response
- * ends, the upstream connection closes), joins the thread and frees the
- * loop. NULL-safe. */
+/* stream_loop_join: ends every open stream cleanly (the client's response
+ * ends, the upstream connection closes) and joins the thread. The loop
+ * stays valid and refuses new streams. NULL-safe; once only. */
+void stream_loop_join(struct stream_loop *loop);
+
+/* stream_loop_stop: stream_loop_join, then frees the loop. NULL-safe. */
 void stream_loop_stop(struct stream_loop *loop);
 
 #endif
