@@ -17,6 +17,35 @@ static const char *const bases[] = {"", "/api/v1/flows"};
 static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
 
 /* Written apart from route.c: the id rule of route.h, restated. */
+static int reference_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The id route.h promises for raw: every %XX decoded. Returns its length,
+ * or -1 for a malformed escape. */
+static long reference_decode(const char *raw, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] != '%') {
+            out[n++] = raw[i];
+            continue;
+        }
+        if (len - i < 3 || reference_hex(raw[i + 1]) < 0 || reference_hex(raw[i + 2]) < 0)
+            return -1;
+        out[n++] = (char)(reference_hex(raw[i + 1]) * 16 + reference_hex(raw[i + 2]));
+        i += 2;
+    }
+    return (long)n;
+}
+
 static bool reference_id_valid(const char *id, size_t len)
 {
     if (len == 0 || len > ROUTE_ID_MAX)
@@ -40,6 +69,14 @@ static void check_match(const char *base, const char *method, const char *uri)
 
     size_t path_len = strcspn(uri, "?#");
     CHECK((r == ROUTE_URI_TOO_LONG) == (path_len > ROUTE_PATH_MAX));
+    if (r == ROUTE_ID_INVALID) {
+        /* Refused only when the decoded id is not valid, or an escape is malformed. */
+        size_t base_len = strlen(base);
+        size_t raw_len = path_len - base_len - 1 - strlen(m.entry->suffix) - 1;
+        char decoded[ROUTE_PATH_MAX];
+        long n = reference_decode(uri + base_len + 1, raw_len, decoded);
+        CHECK(n < 0 || !reference_id_valid(decoded, (size_t)n));
+    }
     if (r == ROUTE_OK || r == ROUTE_BAD_METHOD || r == ROUTE_ID_REQUIRED ||
         r == ROUTE_ID_INVALID) {
         /* A known route: its suffix is the last segment of the path, below base. */
@@ -57,10 +94,12 @@ static void check_match(const char *base, const char *method, const char *uri)
         size_t id_len = strnlen(m.id, sizeof m.id);
         CHECK(id_len < sizeof m.id);
         CHECK(route_id_valid(m.id, id_len));
-        /* The id is exactly what stands between base/ and /suffix. */
+        /* The id is what stands between base/ and /suffix, decoded. */
         size_t base_len = strlen(base);
-        CHECK(base_len + 1 + id_len + 1 + strlen(m.entry->suffix) == path_len);
-        CHECK(memcmp(uri + base_len + 1, m.id, id_len) == 0);
+        size_t raw_len = path_len - base_len - 1 - strlen(m.entry->suffix) - 1;
+        char decoded[ROUTE_PATH_MAX];
+        CHECK(reference_decode(uri + base_len + 1, raw_len, decoded) == (long)id_len);
+        CHECK(memcmp(decoded, m.id, id_len) == 0);
     }
 
     /* Pure: the same question gets the same answer. */

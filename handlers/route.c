@@ -13,25 +13,62 @@ static const struct route routes[] = {
     {.kind = ROUTE_STREAM, .method = "GET", .suffix = "stream", .handler = handle_stream},
 };
 
+/* RFC 3986 unreserved characters: safe in a URL path without escaping. */
+static bool unreserved(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '~' || c == '-';
+}
+
 bool route_id_valid(const char *id, size_t len)
 {
     if (len == 0 || len > ROUTE_ID_MAX)
         return false;
     if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
         return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        /* RFC 3986 unreserved characters: safe in a URL path without escaping. */
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '~' || c == '-';
-        if (!ok)
+    for (size_t i = 0; i < len; i++)
+        if (!unreserved(id[i]))
             return false;
-    }
     return true;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The id as the flow server reads it: a percent-encoded unreserved
+ * character is the character itself (RFC 3986 2.3); any other escape, and
+ * an id that is not valid once decoded, is refused. */
+static bool decode_id(const char *raw, size_t len, char out[ROUTE_ID_MAX + 1])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (n == ROUTE_ID_MAX)
+            return false;
+        char c = raw[i];
+        if (c == '%') {
+            if (len - i < 3 || hex_value(raw[i + 1]) < 0 || hex_value(raw[i + 2]) < 0)
+                return false;
+            c = (char)(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+            if (!unreserved(c))
+                return false;
+            i += 2;
+        }
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return route_id_valid(out, n);
+}
+
 enum route_result route_lookup(const char *base, const char *method, const char *request_uri,
-                                        struct route_match *match)
+                               struct route_match *match)
 {
     match->entry = NULL;
     match->id[0] = '\0';
@@ -75,9 +112,9 @@ enum route_result route_lookup(const char *base, const char *method, const char 
         return ROUTE_BAD_METHOD;
     if (id_len == 0)
         return ROUTE_ID_REQUIRED;
-    if (!route_id_valid(rest, id_len))
+    if (!decode_id(rest, id_len, match->id)) {
+        match->id[0] = '\0';
         return ROUTE_ID_INVALID;
-    memcpy(match->id, rest, id_len);
-    match->id[id_len] = '\0';
+    }
     return ROUTE_OK;
 }

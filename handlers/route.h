@@ -40,7 +40,10 @@ struct route_match {
 };
 
 /* route_lookup: routes on the path of request_uri (the query is cut off)
- * below base ("" or "/api/v1/flows"). Pure: no I/O, no allocation. */
+ * below base ("" or "/api/v1/flows"). The id is percent-decoded where an
+ * escape stands for an unreserved character ("dep%2Dx" is "dep-x", RFC 3986
+ * 2.3); any other escape makes it ROUTE_ID_INVALID. Pure: no I/O, no
+ * allocation. */
 enum route_result route_lookup(const char *base, const char *method, const char *request_uri,
                                struct route_match *match);
 

@@ -17,6 +17,8 @@
 static char id128[ROUTE_ID_MAX + 1];
 static char uri_id128[sizeof BASE + ROUTE_ID_MAX + 16];
 static char uri_id129[sizeof BASE + ROUTE_ID_MAX + 16];
+static char uri_id128_escaped[sizeof BASE + 3 * ROUTE_ID_MAX + 16]; /* every 'a' as %61 */
+static char uri_id129_escaped[sizeof BASE + 3 * ROUTE_ID_MAX + 16];
 static char uri_path4096[ROUTE_PATH_MAX + 16];  /* a path of exactly ROUTE_PATH_MAX bytes */
 static char uri_path4097[ROUTE_PATH_MAX + 16];  /* one byte more */
 static char uri_long_query[ROUTE_PATH_MAX * 2]; /* short path, query past ROUTE_PATH_MAX */
@@ -28,6 +30,12 @@ static int setup(void **state)
     id128[ROUTE_ID_MAX] = '\0';
     snprintf(uri_id128, sizeof uri_id128, BASE "/%s/snapshot", id128);
     snprintf(uri_id129, sizeof uri_id129, BASE "/%sb/snapshot", id128);
+    char escaped[3 * ROUTE_ID_MAX + 1];
+    for (size_t i = 0; i < ROUTE_ID_MAX; i++)
+        memcpy(escaped + 3 * i, "%61", 3);
+    escaped[3 * ROUTE_ID_MAX] = '\0';
+    snprintf(uri_id128_escaped, sizeof uri_id128_escaped, BASE "/%s/snapshot", escaped);
+    snprintf(uri_id129_escaped, sizeof uri_id129_escaped, BASE "/%s%%61/snapshot", escaped);
 
     /* BASE "/" id "/snapshot" with the id padding the path to the length. */
     size_t fixed = strlen(BASE "/") + strlen("/snapshot");
@@ -117,7 +125,21 @@ static const struct route_row route_rows[] = {
     {"id a.b", BASE, "GET", BASE "/a.b/snapshot", OK, "snapshot", "GET", "a.b"},
     {"id ~_-", BASE, "GET", BASE "/~_-/stream", OK, "stream", "GET", "~_-"},
     {"id mixed", BASE, "POST", BASE "/Prod-EU_1.v2~x/events", OK, "events", "POST", "Prod-EU_1.v2~x"},
-    {"id percent-encoded", BASE, "GET", BASE "/%2D/snapshot", INV, "snapshot", "GET", ""},
+    /* percent-encoded unreserved characters are those characters (RFC 3986 2.3) */
+    {"id percent-encoded", BASE, "GET", BASE "/%2D/snapshot", OK, "snapshot", "GET", "-"},
+    {"id escape lower hex", BASE, "GET", BASE "/dep%2dx/snapshot", OK, "snapshot", "GET", "dep-x"},
+    {"id every char escaped", BASE, "GET", BASE "/%64%65%70%7E%2E%5F%31/stream", OK, "stream", "GET", "dep~._1"},
+    {"id escaped slash", BASE, "GET", BASE "/a%2Fb/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped percent", BASE, "GET", BASE "/a%25b/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped space", BASE, "GET", BASE "/a%20b/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped NUL", BASE, "GET", BASE "/a%00b/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped high byte", BASE, "GET", BASE "/a%C3%A9/snapshot", INV, "snapshot", "GET", ""},
+    {"id bad hex", BASE, "GET", BASE "/a%zzb/snapshot", INV, "snapshot", "GET", ""},
+    {"id short escape", BASE, "GET", BASE "/ab%2/snapshot", INV, "snapshot", "GET", ""},
+    {"id lone percent", BASE, "GET", BASE "/%/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped dotdot", BASE, "GET", BASE "/%2E%2E/snapshot", INV, "snapshot", "GET", ""},
+    {"id escaped to 128", BASE, "GET", uri_id128_escaped, OK, "snapshot", "GET", id128},
+    {"id escaped to 129", BASE, "GET", uri_id129_escaped, INV, "snapshot", "GET", ""},
     {"id with slash", BASE, "GET", BASE "/a/b/snapshot", INV, "snapshot", "GET", ""},
     {"id dot segments", BASE, "GET", BASE "/../../etc/snapshot", INV, "snapshot", "GET", ""},
     {"id empty segment", BASE, "GET", BASE "/a//snapshot", INV, "snapshot", "GET", ""},
