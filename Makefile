@@ -87,6 +87,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_request \
 	$(BUILD)/tests/unit/test_status \
 	$(BUILD)/tests/unit/test_tokens \
+	$(BUILD)/tests/unit/test_watched_file \
 	$(BUILD)/tests/unit/test_jwt
 
 PYTEST ?= /usr/bin/python3 -m pytest

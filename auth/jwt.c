@@ -31,7 +31,6 @@
 #define SECRET_FILE_MAX 4096u
 #define RSA_MIN_BITS 2048
 #define SKEW_MAX_S 86400
-#define CHECK_INTERVAL_MS 1000
 /* An ES256 signature is r || s, 32 bytes each (RFC 7518 section 3.4): 86
  * base64url characters. cjose splits whatever length it gets in two. */
 #define ES256_SIG_B64_LEN 86
@@ -58,22 +57,13 @@ struct keys {
 };
 
 struct jwt_verifier {
-    pthread_mutex_t lock;   /* next_check_ms and both files' current */
-    int64_t next_check_ms;  /* CLOCK_MONOTONIC */
-    pthread_mutex_t reload; /* one reloader at a time */
     EVP_MD *sha256;
-    /* Their current is a struct keys; path NULL: not configured. */
+    struct watched_set files; /* jwks and secret, re-read together */
+    /* Their current is a struct keys; all zero: not configured. */
     struct watched_file jwks, secret;
     char *issuer, *audience, *user_claim;
     int64_t skew;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- key sets ---- */
 
@@ -323,35 +313,9 @@ static struct keys *parse_secret(const char *path, char *buf, size_t len, char *
  * with references the caller drops, after a reload when one is due. */
 static void acquire(struct jwt_verifier *v, struct keys **jwks, struct keys **secret)
 {
-    int64_t now = mono_ms();
-    bool due = false;
-    pthread_mutex_lock(&v->lock);
-    if (now >= v->next_check_ms) {
-        v->next_check_ms = now + CHECK_INTERVAL_MS;
-        due = true;
-    }
-    pthread_mutex_unlock(&v->lock);
-    /* Another thread still reloading (a slow disk) will publish soon enough;
-     * this one goes on with what is there. */
-    if (due && pthread_mutex_trylock(&v->reload) == 0) {
-        if (v->jwks.path)
-            watched_file_refresh(&v->jwks);
-        if (v->secret.path)
-            watched_file_refresh(&v->secret);
-        pthread_mutex_unlock(&v->reload);
-    } else if (due) {
-        /* That reload may have read the files before a change that made
-         * this check due: the next call looks again. */
-        pthread_mutex_lock(&v->lock);
-        v->next_check_ms = now;
-        pthread_mutex_unlock(&v->lock);
-    }
-    pthread_mutex_lock(&v->lock);
-    if ((*jwks = v->jwks.current))
-        atomic_fetch_add(&(*jwks)->refs, 1);
-    if ((*secret = v->secret.current))
-        atomic_fetch_add(&(*secret)->refs, 1);
-    pthread_mutex_unlock(&v->lock);
+    watched_set_refresh_if_due(&v->files);
+    *jwks = watched_file_acquire(&v->jwks);
+    *secret = watched_file_acquire(&v->secret);
 }
 
 /* ---- the verifier ---- */
@@ -382,6 +346,11 @@ static void *parse_secret_file(const char *path, char *buf, size_t len, char *er
     return parse_secret(path, buf, len, err, errlen);
 }
 
+static void retain_keys(void *content)
+{
+    atomic_fetch_add(&((struct keys *)content)->refs, 1);
+}
+
 static void release_keys(void *content)
 {
     keys_release(content);
@@ -394,12 +363,12 @@ static size_t count_keys(const void *content)
 
 static const struct watched_kind jwks_file = {
     .what = "jwks file", .items = "keys", .max = JWKS_FILE_MAX,
-    .parse = parse_jwks_file, .release = release_keys, .count = count_keys,
+    .parse = parse_jwks_file, .retain = retain_keys, .release = release_keys, .count = count_keys,
 };
 
 static const struct watched_kind secret_file = {
     .what = "secret file", .items = "keys", .max = SECRET_FILE_MAX,
-    .parse = parse_secret_file, .release = release_keys, .count = count_keys,
+    .parse = parse_secret_file, .retain = retain_keys, .release = release_keys, .count = count_keys,
 };
 
 /* watch: opens an optional key file (path NULL: not configured). */
@@ -412,7 +381,7 @@ static int watch(struct jwt_verifier *v, struct watched_file *w, const struct wa
         proxy_say(err, errlen, "jwt: the %s is empty", kind->what);
         return -1;
     }
-    return watched_file_open(w, kind, path, v->sha256, &v->lock, err, errlen);
+    return watched_file_open(w, &v->files, kind, path, v->sha256, err, errlen);
 }
 
 struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, size_t errlen)
@@ -430,8 +399,7 @@ struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, s
         proxy_say(err, errlen, "jwt: out of memory");
         return NULL;
     }
-    pthread_mutex_init(&v->lock, NULL);
-    pthread_mutex_init(&v->reload, NULL);
+    watched_set_init(&v->files);
     v->skew = s->clock_skew_s;
     if (copy_opt(&v->issuer, s->issuer, "issuer", err, errlen) ||
         copy_opt(&v->audience, s->audience, "audience", err, errlen) ||
@@ -444,7 +412,6 @@ struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, s
     if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) ||
         watch(v, &v->secret, &secret_file, s->secret_file, err, errlen))
         goto fail;
-    v->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return v;
 fail:
     jwt_verifier_free(v);
@@ -455,14 +422,11 @@ void jwt_verifier_free(struct jwt_verifier *v)
 {
     if (!v)
         return;
-    watched_file_close(&v->jwks);
-    watched_file_close(&v->secret);
+    watched_set_destroy(&v->files);
     EVP_MD_free(v->sha256);
     free(v->issuer);
     free(v->audience);
     free(v->user_claim);
-    pthread_mutex_destroy(&v->lock);
-    pthread_mutex_destroy(&v->reload);
     free(v);
 }
 

@@ -21,7 +21,6 @@
 #define DIGEST_LEN 32
 #define FILE_MAX (8u * 1024 * 1024) /* some 100 000 named tokens */
 #define LINE_MAX_LEN 1024
-#define CHECK_INTERVAL_MS 1000
 
 struct entry {
     unsigned char digest[DIGEST_LEN];
@@ -38,19 +37,10 @@ struct list {
 };
 
 struct tokens {
-    EVP_MD *sha256;         /* fetched once: an implicit fetch per check is slow */
-    pthread_mutex_t lock;   /* guards file.current and next_check_ms */
-    int64_t next_check_ms;  /* CLOCK_MONOTONIC */
-    pthread_mutex_t reload; /* one reloader at a time */
+    EVP_MD *sha256;           /* fetched once: an implicit fetch per check is slow */
+    struct watched_set files; /* the one file, and its reload */
     struct watched_file file; /* its current is a struct list */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void list_release(struct list *l)
 {
@@ -220,6 +210,11 @@ static void *parse_file(const char *path, char *buf, size_t len, char *err, size
     return parse(path, buf, len, err, errlen);
 }
 
+static void retain_list(void *content)
+{
+    atomic_fetch_add(&((struct list *)content)->refs, 1);
+}
+
 static void release_list(void *content)
 {
     list_release(content);
@@ -235,6 +230,7 @@ static const struct watched_kind tokens_file = {
     .items = "tokens",
     .max = FILE_MAX,
     .parse = parse_file,
+    .retain = retain_list,
     .release = release_list,
     .count = count_list,
 };
@@ -243,31 +239,8 @@ static const struct watched_kind tokens_file = {
  * reload when one is due. */
 static struct list *acquire(struct tokens *t)
 {
-    int64_t now = mono_ms();
-    bool due = false;
-    pthread_mutex_lock(&t->lock);
-    if (now >= t->next_check_ms) {
-        t->next_check_ms = now + CHECK_INTERVAL_MS;
-        due = true;
-    }
-    pthread_mutex_unlock(&t->lock);
-    /* Another thread still reloading (a slow disk) will publish soon enough;
-     * this one goes on with what is there. */
-    if (due && pthread_mutex_trylock(&t->reload) == 0) {
-        watched_file_refresh(&t->file);
-        pthread_mutex_unlock(&t->reload);
-    } else if (due) {
-        /* That reload may have read the file before a change that made
-         * this check due: the next call looks again. */
-        pthread_mutex_lock(&t->lock);
-        t->next_check_ms = now;
-        pthread_mutex_unlock(&t->lock);
-    }
-    pthread_mutex_lock(&t->lock);
-    struct list *l = t->file.current;
-    atomic_fetch_add(&l->refs, 1);
-    pthread_mutex_unlock(&t->lock);
-    return l;
+    watched_set_refresh_if_due(&t->files);
+    return watched_file_acquire(&t->file);
 }
 
 struct tokens *tokens_new(const char *path, char *err, size_t errlen)
@@ -281,16 +254,14 @@ struct tokens *tokens_new(const char *path, char *err, size_t errlen)
         proxy_say(err, errlen, "out of memory loading tokens file %s", path);
         return NULL;
     }
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_mutex_init(&t->reload, NULL);
+    watched_set_init(&t->files);
     t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!t->sha256) {
         proxy_say(err, errlen, "tokens file %s: OpenSSL has no SHA-256", path);
         goto fail;
     }
-    if (watched_file_open(&t->file, &tokens_file, path, t->sha256, &t->lock, err, errlen) != 0)
+    if (watched_file_open(&t->file, &t->files, &tokens_file, path, t->sha256, err, errlen) != 0)
         goto fail;
-    t->next_check_ms = mono_ms() + CHECK_INTERVAL_MS;
     return t;
 fail:
     tokens_free(t);
@@ -301,10 +272,8 @@ void tokens_free(struct tokens *t)
 {
     if (!t)
         return;
-    watched_file_close(&t->file);
+    watched_set_destroy(&t->files);
     EVP_MD_free(t->sha256);
-    pthread_mutex_destroy(&t->lock);
-    pthread_mutex_destroy(&t->reload);
     free(t);
 }
 

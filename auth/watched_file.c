@@ -149,24 +149,70 @@ static void *load(struct watched_file *w, struct file_stamp *st, unsigned char h
     return content;
 }
 
-int watched_file_open(struct watched_file *w, const struct watched_kind *kind, const char *path,
-                           const EVP_MD *sha256, pthread_mutex_t *publish, char *err, size_t errlen)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void watched_set_init(struct watched_set *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->publish, NULL);
+    pthread_mutex_init(&s->reload, NULL);
+    s->next_check_ms = mono_ms() + WATCHED_CHECK_INTERVAL_MS;
+}
+
+static void close_file(struct watched_file *w)
+{
+    if (w->current)
+        w->kind->release(w->current);
+    free(w->path);
+    memset(w, 0, sizeof *w);
+}
+
+void watched_set_destroy(struct watched_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        close_file(s->files[i]);
+    s->n = 0;
+    pthread_mutex_destroy(&s->publish);
+    pthread_mutex_destroy(&s->reload);
+}
+
+int watched_file_open(struct watched_file *w, struct watched_set *s, const struct watched_kind *kind,
+                      const char *path, const EVP_MD *sha256, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
+    if (s->n == WATCHED_SET_MAX) {
+        proxy_say(err, errlen, "%s %s: more than %d watched files", kind->what, path, WATCHED_SET_MAX);
+        return -1;
+    }
     w->kind = kind;
     w->sha256 = sha256;
-    w->publish = publish;
+    w->publish = &s->publish;
     if (!(w->path = strdup(path))) {
         proxy_say(err, errlen, "out of memory loading %s %s", kind->what, path);
+        close_file(w);
         return -1;
     }
     int read_errno = 0;
     enum sameness same;
     w->current = load(w, &w->seen, w->good, &read_errno, &same, err, errlen);
-    return w->current ? 0 : -1;
+    if (!w->current) {
+        close_file(w);
+        return -1;
+    }
+    s->files[s->n++] = w;
+    s->next_check_ms = mono_ms() + WATCHED_CHECK_INTERVAL_MS;
+    return 0;
 }
 
-void watched_file_refresh(struct watched_file *w)
+/* refresh: re-reads w if it changed (or changed so recently that its stamp
+ * cannot tell) and publishes valid new content, releasing the old. Called
+ * with the set's reload lock held. */
+static void refresh(struct watched_file *w)
 {
     const struct watched_kind *k = w->kind;
     struct stat sb;
@@ -218,11 +264,40 @@ void watched_file_refresh(struct watched_file *w)
     k->release(old);
 }
 
-void watched_file_close(struct watched_file *w)
+void watched_set_refresh_if_due(struct watched_set *s)
 {
-    if (w->current)
-        w->kind->release(w->current);
-    w->current = NULL;
-    free(w->path);
-    w->path = NULL;
+    int64_t now = mono_ms();
+    bool due = false;
+    pthread_mutex_lock(&s->publish);
+    if (now >= s->next_check_ms) {
+        s->next_check_ms = now + WATCHED_CHECK_INTERVAL_MS;
+        due = true;
+    }
+    pthread_mutex_unlock(&s->publish);
+    if (!due)
+        return;
+    /* Another thread still reloading (a slow disk) will publish soon enough;
+     * this one goes on with what is there. */
+    if (pthread_mutex_trylock(&s->reload) == 0) {
+        for (size_t i = 0; i < s->n; i++)
+            refresh(s->files[i]);
+        pthread_mutex_unlock(&s->reload);
+        return;
+    }
+    /* That reload may have read the files before a change that made this
+     * check due: the next call looks again. */
+    pthread_mutex_lock(&s->publish);
+    s->next_check_ms = now;
+    pthread_mutex_unlock(&s->publish);
+}
+
+void *watched_file_acquire(struct watched_file *w)
+{
+    if (!w->publish)
+        return NULL;
+    pthread_mutex_lock(w->publish);
+    void *content = w->current;
+    w->kind->retain(content);
+    pthread_mutex_unlock(w->publish);
+    return content;
 }
