@@ -167,84 +167,84 @@ static void gather(const struct auth *auth, const struct auth_presented *r, stru
     }
 }
 
-static enum auth_verdict try_remote_user(const struct presented *p, struct auth_outcome *out)
+static enum proxy_err try_remote_user(const struct presented *p, struct auth_outcome *out)
 {
     if (!p->remote_user) {
         note(out, "%s", "remote-user: absent");
-        return AUTH_REJECTED;
+        return PROXY_ERR_REFUSED;
     }
     if (!http_value_acceptable(p->remote_user, 256)) {
         note(out, "%s", "remote-user: not printable or longer than 256");
-        return AUTH_REJECTED;
+        return PROXY_ERR_REFUSED;
     }
     out->credential.user = strdup(p->remote_user);
-    return out->credential.user ? AUTH_ACCEPTED : AUTH_FAILED;
+    return out->credential.user ? PROXY_OK : PROXY_ERR_NOMEM;
 }
 
-static enum auth_verdict try_bearer(struct auth *auth, const struct presented *p, time_t now,
+static enum proxy_err try_bearer(struct auth *auth, const struct presented *p, time_t now,
                                          struct auth_outcome *out)
 {
     if (!p->has_bearer) {
         note(out, "%s", "bearer: no bearer token");
-        return AUTH_REJECTED;
+        return PROXY_ERR_REFUSED;
     }
     char why[256] = "";
-    enum auth_verdict v = tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
-    if (v != AUTH_ACCEPTED)
+    enum proxy_err v = tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
+    if (v != PROXY_OK)
         note(out, "%s", why);
     return v;
 }
 
-static enum auth_verdict try_jwt(struct auth *auth, const struct presented *p, time_t now,
+static enum proxy_err try_jwt(struct auth *auth, const struct presented *p, time_t now,
                                       struct auth_outcome *out)
 {
     if (!p->has_bearer && !p->has_cookie) {
         note(out, "%s", auth->jwt_cookie ? "jwt: no bearer token and no token cookie" : "jwt: no bearer token");
-        return AUTH_REJECTED;
+        return PROXY_ERR_REFUSED;
     }
     const char *tokens[2] = {p->has_bearer ? p->bearer : NULL, p->has_cookie ? p->cookie : NULL};
-    enum auth_verdict v = AUTH_REJECTED;
-    for (int i = 0; i < 2 && v == AUTH_REJECTED; i++) {
+    enum proxy_err v = PROXY_ERR_REFUSED;
+    for (int i = 0; i < 2 && v == PROXY_ERR_REFUSED; i++) {
         if (!tokens[i])
             continue;
         char why[256] = "";
         v = jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
-        if (v != AUTH_ACCEPTED)
+        if (v != PROXY_OK)
             note(out, i == 0 ? "%s (bearer)" : "%s (cookie)", why);
     }
     return v;
 }
 
 /* Tries the methods of mask in a fixed order; the first to accept wins. */
-static enum auth_verdict try_methods(struct auth *auth, unsigned mask, const struct presented *p,
+static enum proxy_err try_methods(struct auth *auth, unsigned mask, const struct presented *p,
                                           time_t now, struct auth_outcome *out)
 {
-    enum auth_verdict v = AUTH_REJECTED;
+    enum proxy_err v = PROXY_ERR_REFUSED;
     if (mask & AUTH_REMOTE_USER) {
         v = try_remote_user(p, out);
-        if (v != AUTH_REJECTED) {
+        if (v != PROXY_ERR_REFUSED) {
             out->method = "remote-user";
             return v;
         }
     }
     if ((mask & AUTH_BEARER) && auth->tokens) {
         v = try_bearer(auth, p, now, out);
-        if (v != AUTH_REJECTED) {
+        if (v != PROXY_ERR_REFUSED) {
             out->method = "bearer";
             return v;
         }
     }
     if ((mask & AUTH_JWT) && auth->jwt) {
         v = try_jwt(auth, p, now, out);
-        if (v != AUTH_REJECTED) {
+        if (v != PROXY_ERR_REFUSED) {
             out->method = "jwt";
             /* The leeway that let the token in also bounds how long it lasts. */
-            if (v == AUTH_ACCEPTED && out->credential.expires)
+            if (v == PROXY_OK && out->credential.expires)
                 out->credential.expires += auth->clock_skew_s;
             return v;
         }
     }
-    return AUTH_REJECTED;
+    return PROXY_ERR_REFUSED;
 }
 
 void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
@@ -264,12 +264,12 @@ void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
     }
     gather(auth, r, p, out);
     bool bearer_route = r->accepted & (AUTH_BEARER | AUTH_JWT);
-    enum auth_verdict v = try_methods(auth, r->accepted, p, now, out);
-    if (v == AUTH_REJECTED) {
+    enum proxy_err v = try_methods(auth, r->accepted, p, now, out);
+    if (v == PROXY_ERR_REFUSED) {
         unsigned others = auth->configured & ~r->accepted;
         struct auth_outcome elsewhere;
         memset(&elsewhere, 0, sizeof elsewhere);
-        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == AUTH_ACCEPTED) {
+        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == PROXY_OK) {
             out->status = 403;
             out->code = "forbidden";
             out->message = "This credential may not use this route.";
@@ -287,7 +287,7 @@ void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
         }
         credential_clear(&elsewhere.credential);
         credential_clear(&out->credential);
-    } else if (v == AUTH_FAILED) {
+    } else if (v != PROXY_OK) {
         out->status = 500;
         out->code = "internal_error";
         out->message = "The proxy failed to handle the request.";

@@ -320,20 +320,23 @@ static void acquire(struct jwt_verifier *v, struct keys **jwks, struct keys **se
 
 /* ---- the verifier ---- */
 
-static int copy_opt(char **dst, const char *src, const char *name, char *err, size_t errlen)
+/* copy_opt: a copy of the optional setting src (NULL: not set) into *dst.
+ * PROXY_OK, or with a sentence in err PROXY_ERR_INVALID (set but empty) or
+ * PROXY_ERR_NOMEM. */
+static enum proxy_err copy_opt(char **dst, const char *src, const char *name, char *err, size_t errlen)
 {
     *dst = NULL;
     if (!src)
-        return 0;
+        return PROXY_OK;
     if (!*src) {
         proxy_say(err, errlen, "jwt: the %s is empty", name);
-        return -1;
+        return PROXY_ERR_INVALID;
     }
     if (!(*dst = strdup(src))) {
         proxy_say(err, errlen, "jwt: out of memory");
-        return -1;
+        return PROXY_ERR_NOMEM;
     }
-    return 0;
+    return PROXY_OK;
 }
 
 static void *parse_jwks_file(const char *path, char *buf, size_t len, char *err, size_t errlen)
@@ -371,15 +374,17 @@ static const struct watched_kind secret_file = {
     .parse = parse_secret_file, .retain = retain_keys, .release = release_keys, .count = count_keys,
 };
 
-/* watch: opens an optional key file (path NULL: not configured). */
-static int watch(struct jwt_verifier *v, struct watched_file *w, const struct watched_kind *kind,
-                 const char *path, char *err, size_t errlen)
+/* watch: opens an optional key file (path NULL: not configured, w stays
+ * all zero). Returns as watched_file_open, or PROXY_ERR_INVALID for an
+ * empty path. */
+static enum proxy_err watch(struct jwt_verifier *v, struct watched_file *w, const struct watched_kind *kind,
+                            const char *path, char *err, size_t errlen)
 {
     if (!path)
-        return 0;
+        return PROXY_OK;
     if (!*path) {
         proxy_say(err, errlen, "jwt: the %s is empty", kind->what);
-        return -1;
+        return PROXY_ERR_INVALID;
     }
     return watched_file_open(w, &v->files, kind, path, v->sha256, err, errlen);
 }
@@ -401,16 +406,16 @@ struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, s
     }
     watched_set_init(&v->files);
     v->skew = s->clock_skew_s;
-    if (copy_opt(&v->issuer, s->issuer, "issuer", err, errlen) ||
-        copy_opt(&v->audience, s->audience, "audience", err, errlen) ||
-        copy_opt(&v->user_claim, s->user_claim ? s->user_claim : "email", "user claim", err, errlen))
+    if (copy_opt(&v->issuer, s->issuer, "issuer", err, errlen) != PROXY_OK ||
+        copy_opt(&v->audience, s->audience, "audience", err, errlen) != PROXY_OK ||
+        copy_opt(&v->user_claim, s->user_claim ? s->user_claim : "email", "user claim", err, errlen) != PROXY_OK)
         goto fail;
     if (!(v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
         proxy_say(err, errlen, "jwt: OpenSSL has no SHA-256");
         goto fail;
     }
-    if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) ||
-        watch(v, &v->secret, &secret_file, s->secret_file, err, errlen))
+    if (watch(v, &v->jwks, &jwks_file, s->jwks_file, err, errlen) != PROXY_OK ||
+        watch(v, &v->secret, &secret_file, s->secret_file, err, errlen) != PROXY_OK)
         goto fail;
     return v;
 fail:
@@ -453,36 +458,37 @@ static const char *shown(const char *s, char *buf, size_t len)
 
 /* numeric_claim: claim name as whole seconds, rounded down (exp) or up
  * (nbf) so that comparing with an integer now is exact, clamped to
- * +-TIME_LIMIT. Returns 1 when present, 0 when absent, -1 when not a
- * number. */
-static int numeric_claim(json_object *claims, const char *name, bool round_up, int64_t *out)
+ * +-TIME_LIMIT. Returns PROXY_OK with *present (and *out when present), or
+ * PROXY_ERR_INVALID when the claim is not a number. */
+static enum proxy_err numeric_claim(json_object *claims, const char *name, bool round_up, int64_t *out,
+                                    bool *present)
 {
     json_object *o;
-    if (!json_object_object_get_ex(claims, name, &o))
-        return 0;
+    *present = json_object_object_get_ex(claims, name, &o);
+    if (!*present)
+        return PROXY_OK;
     if (json_object_is_type(o, json_type_int)) {
         int64_t n = json_object_get_int64(o); /* json-c saturates past int64 */
         *out = n > TIME_LIMIT ? TIME_LIMIT : n < -TIME_LIMIT ? -TIME_LIMIT : n;
-        return 1;
+        return PROXY_OK;
     }
-    if (json_object_is_type(o, json_type_double)) {
-        double d = json_object_get_double(o);
-        if (!isfinite(d))
-            return -1;
-        if (d >= (double)TIME_LIMIT || d <= -(double)TIME_LIMIT) {
-            *out = d > 0 ? TIME_LIMIT : -TIME_LIMIT;
-            return 1;
-        }
-        /* The cast truncates toward zero; floor() and ceil() would need libm. */
-        int64_t n = (int64_t)d;
-        if (round_up && (double)n < d)
-            n++;
-        else if (!round_up && (double)n > d)
-            n--;
-        *out = n;
-        return 1;
+    if (!json_object_is_type(o, json_type_double))
+        return PROXY_ERR_INVALID;
+    double d = json_object_get_double(o);
+    if (!isfinite(d))
+        return PROXY_ERR_INVALID;
+    if (d >= (double)TIME_LIMIT || d <= -(double)TIME_LIMIT) {
+        *out = d > 0 ? TIME_LIMIT : -TIME_LIMIT;
+        return PROXY_OK;
     }
-    return -1;
+    /* The cast truncates toward zero; floor() and ceil() would need libm. */
+    int64_t n = (int64_t)d;
+    if (round_up && (double)n < d)
+        n++;
+    else if (!round_up && (double)n > d)
+        n--;
+    *out = n;
+    return PROXY_OK;
 }
 
 /* usable_user: the user goes upstream as an HTTP header value. */
@@ -496,36 +502,36 @@ static bool usable_user(const char *u, size_t len)
     return true;
 }
 
-/* check_claims: exp, nbf, iss, aud and the user, in that order. Returns 0
- * with *exp and *user (borrowed from claims), or -1 with why. */
-static int check_claims(const struct jwt_verifier *v, json_object *claims, int64_t now, int64_t *exp,
-                        const char **user, char *why, size_t whylen)
+/* check_claims: exp, nbf, iss, aud and the user, in that order. Returns
+ * PROXY_OK with *exp and *user (borrowed from claims), or
+ * PROXY_ERR_REFUSED with why. */
+static enum proxy_err check_claims(const struct jwt_verifier *v, json_object *claims, int64_t now, int64_t *exp,
+                                   const char **user, char *why, size_t whylen)
 {
-    int rc = numeric_claim(claims, "exp", false, exp);
-    if (rc <= 0) {
-        proxy_say(why, whylen, rc == 0 ? "jwt: no exp claim" : "jwt: exp is not a number");
-        return -1;
+    bool present;
+    if (numeric_claim(claims, "exp", false, exp, &present) != PROXY_OK || !present) {
+        proxy_say(why, whylen, present ? "jwt: exp is not a number" : "jwt: no exp claim");
+        return PROXY_ERR_REFUSED;
     }
     if (now - v->skew > *exp) {
         proxy_say(why, whylen, "jwt: expired %lld s ago", (long long)(now - *exp));
-        return -1;
+        return PROXY_ERR_REFUSED;
     }
     int64_t nbf;
-    rc = numeric_claim(claims, "nbf", true, &nbf);
-    if (rc < 0) {
+    if (numeric_claim(claims, "nbf", true, &nbf, &present) != PROXY_OK) {
         proxy_say(why, whylen, "jwt: nbf is not a number");
-        return -1;
+        return PROXY_ERR_REFUSED;
     }
-    if (rc == 1 && now + v->skew < nbf) {
+    if (present && now + v->skew < nbf) {
         proxy_say(why, whylen, "jwt: not valid before nbf, %lld s from now", (long long)(nbf - now));
-        return -1;
+        return PROXY_ERR_REFUSED;
     }
     bool bad;
     if (v->issuer) {
         const char *iss = str_member(claims, "iss", &bad);
         if (!iss || strcmp(iss, v->issuer) != 0) {
             proxy_say(why, whylen, iss || bad ? "jwt: issuer mismatch" : "jwt: no iss claim");
-            return -1;
+            return PROXY_ERR_REFUSED;
         }
     }
     if (v->audience) {
@@ -533,7 +539,7 @@ static int check_claims(const struct jwt_verifier *v, json_object *claims, int64
         bool ok = false;
         if (!json_object_object_get_ex(claims, "aud", &aud) || !aud) {
             proxy_say(why, whylen, "jwt: no aud claim");
-            return -1;
+            return PROXY_ERR_REFUSED;
         }
         if (json_object_is_type(aud, json_type_string)) {
             ok = strcmp(json_object_get_string(aud), v->audience) == 0;
@@ -546,7 +552,7 @@ static int check_claims(const struct jwt_verifier *v, json_object *claims, int64
         }
         if (!ok) {
             proxy_say(why, whylen, "jwt: audience mismatch");
-            return -1;
+            return PROXY_ERR_REFUSED;
         }
     }
     /* The configured claim, or sub when the token has no such claim. */
@@ -556,16 +562,16 @@ static int check_claims(const struct jwt_verifier *v, json_object *claims, int64
         claim = "sub";
         if (!json_object_object_get_ex(claims, claim, &u) || !u) {
             proxy_say(why, whylen, "jwt: no user: neither %s nor sub", v->user_claim);
-            return -1;
+            return PROXY_ERR_REFUSED;
         }
     }
     if (!json_object_is_type(u, json_type_string) ||
         !usable_user(json_object_get_string(u), (size_t)json_object_get_string_len(u))) {
         proxy_say(why, whylen, "jwt: the %s claim is not printable ASCII of 1 to %d bytes", claim, JWT_USER_MAX);
-        return -1;
+        return PROXY_ERR_REFUSED;
     }
     *user = json_object_get_string(u);
-    return 0;
+    return PROXY_OK;
 }
 
 static bool has_kid(const struct keys *ks, const char *kid)
@@ -617,10 +623,10 @@ static size_t candidates(const struct keys *jwks, const struct keys *secret, enu
     return 0;
 }
 
-enum auth_verdict jwt_verify(struct jwt_verifier *v, const char *token, time_t now,
-                                       struct credential *out, char *why, size_t whylen)
+enum proxy_err jwt_verify(struct jwt_verifier *v, const char *token, time_t now, struct credential *out, char *why,
+                          size_t whylen)
 {
-    enum auth_verdict verdict = AUTH_REJECTED;
+    enum proxy_err verdict = PROXY_ERR_REFUSED;
     uint8_t *hdr_raw = NULL;
     size_t hdr_len = 0;
     json_object *hdr = NULL, *claims = NULL;
@@ -760,18 +766,18 @@ enum auth_verdict jwt_verify(struct jwt_verifier *v, const char *token, time_t n
     }
     int64_t exp;
     const char *user;
-    if (check_claims(v, claims, (int64_t)now, &exp, &user, why, whylen))
+    if (check_claims(v, claims, (int64_t)now, &exp, &user, why, whylen) != PROXY_OK)
         goto out;
     char *copy = strdup(user);
     if (!copy)
         goto oom;
     out->user = copy;
     out->expires = (time_t)exp;
-    verdict = AUTH_ACCEPTED;
+    verdict = PROXY_OK;
     goto out;
 oom:
     proxy_say(why, whylen, "jwt: out of memory");
-    verdict = AUTH_FAILED;
+    verdict = PROXY_ERR_NOMEM;
 out:
     cjose_jws_release(jws);
     free(cand);

@@ -15,6 +15,8 @@
 
 #include <openssl/evp.h>
 
+#include "core/error.h"
+
 #define WATCHED_DIGEST_LEN 32
 #define WATCHED_CHECK_INTERVAL_MS 1000 /* how often a set's files are looked at */
 #define WATCHED_SET_MAX 2              /* the files of one owner: a JWKS and a secret */
@@ -77,12 +79,14 @@ void watched_set_init(struct watched_set *s);
 void watched_set_destroy(struct watched_set *s);
 
 /* watched_file_open: loads path (copied) for the first time into w, a file
- * the caller owns and keeps at the same address until watched_set_destroy
- * (it is all zero when this fails), and adds it to s, at most
- * WATCHED_SET_MAX files; the set's next check is a second after this load.
- * Returns 0, or -1 with a sentence in err. */
-int watched_file_open(struct watched_file *w, struct watched_set *s, const struct watched_kind *kind,
-                      const char *path, const EVP_MD *sha256, char *err, size_t errlen);
+ * the caller owns and keeps at the same address until watched_set_destroy,
+ * and adds it to s; the set's next check is a second after this load.
+ * Returns PROXY_OK, or with a sentence in err: PROXY_ERR_NOMEM,
+ * PROXY_ERR_TOO_LARGE (the file is larger than kind->max, or s already
+ * holds WATCHED_SET_MAX files), PROXY_ERR_INVALID (the file cannot be
+ * read, or kind->parse refused it); w is all zero then. */
+enum proxy_err watched_file_open(struct watched_file *w, struct watched_set *s, const struct watched_kind *kind,
+                                 const char *path, const EVP_MD *sha256, char *err, size_t errlen);
 
 /* watched_set_refresh_if_due: when a second has passed since the last check,
  * re-reads each file of s that changed (or changed so recently that its

@@ -135,24 +135,25 @@ static void test_open(void **state)
     watched_set_init(&s);
     write_text(path_a, "one");
     write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
     assert_content(&a, "one");
     assert_null(watched_file_acquire(&none)); /* not configured */
 
     /* A failed open leaves nothing to close. */
     snprintf(missing_path, sizeof missing_path, "%s/missing", dir);
-    assert_int_not_equal(watched_file_open(&missing, &s, &test_file, missing_path, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&missing, &s, &test_file, missing_path, sha256, err, sizeof err),
+                     PROXY_ERR_INVALID);
     assert_non_null(strstr(err, "cannot open"));
     assert_null(missing.path);
     assert_null(watched_file_acquire(&missing));
     write_text(path_b, "bad");
-    assert_int_not_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_ERR_INVALID);
     assert_non_null(strstr(err, "bad content"));
     assert_int_equal(s.n, 1);
 
     write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), 0);
-    assert_int_not_equal(watched_file_open(&c, &s, &test_file, path_b, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_OK);
+    assert_int_equal(watched_file_open(&c, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_ERR_TOO_LARGE);
     assert_non_null(strstr(err, "watched files"));
     assert_content(&b, "two");
     watched_set_destroy(&s);
@@ -169,8 +170,8 @@ static void test_checked_once_a_second(void **state)
     watched_set_init(&s);
     write_text(path_a, "one");
     write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), 0);
-    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
+    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_OK);
     assert_true(s.next_check_ms > now_ms() + WATCHED_CHECK_INTERVAL_MS / 2);
 
     write_text(path_a, "one, edited");
@@ -198,7 +199,7 @@ static void test_busy_reload_leaves_next_call_due(void **state)
     char err[256] = "";
     watched_set_init(&s);
     write_text(path_a, "one");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
     write_text(path_a, "one, edited");
     s.next_check_ms = 0;
     assert_int_equal(pthread_mutex_lock(&s.reload), 0); /* another thread re-reading */
@@ -223,7 +224,7 @@ static void test_bad_edit_keeps_content(void **state)
     char err[256] = "", log[4096];
     watched_set_init(&s);
     write_text(path_a, "one");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), 0);
+    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
     struct text *held = watched_file_acquire(&a);
 
     write_text(path_a, "bad edit");
