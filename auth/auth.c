@@ -1,6 +1,5 @@
-/* auth.c: the authentication policy. Each route accepts a set of methods;
- * the first that accepts the caller lets the request in. A caller that a
- * method of another route would accept is known but not allowed here: 403. */
+/* auth.c: the authentication policy: the first of a route's methods that
+ * accepts the caller lets it in; a caller only another route takes gets 403. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,5 @@
-/* auth.h: who may call which route. Tries the route's accepted methods
- * (remote-user, bearer, jwt) in turn and decides 401, 403 or in; the log
- * gets the exact reason, the client a short code. */
+/* auth.h: who may call which route: the route's methods (remote-user,
+ * bearer, jwt) tried in turn decide in, 401 or 403, with the reason logged. */
 #ifndef OPENOVA_AUTH_H
 #define OPENOVA_AUTH_H
 

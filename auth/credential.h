@@ -1,9 +1,5 @@
-/* credential.h: what an authentication method learns about a caller.
- * Shared by the bearer token list, the JWT verifier and the dispatcher's
- * policy. A method's verdict is an enum proxy_err: PROXY_OK, the caller is
- * in (the credential is filled in); PROXY_ERR_REFUSED, the method's why
- * buffer says exactly which check failed (never the token);
- * PROXY_ERR_NOMEM, the proxy could not decide for want of memory. */
+/* credential.h: what an authentication method learns about a caller and
+ * how it answers; shared by the tokens list, the JWT verifier and the policy. */
 #ifndef OPENOVA_CREDENTIAL_H
 #define OPENOVA_CREDENTIAL_H
 
@@ -12,6 +8,11 @@
 #include <time.h>
 
 #include "core/error.h"
+
+/* A method's verdict is an enum proxy_err: PROXY_OK, the caller is in and
+ * the credential filled in; PROXY_ERR_REFUSED, the method's why buffer
+ * says exactly which check failed (never the token); PROXY_ERR_NOMEM, the
+ * proxy could not decide for want of memory. */
 
 struct credential {
     char *user;      /* malloc'd: the user sent upstream */

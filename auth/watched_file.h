@@ -1,8 +1,5 @@
-/* watched_file.h: files of credentials (bearer token digests, a JWKS, an
- * HMAC secret) loaded at start and re-read when they change. A missing file
- * or a bad edit is logged once and the content loaded before stays in use.
- * What a file means is its owner's: the owner parses and frees the content.
- * An owner's files form a set, looked at together at most once a second. */
+/* watched_file.h: credential files (token digests, a JWKS, an HMAC secret)
+ * loaded at start and re-read when they change, looked at once a second. */
 #ifndef OPENOVA_WATCHED_FILE_H
 #define OPENOVA_WATCHED_FILE_H
 
@@ -17,15 +14,20 @@
 
 #include "core/error.h"
 
+/* A missing file or a bad edit is logged once and the content loaded
+ * before stays in use. What a file means is its owner's: the owner parses
+ * and frees the content. An owner's files form a set, looked at together. */
+
 #define WATCHED_DIGEST_LEN 32
 #define WATCHED_CHECK_INTERVAL_MS 1000 /* how often a set's files are looked at */
 #define WATCHED_SET_MAX 2              /* the files of one owner: a JWKS and a secret */
 
 /* How one kind of file is read. parse gets the whole file, NUL-terminated,
- * and returns the content (NULL with a sentence in err when it is not
- * valid); the buffer is wiped after, so parse copies what it keeps. The
- * content is reference-counted by the owner: retain adds a reference for a
- * reader, release drops one and frees the content with the last. */
+ * and returns the content with one reference (NULL with a sentence in err
+ * when it is not valid or memory runs out); the buffer is wiped after, so
+ * parse copies what it keeps. The owner counts references: retain adds one
+ * for a reader, release drops one and frees the content with the last;
+ * count says how many items the content holds, for the log. */
 struct watched_kind {
     const char *what;  /* names the file in messages: "tokens file" */
     const char *items; /* what it holds, plural: "tokens" */
@@ -80,11 +82,12 @@ void watched_set_destroy(struct watched_set *s);
 
 /* watched_file_open: loads path (copied) for the first time into w, a file
  * the caller owns and keeps at the same address until watched_set_destroy,
- * and adds it to s; the set's next check is a second after this load.
- * Returns PROXY_OK, or with a sentence in err: PROXY_ERR_NOMEM,
- * PROXY_ERR_TOO_LARGE (the file is larger than kind->max, or s already
- * holds WATCHED_SET_MAX files), PROXY_ERR_INVALID (the file cannot be
- * read, or kind->parse refused it); w is all zero then. */
+ * and adds it to s; the set's next check is a second after this load. kind
+ * and sha256 are borrowed and must outlive s. Returns PROXY_OK, or with a
+ * sentence in err: PROXY_ERR_NOMEM, PROXY_ERR_TOO_LARGE (the file is
+ * larger than kind->max, or s already holds WATCHED_SET_MAX files),
+ * PROXY_ERR_INVALID (the file cannot be read, or kind->parse returned
+ * NULL); w is all zero then. */
 enum proxy_err watched_file_open(struct watched_file *w, struct watched_set *s, const struct watched_kind *kind,
                                  const char *path, const EVP_MD *sha256, char *err, size_t errlen);
 

@@ -101,6 +101,21 @@ static void assert_content(struct watched_file *w, const char *want)
     release_text(t);
 }
 
+/* open_with: p written with text, opened into w as a file of s. */
+static void open_with(struct watched_set *s, struct watched_file *w, const char *p, const char *text)
+{
+    char err[256] = "";
+    write_text(p, text);
+    assert_int_equal(watched_file_open(w, s, &test_file, p, sha256, err, sizeof err), PROXY_OK);
+}
+
+/* refresh_now: a check of s made due, then made. */
+static void refresh_now(struct watched_set *s)
+{
+    s->next_check_ms = 0;
+    watched_set_refresh_if_due(s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -133,9 +148,7 @@ static void test_open(void **state)
     char err[256] = "", missing_path[200];
     memset(&none, 0, sizeof none);
     watched_set_init(&s);
-    write_text(path_a, "one");
-    write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
+    open_with(&s, &a, path_a, "one");
     assert_content(&a, "one");
     assert_null(watched_file_acquire(&none)); /* not configured */
 
@@ -151,8 +164,7 @@ static void test_open(void **state)
     assert_non_null(strstr(err, "bad content"));
     assert_int_equal(s.n, 1);
 
-    write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_OK);
+    open_with(&s, &b, path_b, "two");
     assert_int_equal(watched_file_open(&c, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_ERR_TOO_LARGE);
     assert_non_null(strstr(err, "watched files"));
     assert_content(&b, "two");
@@ -166,12 +178,9 @@ static void test_checked_once_a_second(void **state)
     (void)state;
     struct watched_set s;
     struct watched_file a, b;
-    char err[256] = "";
     watched_set_init(&s);
-    write_text(path_a, "one");
-    write_text(path_b, "two");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
-    assert_int_equal(watched_file_open(&b, &s, &test_file, path_b, sha256, err, sizeof err), PROXY_OK);
+    open_with(&s, &a, path_a, "one");
+    open_with(&s, &b, path_b, "two");
     assert_true(s.next_check_ms > now_ms() + WATCHED_CHECK_INTERVAL_MS / 2);
 
     write_text(path_a, "one, edited");
@@ -180,8 +189,7 @@ static void test_checked_once_a_second(void **state)
     assert_content(&a, "one");
     assert_content(&b, "two");
 
-    s.next_check_ms = 0;
-    watched_set_refresh_if_due(&s);
+    refresh_now(&s);
     assert_content(&a, "one, edited");
     assert_content(&b, "two, edited");
     assert_true(s.next_check_ms > now_ms() + WATCHED_CHECK_INTERVAL_MS / 2);
@@ -196,14 +204,11 @@ static void test_busy_reload_leaves_next_call_due(void **state)
     (void)state;
     struct watched_set s;
     struct watched_file a;
-    char err[256] = "";
     watched_set_init(&s);
-    write_text(path_a, "one");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
+    open_with(&s, &a, path_a, "one");
     write_text(path_a, "one, edited");
-    s.next_check_ms = 0;
     assert_int_equal(pthread_mutex_lock(&s.reload), 0); /* another thread re-reading */
-    watched_set_refresh_if_due(&s);
+    refresh_now(&s);
     assert_content(&a, "one");
     assert_true(s.next_check_ms <= now_ms());
     assert_int_equal(pthread_mutex_unlock(&s.reload), 0);
@@ -221,26 +226,23 @@ static void test_bad_edit_keeps_content(void **state)
     (void)state;
     struct watched_set s;
     struct watched_file a;
-    char err[256] = "", log[4096];
+    char log[4096];
     watched_set_init(&s);
-    write_text(path_a, "one");
-    assert_int_equal(watched_file_open(&a, &s, &test_file, path_a, sha256, err, sizeof err), PROXY_OK);
+    open_with(&s, &a, path_a, "one");
     struct text *held = watched_file_acquire(&a);
 
     write_text(path_a, "bad edit");
     struct unit_capture cap;
     unit_capture_begin(&cap, dir);
     for (int i = 0; i < 3; i++) {
-        s.next_check_ms = 0;
-        watched_set_refresh_if_due(&s);
+        refresh_now(&s);
         assert_content(&a, "one");
     }
     assert_int_equal(unit_capture_end(&cap, "level=error", log, sizeof log), 1);
     assert_non_null(strstr(log, path_a));
 
     write_text(path_a, "two");
-    s.next_check_ms = 0;
-    watched_set_refresh_if_due(&s);
+    refresh_now(&s);
     assert_content(&a, "two");
     assert_string_equal(held->s, "one");
     release_text(held);
