@@ -94,6 +94,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_response \
 	$(BUILD)/tests/unit/test_upstream \
 	$(BUILD)/tests/unit/test_tokens \
+	$(BUILD)/tests/unit/test_watched_file \
 	$(BUILD)/tests/unit/test_jwt
 
 PYTEST ?= /usr/bin/python3 -m pytest

@@ -1,15 +1,21 @@
-/* auth.c: the authentication policy. Each route accepts a set of methods;
- * the first that accepts the caller lets the request in. A caller that a
- * method of another route would accept is known but not allowed here: 403. */
+/* auth.c: the authentication policy: the first of a route's methods that
+ * accepts the caller lets it in; a caller only another route takes gets 403. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "core/error.h"
 #include "core/http.h"
 #include "auth/jwt.h"
 #include "auth/tokens.h"
+
+#define REMOTE_USER_MAX 256 /* the longest REMOTE_USER taken: it becomes an HTTP header upstream */
+#define METHOD_WHY_MAX 256  /* one method's sentence on why it refused */
+
+#define CHALLENGE "WWW-Authenticate: Bearer realm=\"openova-flow\""
 
 struct auth {
     unsigned configured; /* every method some route accepts */
@@ -23,7 +29,7 @@ struct auth *auth_new(const struct proxy_config *cfg, char *err, size_t errlen)
 {
     struct auth *auth = calloc(1, sizeof *auth);
     if (!auth) {
-        snprintf(err, errlen, "out of memory");
+        proxy_say(err, errlen, "out of memory");
         return NULL;
     }
     auth->configured = cfg->auth_read | cfg->auth_events;
@@ -122,16 +128,23 @@ struct presented {
     bool has_bearer, has_cookie, any;
 };
 
-static void note(struct auth_outcome *out, const char *fmt, const char *detail)
+/* note: appends one reason to out->reason, "; " between reasons; what does
+ * not fit is dropped. */
+static void note(struct auth_outcome *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct auth_outcome *out, const char *fmt, ...)
 {
     size_t used = strlen(out->reason);
     if (used + 3 >= sizeof out->reason)
         return;
     snprintf(out->reason + used, sizeof out->reason - used, "%s", used ? "; " : "");
     used = strlen(out->reason);
-    snprintf(out->reason + used, sizeof out->reason - used, fmt, detail);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->reason + used, sizeof out->reason - used, fmt, ap);
+    va_end(ap);
 }
 
+/* gather: what r carries into p, noting in out what cannot be used. */
 static void gather(const struct auth *auth, const struct auth_presented *r, struct presented *p,
                    struct auth_outcome *out)
 {
@@ -144,9 +157,9 @@ static void gather(const struct auth *auth, const struct auth_presented *r, stru
         size_t n;
         const char *token = auth_bearer_token(r->authorization, &n);
         if (!token)
-            note(out, "%s", "authorization: not a Bearer credential");
+            note(out, "authorization: not a Bearer credential");
         else if (n > AUTH_HEADER_MAX)
-            note(out, "%s", "authorization: token longer than 8192 bytes");
+            note(out, "authorization: token longer than %d bytes", AUTH_HEADER_MAX);
         else {
             memcpy(p->bearer, token, n);
             p->bearer[n] = '\0';
@@ -158,7 +171,7 @@ static void gather(const struct auth *auth, const struct auth_presented *r, stru
     if (cookie && n > 0) {
         p->any = true;
         if (n > AUTH_HEADER_MAX)
-            note(out, "%s", "cookie: token longer than 8192 bytes");
+            note(out, "cookie: token longer than %d bytes", AUTH_HEADER_MAX);
         else {
             memcpy(p->cookie, cookie, n);
             p->cookie[n] = '\0';
@@ -167,88 +180,126 @@ static void gather(const struct auth *auth, const struct auth_presented *r, stru
     }
 }
 
-static enum auth_verdict try_remote_user(const struct presented *p, struct auth_outcome *out)
+/* The methods: each returns a verdict as in credential.h, filling in
+ * out->credential when it lets the caller in and noting its reason in out
+ * when it does not. */
+
+static enum proxy_err try_remote_user(const struct presented *p, struct auth_outcome *out)
 {
     if (!p->remote_user) {
-        note(out, "%s", "remote-user: absent");
-        return AUTH_REJECTED;
+        note(out, "remote-user: absent");
+        return PROXY_ERR_REFUSED;
     }
-    if (!http_value_acceptable(p->remote_user, 256)) {
-        note(out, "%s", "remote-user: not printable or longer than 256");
-        return AUTH_REJECTED;
+    if (!http_value_acceptable(p->remote_user, REMOTE_USER_MAX)) {
+        note(out, "remote-user: not printable or longer than %d", REMOTE_USER_MAX);
+        return PROXY_ERR_REFUSED;
     }
     out->credential.user = strdup(p->remote_user);
-    return out->credential.user ? AUTH_ACCEPTED : AUTH_FAILED;
+    return out->credential.user ? PROXY_OK : PROXY_ERR_NOMEM;
 }
 
-static enum auth_verdict try_bearer(struct auth *auth, const struct presented *p, time_t now,
-                                         struct auth_outcome *out)
+static enum proxy_err try_bearer(struct auth *auth, const struct presented *p, time_t now, struct auth_outcome *out)
 {
     if (!p->has_bearer) {
-        note(out, "%s", "bearer: no bearer token");
-        return AUTH_REJECTED;
+        note(out, "bearer: no bearer token");
+        return PROXY_ERR_REFUSED;
     }
-    char why[256] = "";
-    enum auth_verdict v = tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
-    if (v != AUTH_ACCEPTED)
+    char why[METHOD_WHY_MAX] = "";
+    enum proxy_err rc = tokens_check(auth->tokens, p->bearer, now, &out->credential, why, sizeof why);
+    if (rc != PROXY_OK)
         note(out, "%s", why);
-    return v;
+    return rc;
 }
 
-static enum auth_verdict try_jwt(struct auth *auth, const struct presented *p, time_t now,
-                                      struct auth_outcome *out)
+/* try_jwt: the bearer token first, then the cookie's. */
+static enum proxy_err try_jwt(struct auth *auth, const struct presented *p, time_t now, struct auth_outcome *out)
 {
     if (!p->has_bearer && !p->has_cookie) {
         note(out, "%s", auth->jwt_cookie ? "jwt: no bearer token and no token cookie" : "jwt: no bearer token");
-        return AUTH_REJECTED;
+        return PROXY_ERR_REFUSED;
     }
     const char *tokens[2] = {p->has_bearer ? p->bearer : NULL, p->has_cookie ? p->cookie : NULL};
-    enum auth_verdict v = AUTH_REJECTED;
-    for (int i = 0; i < 2 && v == AUTH_REJECTED; i++) {
+    enum proxy_err rc = PROXY_ERR_REFUSED;
+    for (int i = 0; i < 2 && rc == PROXY_ERR_REFUSED; i++) {
         if (!tokens[i])
             continue;
-        char why[256] = "";
-        v = jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
-        if (v != AUTH_ACCEPTED)
+        char why[METHOD_WHY_MAX] = "";
+        rc = jwt_verify(auth->jwt, tokens[i], now, &out->credential, why, sizeof why);
+        if (rc != PROXY_OK)
             note(out, i == 0 ? "%s (bearer)" : "%s (cookie)", why);
     }
-    return v;
+    return rc;
 }
 
-/* Tries the methods of mask in a fixed order; the first to accept wins. */
-static enum auth_verdict try_methods(struct auth *auth, unsigned mask, const struct presented *p,
-                                          time_t now, struct auth_outcome *out)
+/* try_methods: the methods of mask in a fixed order; the first that does
+ * not refuse decides, and out->method names it. */
+static enum proxy_err try_methods(struct auth *auth, unsigned mask, const struct presented *p, time_t now,
+                                  struct auth_outcome *out)
 {
-    enum auth_verdict v = AUTH_REJECTED;
+    enum proxy_err rc = PROXY_ERR_REFUSED;
     if (mask & AUTH_REMOTE_USER) {
-        v = try_remote_user(p, out);
-        if (v != AUTH_REJECTED) {
+        rc = try_remote_user(p, out);
+        if (rc != PROXY_ERR_REFUSED) {
             out->method = "remote-user";
-            return v;
+            return rc;
         }
     }
     if ((mask & AUTH_BEARER) && auth->tokens) {
-        v = try_bearer(auth, p, now, out);
-        if (v != AUTH_REJECTED) {
+        rc = try_bearer(auth, p, now, out);
+        if (rc != PROXY_ERR_REFUSED) {
             out->method = "bearer";
-            return v;
+            return rc;
         }
     }
     if ((mask & AUTH_JWT) && auth->jwt) {
-        v = try_jwt(auth, p, now, out);
-        if (v != AUTH_REJECTED) {
+        rc = try_jwt(auth, p, now, out);
+        if (rc != PROXY_ERR_REFUSED) {
             out->method = "jwt";
             /* The leeway that let the token in also bounds how long it lasts. */
-            if (v == AUTH_ACCEPTED && out->credential.expires)
+            if (rc == PROXY_OK && out->credential.expires)
                 out->credential.expires += auth->clock_skew_s;
-            return v;
+            return rc;
         }
     }
-    return AUTH_REJECTED;
+    return PROXY_ERR_REFUSED;
 }
 
-void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
-                      struct auth_outcome *out)
+/* refuse: every method of the route refused p: 403 when a method of
+ * another route accepts it, else 401, with the challenge of RFC 6750
+ * section 3 on routes that take a bearer token. */
+static void refuse(struct auth *auth, const struct auth_presented *r, const struct presented *p, time_t now,
+                   struct auth_outcome *out)
+{
+    bool bearer_route = r->accepted & (AUTH_BEARER | AUTH_JWT);
+    unsigned others = auth->configured & ~r->accepted;
+    struct auth_outcome elsewhere;
+    memset(&elsewhere, 0, sizeof elsewhere);
+    if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == PROXY_OK) {
+        out->status = 403;
+        out->code = "forbidden";
+        out->message = "This credential may not use this route.";
+        out->www_authenticate = bearer_route ? CHALLENGE ", error=\"insufficient_scope\"\r\n" : NULL;
+        note(out, "forbidden: accepted by %s, which this route does not accept", elsewhere.method);
+    } else {
+        out->status = 401;
+        out->code = p->any ? "invalid_credentials" : "unauthorized";
+        out->message = p->any ? "The credential was not accepted." : "Authentication is required.";
+        out->www_authenticate = !bearer_route ? NULL
+                                : p->any      ? CHALLENGE ", error=\"invalid_token\"\r\n"
+                                              : CHALLENGE "\r\n";
+    }
+    credential_clear(&elsewhere.credential);
+}
+
+/* fail: the proxy could not decide (err): the answer error.c gives it. */
+static void fail(struct auth_outcome *out, enum proxy_err err)
+{
+    out->status = proxy_err_status(err);
+    out->code = proxy_err_code(err);
+    out->message = proxy_err_message(err);
+}
+
+void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now, struct auth_outcome *out)
 {
     memset(out, 0, sizeof *out);
     if (r->accepted == AUTH_NONE) {
@@ -257,41 +308,18 @@ void auth_decide(struct auth *auth, const struct auth_presented *r, time_t now,
     }
     struct presented *p = calloc(1, sizeof *p);
     if (!p) {
-        *out = (struct auth_outcome){.status = 500, .code = "internal_error",
-                                          .message = "The proxy failed to handle the request."};
+        fail(out, PROXY_ERR_NOMEM);
         snprintf(out->reason, sizeof out->reason, "out of memory");
         return;
     }
     gather(auth, r, p, out);
-    bool bearer_route = r->accepted & (AUTH_BEARER | AUTH_JWT);
-    enum auth_verdict v = try_methods(auth, r->accepted, p, now, out);
-    if (v == AUTH_REJECTED) {
-        unsigned others = auth->configured & ~r->accepted;
-        struct auth_outcome elsewhere;
-        memset(&elsewhere, 0, sizeof elsewhere);
-        if (others && p->any && try_methods(auth, others, p, now, &elsewhere) == AUTH_ACCEPTED) {
-            out->status = 403;
-            out->code = "forbidden";
-            out->message = "This credential may not use this route.";
-            out->www_authenticate =
-                bearer_route ? "WWW-Authenticate: Bearer realm=\"openova-flow\", error=\"insufficient_scope\"\r\n" : NULL;
-            note(out, "forbidden: accepted by %s, which this route does not accept", elsewhere.method);
-        } else {
-            out->status = 401;
-            out->code = p->any ? "invalid_credentials" : "unauthorized";
-            out->message = p->any ? "The credential was not accepted." : "Authentication is required.";
-            out->www_authenticate =
-                !bearer_route ? NULL
-                : p->any      ? "WWW-Authenticate: Bearer realm=\"openova-flow\", error=\"invalid_token\"\r\n"
-                              : "WWW-Authenticate: Bearer realm=\"openova-flow\"\r\n";
-        }
-        credential_clear(&elsewhere.credential);
+    enum proxy_err rc = try_methods(auth, r->accepted, p, now, out);
+    if (rc != PROXY_OK) {
         credential_clear(&out->credential);
-    } else if (v == AUTH_FAILED) {
-        out->status = 500;
-        out->code = "internal_error";
-        out->message = "The proxy failed to handle the request.";
-        credential_clear(&out->credential);
+        if (rc == PROXY_ERR_REFUSED)
+            refuse(auth, r, p, now, out);
+        else
+            fail(out, rc);
     }
     explicit_bzero(p, sizeof *p);
     free(p);

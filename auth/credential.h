@@ -1,6 +1,5 @@
-/* credential.h: what an authentication method learns about a caller, and
- * its verdict. Shared by the bearer token list, the JWT verifier and the
- * dispatcher's policy. */
+/* credential.h: what an authentication method learns about a caller and
+ * how it answers; shared by the tokens list, the JWT verifier and the policy. */
 #ifndef OPENOVA_CREDENTIAL_H
 #define OPENOVA_CREDENTIAL_H
 
@@ -8,11 +7,12 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum auth_verdict {
-    AUTH_ACCEPTED, /* out is filled in */
-    AUTH_REJECTED, /* why says exactly which check failed (never the token) */
-    AUTH_FAILED,   /* the proxy could not decide: out of memory */
-};
+#include "core/error.h"
+
+/* A method's verdict is an enum proxy_err: PROXY_OK, the caller is in and
+ * the credential filled in; PROXY_ERR_REFUSED, the method's why buffer
+ * says exactly which check failed (never the token); PROXY_ERR_NOMEM, the
+ * proxy could not decide for want of memory. */
 
 struct credential {
     char *user;      /* malloc'd: the user sent upstream */

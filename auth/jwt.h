@@ -43,11 +43,12 @@ void jwt_verifier_free(struct jwt_verifier *v);
  * The files are re-read first when they changed, at most once a second; a
  * file that became unreadable or invalid keeps the previous keys and is
  * logged once per change. Safe to call from many threads at once.
- * ACCEPTED: out->user is the user (printable ASCII, at most
+ * Returns PROXY_OK: out->user is the user (printable ASCII, at most
  * JWT_USER_MAX bytes), out->expires is exp; the caller frees out with
- * credential_clear. REJECTED: why names the check that failed, never
- * the token; out is untouched. FAILED: out of memory. why may be NULL. */
-enum auth_verdict jwt_verify(struct jwt_verifier *v, const char *token, time_t now,
-                                       struct credential *out, char *why, size_t whylen);
+ * credential_clear. PROXY_ERR_REFUSED: why names the check that failed,
+ * never the token; out is untouched. PROXY_ERR_NOMEM: out of memory; out
+ * is untouched. why may be NULL. */
+enum proxy_err jwt_verify(struct jwt_verifier *v, const char *token, time_t now, struct credential *out, char *why,
+                          size_t whylen);
 
 #endif

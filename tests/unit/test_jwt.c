@@ -421,13 +421,13 @@ struct sign_row {
     const char *kid; /* NULL: none */
     struct claims c;
     enum mangle mangle;
-    enum auth_verdict want;
-    const char *user; /* ACCEPTED: the user (expires is then exp) */
-    const char *why;  /* REJECTED: a substring of why */
+    enum proxy_err want;
+    const char *user; /* PROXY_OK: the user (expires is then exp) */
+    const char *why;  /* PROXY_ERR_REFUSED: a substring of why */
 };
 
-#define OK AUTH_ACCEPTED
-#define NO AUTH_REJECTED
+#define OK PROXY_OK
+#define NO PROXY_ERR_REFUSED
 #define ALICE "alice@example.test"
 #define BAD_SIG "jwt: signature does not verify"
 
@@ -716,7 +716,7 @@ static void test_signed(void **state)
         struct credential out = {NULL, 777};
         char why[256] = "";
         ERR_clear_error();
-        enum auth_verdict v = jwt_verify(verifiers[r->verifier], token, NOW, &out, why, sizeof why);
+        enum proxy_err v = jwt_verify(verifiers[r->verifier], token, NOW, &out, why, sizeof why);
         if (v != r->want) {
             unit_fail(&failures, i, r->name, "verdict %d, want %d (why: %s)", v, r->want, why);
         } else if (v == OK) {
@@ -790,7 +790,7 @@ static void test_garbage(void **state)
         for (int k = 0; k < V_COUNT; k++) {
             struct credential out = {NULL, 0};
             char why[256] = "";
-            enum auth_verdict v = jwt_verify(verifiers[k], r->token, NOW, &out, why, sizeof why);
+            enum proxy_err v = jwt_verify(verifiers[k], r->token, NOW, &out, why, sizeof why);
             /* Which check fails may depend on the keys once the header is
              * read; the first rows fail before. */
             bool keyed = strstr(r->why, "signature") != NULL;
@@ -964,11 +964,11 @@ static void test_private_jwks_and_secret_newline(void **state)
 
 /* ---- rotation ---- */
 
-static enum auth_verdict verify(struct jwt_verifier *v, const char *token, char *why, size_t whylen)
+static enum proxy_err verify(struct jwt_verifier *v, const char *token, char *why, size_t whylen)
 {
     struct credential out = {0};
     why[0] = '\0';
-    enum auth_verdict verdict = jwt_verify(v, token, NOW, &out, why, whylen);
+    enum proxy_err verdict = jwt_verify(v, token, NOW, &out, why, whylen);
     credential_clear(&out);
     return verdict;
 }

@@ -213,23 +213,23 @@ static void test_load_unreadable(void **state)
 struct check_row {
     const char *name;
     const char *token;
-    enum auth_verdict want;
-    const char *user; /* ACCEPTED: the user; "@beta" for beta's derived name */
-    const char *why;  /* REJECTED: a substring of why */
+    enum proxy_err want;
+    const char *user; /* PROXY_OK: the user; "@beta" for beta's derived name */
+    const char *why;  /* PROXY_ERR_REFUSED: a substring of why */
 };
 
 static const struct check_row check_rows[] = {
-    {"named", "alpha-token", AUTH_ACCEPTED, "alice", NULL},
-    {"unnamed, listed in upper case", "beta-token", AUTH_ACCEPTED, "@beta", NULL},
-    {"another named", "gamma", AUTH_ACCEPTED, "ci-bot", NULL},
-    {"wrong token", "delta-token", AUTH_REJECTED, NULL, "bearer: token not in the tokens file"},
-    {"trailing space", "alpha-token ", AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"prefix", "alpha-toke", AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"other case", "ALPHA-TOKEN", AUTH_REJECTED, NULL, "not in the tokens file"},
-    {"empty", "", AUTH_REJECTED, NULL, "bearer: empty token"},
-    {"NULL", NULL, AUTH_REJECTED, NULL, "bearer: empty token"},
+    {"named", "alpha-token", PROXY_OK, "alice", NULL},
+    {"unnamed, listed in upper case", "beta-token", PROXY_OK, "@beta", NULL},
+    {"another named", "gamma", PROXY_OK, "ci-bot", NULL},
+    {"wrong token", "delta-token", PROXY_ERR_REFUSED, NULL, "bearer: token not in the tokens file"},
+    {"trailing space", "alpha-token ", PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
+    {"prefix", "alpha-toke", PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
+    {"other case", "ALPHA-TOKEN", PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
+    {"empty", "", PROXY_ERR_REFUSED, NULL, "bearer: empty token"},
+    {"NULL", NULL, PROXY_ERR_REFUSED, NULL, "bearer: empty token"},
     /* Whoever reads the file must not get in with what is in it. */
-    {"the digest itself", alpha, AUTH_REJECTED, NULL, "not in the tokens file"},
+    {"the digest itself", alpha, PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
 };
 
 static void test_check(void **state)
@@ -249,22 +249,22 @@ static void test_check(void **state)
         const struct check_row *r = &check_rows[i];
         struct credential out = {NULL, 12345};
         char why[256] = "";
-        enum auth_verdict v = tokens_check(t, r->token, NOW, &out, why, sizeof why);
+        enum proxy_err v = tokens_check(t, r->token, NOW, &out, why, sizeof why);
         const char *want_user = r->user && strcmp(r->user, "@beta") == 0 ? beta_user : r->user;
         if (v != r->want)
             unit_fail(&failures, i, r->name, "verdict %d, want %d (why: %s)", v, r->want, why);
-        else if (v == AUTH_ACCEPTED && (!out.user || strcmp(out.user, want_user) != 0 || out.expires != 0))
+        else if (v == PROXY_OK && (!out.user || strcmp(out.user, want_user) != 0 || out.expires != 0))
             unit_fail(&failures, i, r->name, "user %s expires %lld, want %s and 0", out.user ? out.user : "(null)",
                       (long long)out.expires, want_user);
-        else if (v == AUTH_REJECTED && !strstr(why, r->why))
+        else if (v == PROXY_ERR_REFUSED && !strstr(why, r->why))
             unit_fail(&failures, i, r->name, "why \"%s\", want \"%s\"", why, r->why);
-        else if (v == AUTH_REJECTED && (out.user || out.expires != 12345))
+        else if (v == PROXY_ERR_REFUSED && (out.user || out.expires != 12345))
             unit_fail(&failures, i, r->name, "a rejection wrote the credential");
         if (r->token && *r->token && strstr(why, r->token))
             unit_fail(&failures, i, r->name, "why \"%s\" holds the token", why);
         if (strstr(why, alpha) || strstr(why, beta) || strstr(why, "token-"))
             unit_fail(&failures, i, r->name, "why \"%s\" holds a digest", why);
-        if (v == AUTH_ACCEPTED)
+        if (v == PROXY_OK)
             credential_clear(&out);
     }
     tokens_free(t);
@@ -280,20 +280,20 @@ static void test_empty_list_lets_no_one_in(void **state)
     assert_non_null(t);
     struct credential out = {0};
     char why[256];
-    assert_int_equal(tokens_check(t, "alpha-token", NOW, &out, why, sizeof why), AUTH_REJECTED);
-    assert_int_equal(tokens_check(t, "x", NOW, &out, NULL, 0), AUTH_REJECTED);
+    assert_int_equal(tokens_check(t, "alpha-token", NOW, &out, why, sizeof why), PROXY_ERR_REFUSED);
+    assert_int_equal(tokens_check(t, "x", NOW, &out, NULL, 0), PROXY_ERR_REFUSED);
     assert_null(out.user);
     tokens_free(t);
 }
 
 /* ---- re-reading ---- */
 
-static enum auth_verdict check(struct tokens *t, const char *token, const char *want_user)
+static enum proxy_err check(struct tokens *t, const char *token, const char *want_user)
 {
     struct credential out = {0};
     char why[256] = "";
-    enum auth_verdict v = tokens_check(t, token, NOW, &out, why, sizeof why);
-    if (v == AUTH_ACCEPTED && want_user)
+    enum proxy_err v = tokens_check(t, token, NOW, &out, why, sizeof why);
+    if (v == PROXY_OK && want_user)
         assert_string_equal(out.user, want_user);
     credential_clear(&out);
     return v;
@@ -308,15 +308,15 @@ static void test_reload_on_change(void **state)
     char err[512] = "";
     struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
-    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), PROXY_OK);
 
     /* alpha revoked, delta added, beta renamed. */
     snprintf(text, sizeof text, "%s bob\n%s dave\n", beta, delta);
     write_text(path, text);
     past_check_interval();
-    assert_int_equal(check(t, "alpha-token", NULL), AUTH_REJECTED);
-    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
-    assert_int_equal(check(t, "beta-token", "bob"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", NULL), PROXY_ERR_REFUSED);
+    assert_int_equal(check(t, "delta-token", "dave"), PROXY_OK);
+    assert_int_equal(check(t, "beta-token", "bob"), PROXY_OK);
 
     /* Rewritten in place (same inode, same size), its mtime set ahead: a
      * changed mtime alone is enough. */
@@ -328,8 +328,8 @@ static void test_reload_on_change(void **state)
     assert_int_equal(futimens(fd, times), 0);
     close(fd);
     past_check_interval();
-    assert_int_equal(check(t, "delta-token", NULL), AUTH_REJECTED);
-    assert_int_equal(check(t, "gamma", "carl"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "delta-token", NULL), PROXY_ERR_REFUSED);
+    assert_int_equal(check(t, "gamma", "carl"), PROXY_OK);
     tokens_free(t);
 }
 
@@ -351,11 +351,11 @@ static void test_bad_reload_keeps_old_list(void **state)
     struct unit_capture cap;
     unit_capture_begin(&cap, dir);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
-        assert_int_equal(check(t, "delta-token", NULL), AUTH_REJECTED);
+        assert_int_equal(check(t, "alpha-token", "alice"), PROXY_OK);
+        assert_int_equal(check(t, "delta-token", NULL), PROXY_ERR_REFUSED);
     }
     past_check_interval(); /* the file is recent: re-read, same content */
-    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), PROXY_OK);
     int errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
     assert_non_null(strstr(log, "line 3"));
@@ -366,9 +366,9 @@ static void test_bad_reload_keeps_old_list(void **state)
     assert_int_equal(unlink(path), 0);
     past_check_interval();
     unit_capture_begin(&cap, dir);
-    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), PROXY_OK);
     past_check_interval();
-    assert_int_equal(check(t, "alpha-token", "alice"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "alpha-token", "alice"), PROXY_OK);
     errors = unit_capture_end(&cap, "level=error", log, sizeof log);
     assert_int_equal(errors, 1);
 
@@ -376,8 +376,8 @@ static void test_bad_reload_keeps_old_list(void **state)
     snprintf(text, sizeof text, "%s dave\n", delta);
     write_text(path, text);
     past_check_interval();
-    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
-    assert_int_equal(check(t, "alpha-token", NULL), AUTH_REJECTED);
+    assert_int_equal(check(t, "delta-token", "dave"), PROXY_OK);
+    assert_int_equal(check(t, "alpha-token", NULL), PROXY_ERR_REFUSED);
     tokens_free(t);
 }
 
@@ -395,8 +395,8 @@ static void *worker_main(void *arg)
     while (!atomic_load(w->stop) || w->checks < 20) {
         struct credential out = {0};
         /* beta is in every version of the file, alpha never. */
-        if (tokens_check(w->t, "beta-token", NOW, &out, NULL, 0) != AUTH_ACCEPTED ||
-            tokens_check(w->t, "alpha-token", NOW, &out, NULL, 0) != AUTH_REJECTED)
+        if (tokens_check(w->t, "beta-token", NOW, &out, NULL, 0) != PROXY_OK ||
+            tokens_check(w->t, "alpha-token", NOW, &out, NULL, 0) != PROXY_ERR_REFUSED)
             w->wrong++;
         credential_clear(&out);
         w->checks++;
@@ -428,7 +428,7 @@ static void test_concurrent_checks_across_a_reload(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].wrong, 0);
     }
-    assert_int_equal(check(t, "delta-token", "dave"), AUTH_ACCEPTED);
+    assert_int_equal(check(t, "delta-token", "dave"), PROXY_OK);
     tokens_free(t);
 }
 
