@@ -37,6 +37,7 @@ BIN := $(BUILD)/openova-flow-fcgi
 CORE_OBJS := \
 	$(BUILD)/core/buf.o \
 	$(BUILD)/core/config.o \
+	$(BUILD)/core/duration.o \
 	$(BUILD)/core/error.o \
 	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
@@ -80,6 +81,7 @@ DEV_UNIT_TESTS := \
 UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_auth \
 	$(BUILD)/tests/unit/test_config \
+	$(BUILD)/tests/unit/test_duration \
 	$(BUILD)/tests/unit/test_route \
 	$(BUILD)/tests/unit/test_headers \
 	$(BUILD)/tests/unit/test_sse \
