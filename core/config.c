@@ -1,6 +1,6 @@
 /* config.c: environment -> struct proxy_config, with one clear error per bad
- * variable; Go-style duration parsing (the names and formats are shared with
- * the flow server's own Go deployment). */
+ * variable. Durations are Go's (core/duration.h): the names and formats are
+ * shared with the flow server's own Go deployment. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <errno.h>
@@ -13,105 +13,21 @@
 #include <json-c/json.h>
 
 #include "core/config.h"
+#include "core/duration.h"
 
-struct duration_unit {
-    const char *name;
-    uint64_t ns;
-};
-
-/* Longest names first so that "ms" is not read as "m" followed by "s". */
-static const struct duration_unit duration_units[] = {
-    {"ns", 1ULL},
-    {"us", 1000ULL},
-    {"\xc2\xb5s", 1000ULL}, /* U+00B5 micro sign, as Go accepts */
-    {"\xce\xbcs", 1000ULL}, /* U+03BC greek mu, as Go accepts */
-    {"ms", 1000000ULL},
-    {"s", 1000000000ULL},
-    {"m", 60000000000ULL},
-    {"h", 3600000000000ULL},
-};
-
-static const struct duration_unit *match_unit(const char *p, size_t *len)
+enum proxy_err config_duration_ms(const char *text, long *ms)
 {
-    const struct duration_unit *best = NULL;
-    size_t best_len = 0;
-    for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
-        size_t n = strlen(duration_units[i].name);
-        if (n > best_len && strncmp(p, duration_units[i].name, n) == 0) {
-            best = &duration_units[i];
-            best_len = n;
-        }
-    }
-    *len = best_len;
-    return best;
-}
-
-int duration_parse_ms(const char *text, long *out_ms)
-{
-    if (!text || !*text)
-        return -1;
-    const char *p = text;
-    bool negative = false;
-    if (*p == '+' || *p == '-')
-        negative = *p++ == '-';
-    if (strcmp(p, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    if (!*p)
-        return -1;
-
-    /* Sum in nanoseconds, as Go does; the fraction of each term is scaled
-     * separately so "1.5h" is exact. */
-    uint64_t total_ns = 0;
-    while (*p) {
-        uint64_t whole = 0, frac = 0, frac_scale = 1;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (whole > (UINT64_MAX - 9) / 10)
-                return -1;
-            whole = whole * 10 + (uint64_t)(*p - '0');
-            p++;
-            digits++;
-        }
-        if (*p == '.') {
-            p++;
-            while (isdigit((unsigned char)*p)) {
-                if (frac_scale < 1000000000000000000ULL) {
-                    frac = frac * 10 + (uint64_t)(*p - '0');
-                    frac_scale *= 10;
-                }
-                p++;
-                digits++;
-            }
-        }
-        if (digits == 0)
-            return -1;
-        size_t unit_len;
-        const struct duration_unit *unit = match_unit(p, &unit_len);
-        if (!unit)
-            return -1;
-        p += unit_len;
-        if (whole > UINT64_MAX / unit->ns)
-            return -1;
-        uint64_t term = whole * unit->ns;
-        /* frac < frac_scale <= 1e18 and unit->ns <= 3.6e12: divide first to stay in range. */
-        long double frac_ns = (long double)frac * (long double)unit->ns / (long double)frac_scale;
-        if ((uint64_t)frac_ns > UINT64_MAX - term)
-            return -1;
-        term += (uint64_t)frac_ns;
-        /* Go's limit: a duration is an int64 count of nanoseconds. */
-        if (term > (uint64_t)INT64_MAX - total_ns)
-            return -1;
-        total_ns += term;
-    }
-    if (negative && total_ns != 0)
-        return -1; /* Go accepts them; no setting here means anything by one */
-    uint64_t ms = total_ns / 1000000ULL + (total_ns % 1000000ULL ? 1 : 0);
-    if (ms > (uint64_t)LONG_MAX)
-        return -1;
-    *out_ms = (long)ms;
-    return 0;
+    int64_t ns;
+    if (duration_parse(text, &ns) != PROXY_OK || ns < 0)
+        return PROXY_ERR_INVALID;
+    /* Rounded up, so that a positive duration is never 0 ("off"). */
+    int64_t whole = ns / DURATION_NS_PER_MS + (ns % DURATION_NS_PER_MS ? 1 : 0);
+#if INT64_MAX > LONG_MAX
+    if (whole > LONG_MAX)
+        return PROXY_ERR_INVALID;
+#endif
+    *ms = (long)whole;
+    return PROXY_OK;
 }
 
 static char *trimmed_copy(const char *s)
@@ -186,7 +102,7 @@ static int load_duration(const char *name, const char *raw, long fallback, long 
         *out = fallback;
         return 0;
     }
-    if (duration_parse_ms(raw, out) != 0)
+    if (config_duration_ms(raw, out) != PROXY_OK)
         return fail(err, errlen, name, "is not a duration such as 10s, 1500ms or 1m30s");
     return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/error.h"
+
 #define CONFIG_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
 #define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
 
@@ -63,10 +65,13 @@ char *config_json(const struct proxy_config *cfg);
  * into out. Returns out. */
 const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen);
 
-/* duration_parse_ms: parses a Go duration ("10s", "1500ms", "1m30s",
- * "0") into milliseconds, rounding a fraction of a millisecond up so that a
- * positive duration never becomes 0. Negative durations are refused.
- * Returns 0, or -1 when text is not a valid duration or overflows. */
-int duration_parse_ms(const char *text, long *out_ms);
+/* config_duration_ms: a Go duration (core/duration.h: "10s", "1500ms",
+ * "1m30s", "0") in milliseconds, as every duration setting reads it: a
+ * fraction of a millisecond rounds up, so that a positive duration never
+ * becomes 0 (which means "off" to some settings); negative durations are
+ * refused, as no setting means anything by one ("-0" is 0). Returns PROXY_OK
+ * with *ms set, or PROXY_ERR_INVALID (not a duration, negative, or past
+ * Go's range) with *ms untouched. Pure. */
+enum proxy_err config_duration_ms(const char *text, long *ms);
 
 #endif
