@@ -62,6 +62,7 @@ MAIN_OBJ := $(BUILD)/main.o
 # The local flow server (issue 3): a development and test upstream.
 DEV_BIN := $(BUILD)/openova-flow-devserver
 DEV_OBJS := \
+	$(BUILD)/core/duration.o \
 	$(BUILD)/devserver/config.o \
 	$(BUILD)/devserver/error.o \
 	$(BUILD)/devserver/flow.o \
