@@ -258,17 +258,17 @@ static void test_config_load(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
-            if (rc != 0)
+            if (rc != PROXY_OK)
                 unit_fail(&failures, i, r->name, "failed: %s", err);
             else
                 check_config(&failures, i, r->name, &cfg, &r->want);
         } else {
             size_t n = strlen(r->bad_var);
-            if (rc != -1)
-                unit_fail(&failures, i, r->name, "returned %d, want -1", rc);
+            if (rc != PROXY_ERR_INVALID)
+                unit_fail(&failures, i, r->name, "returned %d, want PROXY_ERR_INVALID", rc);
             else if (strncmp(err, r->bad_var, n) != 0 || err[n] != ':' || err[n + 1] != ' ' || !err[n + 2])
                 unit_fail(&failures, i, r->name, "error \"%s\" does not start with \"%s: \"", err, r->bad_var);
             else if (cfg.upstream_url || cfg.ca_file || cfg.base_path)
@@ -333,15 +333,15 @@ static void test_auth_settings(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
-            if (rc != 0)
+            if (rc != PROXY_OK)
                 unit_fail(&failures, i, r->name, "failed: %s", err);
             else if (cfg.auth_read != r->read || cfg.auth_events != r->events)
                 unit_fail(&failures, i, r->name, "read %u events %u, want %u %u", cfg.auth_read, cfg.auth_events,
                           r->read, r->events);
-        } else if (rc != -1 || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
+        } else if (rc != PROXY_ERR_INVALID || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
             unit_fail(&failures, i, r->name, "rc %d, error \"%s\", want one naming %s", rc, err, r->bad_var);
         }
         config_free(&cfg);
@@ -355,7 +355,7 @@ static void test_limits_defaults(void **state)
     struct proxy_config cfg;
     char err[256] = "";
     current_env = NULL;
-    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), PROXY_OK);
     assert_int_equal(cfg.max_snapshot, 16 * 1024 * 1024);
     assert_int_equal(cfg.connect_timeout_ms, 5000);
     assert_int_equal(cfg.jwt_clock_skew_ms, 30000);
@@ -365,7 +365,7 @@ static void test_limits_defaults(void **state)
     /* A short proxy timeout bounds the connect too. */
     static const struct env_var short_timeout[MAX_VARS] = {{"OPENOVA_FLOW_PROXY_TIMEOUT", "2s"}};
     current_env = short_timeout;
-    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), PROXY_OK);
     current_env = NULL;
     assert_int_equal(cfg.connect_timeout_ms, 2000);
     config_free(&cfg);
@@ -446,9 +446,9 @@ static void test_config_json(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
-        if (rc != 0) {
+        if (rc != PROXY_OK) {
             unit_fail(&failures, i, r->name, "load failed: %s", err);
             continue;
         }
