@@ -10,8 +10,10 @@
 #define DS_DEFAULT_RING 4096u
 #define DS_RING_MAX (1u << 20)
 #define DS_DEFAULT_HEARTBEAT_MS 15000u
+#define DS_HEARTBEAT_MIN_MS 1u
 #define DS_HEARTBEAT_MAX_MS (24u * 3600u * 1000u)
 #define DS_HOST_MAX 255
+#define DS_PORT_MAX 65535u
 
 struct ds_config {
     char host[DS_HOST_MAX + 1]; /* "" for every interface; IPv6 without brackets */

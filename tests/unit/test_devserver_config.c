@@ -1,5 +1,6 @@
-/* test_devserver_config.c: the flow server's environment: Go durations,
- * HOST:PORT, and every variable's bad values naming the variable. */
+/* test_devserver_config.c: the flow server's environment: durations in
+ * whole milliseconds, HOST:PORT, and every variable's bad values naming the
+ * variable. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,7 +11,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../devserver/config.h"
+#include "devserver/config.h"
 #include "unit.h"
 
 struct duration_row {
