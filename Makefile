@@ -37,6 +37,7 @@ BIN := $(BUILD)/openova-flow-fcgi
 CORE_OBJS := \
 	$(BUILD)/core/buf.o \
 	$(BUILD)/core/config.o \
+	$(BUILD)/core/duration.o \
 	$(BUILD)/core/error.o \
 	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
@@ -63,6 +64,7 @@ MAIN_OBJ := $(BUILD)/main.o
 # The local flow server (issue 3): a development and test upstream.
 DEV_BIN := $(BUILD)/openova-flow-devserver
 DEV_OBJS := \
+	$(BUILD)/core/duration.o \
 	$(BUILD)/devserver/config.o \
 	$(BUILD)/devserver/error.o \
 	$(BUILD)/devserver/flow.o \
@@ -82,6 +84,7 @@ DEV_UNIT_TESTS := \
 UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_auth \
 	$(BUILD)/tests/unit/test_config \
+	$(BUILD)/tests/unit/test_duration \
 	$(BUILD)/tests/unit/test_route \
 	$(BUILD)/tests/unit/test_buf \
 	$(BUILD)/tests/unit/test_dispatch \

@@ -1,10 +1,11 @@
-/* config.c: environment -> struct proxy_config, with one clear error per bad
- * variable; Go-style duration parsing (the names and formats are shared with
- * the flow server's own Go deployment). */
+/* config.c: environment -> struct proxy_config, with one sentence per bad
+ * variable. Durations are Go's (core/duration.h): the names and formats are
+ * shared with the flow server's own Go deployment. */
 #include <ctype.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,107 +14,37 @@
 #include <json-c/json.h>
 
 #include "core/config.h"
+#include "core/duration.h"
 
-struct duration_unit {
-    const char *name;
-    uint64_t ns;
-};
-
-/* Longest names first so that "ms" is not read as "m" followed by "s". */
-static const struct duration_unit duration_units[] = {
-    {"ns", 1ULL},
-    {"us", 1000ULL},
-    {"\xc2\xb5s", 1000ULL}, /* U+00B5 micro sign, as Go accepts */
-    {"\xce\xbcs", 1000ULL}, /* U+03BC greek mu, as Go accepts */
-    {"ms", 1000000ULL},
-    {"s", 1000000000ULL},
-    {"m", 60000000000ULL},
-    {"h", 3600000000000ULL},
-};
-
-static const struct duration_unit *match_unit(const char *p, size_t *len)
+enum proxy_err config_duration_ms(const char *text, long *ms)
 {
-    const struct duration_unit *best = NULL;
-    size_t best_len = 0;
-    for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
-        size_t n = strlen(duration_units[i].name);
-        if (n > best_len && strncmp(p, duration_units[i].name, n) == 0) {
-            best = &duration_units[i];
-            best_len = n;
-        }
-    }
-    *len = best_len;
-    return best;
+    int64_t ns;
+    if (duration_parse(text, &ns) != PROXY_OK || ns < 0)
+        return PROXY_ERR_INVALID;
+    /* Rounded up, so that a positive duration is never 0 ("off"). */
+    int64_t whole = ns / DURATION_NS_PER_MS + (ns % DURATION_NS_PER_MS ? 1 : 0);
+#if INT64_MAX > LONG_MAX
+    if (whole > LONG_MAX)
+        return PROXY_ERR_INVALID;
+#endif
+    *ms = (long)whole;
+    return PROXY_OK;
 }
 
-int duration_parse_ms(const char *text, long *out_ms)
+/* Writes "NAME: why" into err and returns rc. */
+static enum proxy_err refuse(enum proxy_err rc, char *err, size_t errlen, const char *name, const char *why)
 {
-    if (!text || !*text)
-        return -1;
-    const char *p = text;
-    bool negative = false;
-    if (*p == '+' || *p == '-')
-        negative = *p++ == '-';
-    if (strcmp(p, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    if (!*p)
-        return -1;
-
-    /* Sum in nanoseconds, as Go does; the fraction of each term is scaled
-     * separately so "1.5h" is exact. */
-    uint64_t total_ns = 0;
-    while (*p) {
-        uint64_t whole = 0, frac = 0, frac_scale = 1;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (whole > (UINT64_MAX - 9) / 10)
-                return -1;
-            whole = whole * 10 + (uint64_t)(*p - '0');
-            p++;
-            digits++;
-        }
-        if (*p == '.') {
-            p++;
-            while (isdigit((unsigned char)*p)) {
-                if (frac_scale < 1000000000000000000ULL) {
-                    frac = frac * 10 + (uint64_t)(*p - '0');
-                    frac_scale *= 10;
-                }
-                p++;
-                digits++;
-            }
-        }
-        if (digits == 0)
-            return -1;
-        size_t unit_len;
-        const struct duration_unit *unit = match_unit(p, &unit_len);
-        if (!unit)
-            return -1;
-        p += unit_len;
-        if (whole > UINT64_MAX / unit->ns)
-            return -1;
-        uint64_t term = whole * unit->ns;
-        /* frac < frac_scale <= 1e18 and unit->ns <= 3.6e12: divide first to stay in range. */
-        long double frac_ns = (long double)frac * (long double)unit->ns / (long double)frac_scale;
-        if ((uint64_t)frac_ns > UINT64_MAX - term)
-            return -1;
-        term += (uint64_t)frac_ns;
-        /* Go's limit: a duration is an int64 count of nanoseconds. */
-        if (term > (uint64_t)INT64_MAX - total_ns)
-            return -1;
-        total_ns += term;
-    }
-    if (negative && total_ns != 0)
-        return -1; /* Go accepts them; no setting here means anything by one */
-    uint64_t ms = total_ns / 1000000ULL + (total_ns % 1000000ULL ? 1 : 0);
-    if (ms > (uint64_t)LONG_MAX)
-        return -1;
-    *out_ms = (long)ms;
-    return 0;
+    proxy_say(err, errlen, "%s: %s", name, why);
+    return rc;
 }
 
+static enum proxy_err out_of_memory(char *err, size_t errlen, const char *name)
+{
+    return refuse(PROXY_ERR_NOMEM, err, errlen, name, "out of memory");
+}
+
+/* A malloc'd copy of s without its leading and trailing white space; NULL
+ * when out of memory. */
 static char *trimmed_copy(const char *s)
 {
     while (isspace((unsigned char)*s))
@@ -129,67 +60,222 @@ static char *trimmed_copy(const char *s)
     return copy;
 }
 
-static int fail(char *err, size_t errlen, const char *name, const char *why)
+/* A string setting, trimmed, into *dst; unset, empty or all white space
+ * leaves *dst as it is. */
+static enum proxy_err copy_setting(char **dst, const char *name, const char *raw, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s: %s", name, why);
-    return -1;
+    if (!raw || !*raw)
+        return PROXY_OK;
+    if (!(*dst = trimmed_copy(raw)))
+        return out_of_memory(err, errlen, name);
+    if (!**dst) {
+        free(*dst);
+        *dst = NULL;
+    }
+    return PROXY_OK;
 }
 
-static int parse_size(const char *text, unsigned long long max, unsigned long long *out)
+/* ---- one variable ---- */
+
+/* A variable of the table config_load walks: the loader that reads it (and,
+ * for a few, the variables that belong with it), and for the generic
+ * loaders the field it fills, its default and its largest value. */
+struct setting {
+    const char *name;
+    enum proxy_err (*load)(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                           size_t errlen);
+    size_t field; /* offsetof(struct proxy_config, ...), of the type the loader writes */
+    unsigned long long fallback, max;
+};
+
+static void *field_of(const struct setting *s, struct proxy_config *cfg)
 {
-    if (!text || !isdigit((unsigned char)*text))
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return (char *)cfg + s->field;
 }
 
-static int load_url(struct proxy_config *cfg, const char *raw, char *err, size_t errlen)
+/* The part of url after its scheme, http:// or https://; NULL for any other. */
+static const char *after_scheme(const char *url)
 {
-    const char *name = "OPENOVA_FLOW_SERVER_URL";
+    static const char *const schemes[] = {"http://", "https://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncmp(url, schemes[i], n) == 0)
+            return url + n;
+    }
+    return NULL;
+}
+
+static const char *url_problem(const char *url)
+{
+    const char *host = after_scheme(url);
+    if (!host)
+        return "must start with http:// or https://";
+    if (!*host || *host == '/')
+        return "has no host";
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#')
+            return "must be a plain base URL without spaces, query or fragment";
+    return NULL;
+}
+
+static enum proxy_err load_url(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                               size_t errlen)
+{
+    const char *raw = env(s->name);
     char *url = trimmed_copy(raw ? raw : CONFIG_DEFAULT_UPSTREAM);
     if (!url)
-        return fail(err, errlen, name, "out of memory");
+        return out_of_memory(err, errlen, s->name);
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
         url[--n] = '\0';
-    const char *host = NULL;
-    if (strncmp(url, "http://", 7) == 0)
-        host = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        host = url + 8;
-    if (!host) {
+    const char *why = url_problem(url);
+    if (why) {
         free(url);
-        return fail(err, errlen, name, "must start with http:// or https://");
-    }
-    if (!*host || *host == '/') {
-        free(url);
-        return fail(err, errlen, name, "has no host");
-    }
-    for (const char *c = url; *c; c++) {
-        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
-            free(url);
-            return fail(err, errlen, name, "must be a plain base URL without spaces, query or fragment");
-        }
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, why);
     }
     cfg->upstream_url = url;
-    return 0;
+    return PROXY_OK;
 }
 
-static int load_duration(const char *name, const char *raw, long fallback, long *out, char *err, size_t errlen)
+static enum proxy_err load_base_path(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                     char *err, size_t errlen)
 {
+    const char *raw = env(s->name);
+    char *path = cfg->base_path = trimmed_copy(raw ? raw : CONFIG_DEFAULT_BASE_PATH);
+    if (!path)
+        return out_of_memory(err, errlen, s->name);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
+    if (path[0] != '/' || strpbrk(path, "?#% \t"))
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be an absolute path such as /api/v1/flows");
+    /* "/" means routes hang directly off the root: keep it as "". */
+    if (len == 1)
+        path[0] = '\0';
+    return PROXY_OK;
+}
+
+/* "true" or "false" into a bool field; unset or empty is false. */
+static enum proxy_err load_flag(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                                size_t errlen)
+{
+    const char *v = env(s->name);
+    bool *out = field_of(s, cfg);
+    if (v && strcmp(v, "true") == 0)
+        *out = true;
+    else if (v && *v && strcmp(v, "false") != 0)
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be true or false");
+    return PROXY_OK;
+}
+
+/* A file name, as given, into a char * field; unset or empty leaves it NULL. */
+static enum proxy_err load_file_name(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                     char *err, size_t errlen)
+{
+    const char *v = env(s->name);
+    char **out = field_of(s, cfg);
+    if (v && *v && !(*out = strdup(v)))
+        return out_of_memory(err, errlen, s->name);
+    return PROXY_OK;
+}
+
+/* A duration variable in milliseconds (config_duration_ms); fallback when
+ * unset. */
+static enum proxy_err read_ms(const char *name, config_env_fn env, long fallback, long *out, char *err,
+                              size_t errlen)
+{
+    const char *raw = env(name);
     if (!raw) {
         *out = fallback;
-        return 0;
+        return PROXY_OK;
     }
-    if (duration_parse_ms(raw, out) != 0)
-        return fail(err, errlen, name, "is not a duration such as 10s, 1500ms or 1m30s");
-    return 0;
+    if (config_duration_ms(raw, out) != PROXY_OK)
+        return refuse(PROXY_ERR_INVALID, err, errlen, name, "is not a duration such as 10s, 1500ms or 1m30s");
+    return PROXY_OK;
 }
+
+/* A duration into a long field of milliseconds; 0 allowed. */
+static enum proxy_err load_ms(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                              size_t errlen)
+{
+    return read_ms(s->name, env, (long)s->fallback, field_of(s, cfg), err, errlen);
+}
+
+/* A time limit: a duration into a long field of milliseconds, not 0. */
+static enum proxy_err load_timeout(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                   char *err, size_t errlen)
+{
+    const long *out = field_of(s, cfg);
+    enum proxy_err rc = load_ms(s, cfg, env, err, errlen);
+    if (rc == PROXY_OK && *out == 0)
+        rc = refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be greater than 0");
+    return rc;
+}
+
+/* The upstream's connect timeout, separate from the request's whole
+ * deadline: a stream lives for hours, but an upstream that does not even
+ * accept the connection is down. By default s->fallback, or the proxy
+ * timeout (loaded before) when that is shorter. */
+static enum proxy_err load_connect_timeout(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                           char *err, size_t errlen)
+{
+    struct setting shorter = *s;
+    if ((unsigned long long)cfg->proxy_timeout_ms < shorter.fallback)
+        shorter.fallback = (unsigned long long)cfg->proxy_timeout_ms;
+    return load_timeout(&shorter, cfg, env, err, errlen);
+}
+
+/* Decimal digits only (strtoull alone would take spaces and a sign), from
+ * 1 to max, into *out. */
+static enum proxy_err parse_count(const char *text, unsigned long long max, unsigned long long *out)
+{
+    if (!isdigit((unsigned char)*text))
+        return PROXY_ERR_INVALID;
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || *end || n == 0 || n > max)
+        return PROXY_ERR_INVALID;
+    *out = n;
+    return PROXY_OK;
+}
+
+/* A count from 1 to s->max into *out (s->fallback when unset); what it
+ * counts names it in the sentence. */
+static enum proxy_err read_count(const struct setting *s, config_env_fn env, const char *what,
+                                 unsigned long long *out, char *err, size_t errlen)
+{
+    const char *raw = env(s->name);
+    *out = s->fallback;
+    if (raw && parse_count(raw, s->max, out) != PROXY_OK) {
+        char why[96];
+        snprintf(why, sizeof why, "must be %s from 1 to %llu", what, s->max);
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, why);
+    }
+    return PROXY_OK;
+}
+
+/* A byte count into a size_t field. */
+static enum proxy_err load_size(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                                size_t errlen)
+{
+    unsigned long long n;
+    enum proxy_err rc = read_count(s, env, "a byte count", &n, err, errlen);
+    *(size_t *)field_of(s, cfg) = (size_t)n;
+    return rc;
+}
+
+/* A whole number into an unsigned field. */
+static enum proxy_err load_unsigned(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                    char *err, size_t errlen)
+{
+    unsigned long long n;
+    enum proxy_err rc = read_count(s, env, "a whole number", &n, err, errlen);
+    *(unsigned *)field_of(s, cfg) = (unsigned)n;
+    return rc;
+}
+
+/* ---- authentication ---- */
 
 static const struct {
     const char *name;
@@ -217,8 +303,9 @@ const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen)
     return out;
 }
 
-/* "remote-user,bearer", "jwt", or "none" alone: a set of methods. */
-static int parse_auth_methods(const char *text, unsigned *out)
+/* "remote-user,bearer", "jwt", or "none" alone: a set of methods, into
+ * *out. Returns PROXY_OK, or PROXY_ERR_INVALID with *out untouched. */
+static enum proxy_err parse_auth_methods(const char *text, unsigned *out)
 {
     unsigned mask = 0;
     bool none = false;
@@ -231,9 +318,8 @@ static int parse_auth_methods(const char *text, unsigned *out)
         while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
         bool known = false;
-        if (len == 4 && strncmp(p, "none", 4) == 0) {
+        if (len == strlen("none") && strncmp(p, "none", len) == 0)
             none = known = true;
-        }
         for (size_t i = 0; !known && i < sizeof auth_method_names / sizeof auth_method_names[0]; i++) {
             if (strlen(auth_method_names[i].name) == len && strncmp(p, auth_method_names[i].name, len) == 0) {
                 mask |= auth_method_names[i].bit;
@@ -241,186 +327,133 @@ static int parse_auth_methods(const char *text, unsigned *out)
             }
         }
         if (!known)
-            return -1;
+            return PROXY_ERR_INVALID;
         if (!*end)
             break;
         p = end + 1;
     }
     if (none && mask)
-        return -1; /* "none" cannot be combined: it would silently win */
+        return PROXY_ERR_INVALID; /* "none" cannot be combined: it would silently win */
     *out = mask;
-    return 0;
+    return PROXY_OK;
 }
 
-static int copy_setting(char **dst, const char *name, const char *raw, char *err, size_t errlen)
+/* A set of methods into *mask; unset keeps *mask. */
+static enum proxy_err load_methods(const char *name, config_env_fn env, unsigned *mask, char *err, size_t errlen)
 {
-    if (!raw || !*raw)
-        return 0;
-    if (!(*dst = trimmed_copy(raw)))
-        return fail(err, errlen, name, "out of memory");
-    if (!**dst) {
-        free(*dst);
-        *dst = NULL;
-    }
-    return 0;
+    const char *raw = env(name);
+    if (raw && parse_auth_methods(raw, mask) != PROXY_OK)
+        return refuse(PROXY_ERR_INVALID, err, errlen, name,
+                      "must be none, or a comma-separated list of remote-user, bearer and jwt");
+    return PROXY_OK;
 }
 
-static int load_auth(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
-{
-    static const char methods_hint[] = "must be none, or a comma-separated list of remote-user, bearer and jwt";
-    const char *v = env("OPENOVA_FLOW_AUTH");
-    unsigned mask = AUTH_REMOTE_USER;
-    if (v && parse_auth_methods(v, &mask))
-        return fail(err, errlen, "OPENOVA_FLOW_AUTH", methods_hint);
-    cfg->auth_read = cfg->auth_events = mask;
-    v = env("OPENOVA_FLOW_AUTH_READ");
-    if (v && parse_auth_methods(v, &cfg->auth_read))
-        return fail(err, errlen, "OPENOVA_FLOW_AUTH_READ", methods_hint);
-    v = env("OPENOVA_FLOW_AUTH_EVENTS");
-    if (v && parse_auth_methods(v, &cfg->auth_events))
-        return fail(err, errlen, "OPENOVA_FLOW_AUTH_EVENTS", methods_hint);
+/* The JWT clock skew: how far token times may be off the proxy's clock. */
+#define JWT_CLOCK_SKEW_DEFAULT_MS 30000L
+#define JWT_CLOCK_SKEW_MAX_MS 300000L /* 5m, as the sentence says */
 
-    if (copy_setting(&cfg->tokens_file, "OPENOVA_FLOW_TOKENS_FILE", env("OPENOVA_FLOW_TOKENS_FILE"), err, errlen) ||
-        copy_setting(&cfg->jwks_file, "OPENOVA_FLOW_JWKS_FILE", env("OPENOVA_FLOW_JWKS_FILE"), err, errlen) ||
-        copy_setting(&cfg->jwt_secret_file, "OPENOVA_FLOW_JWT_SECRET_FILE", env("OPENOVA_FLOW_JWT_SECRET_FILE"), err,
-                     errlen) ||
-        copy_setting(&cfg->jwt_cookie, "OPENOVA_FLOW_JWT_COOKIE", env("OPENOVA_FLOW_JWT_COOKIE"), err, errlen) ||
-        copy_setting(&cfg->jwt_issuer, "OPENOVA_FLOW_JWT_ISSUER", env("OPENOVA_FLOW_JWT_ISSUER"), err, errlen) ||
-        copy_setting(&cfg->jwt_audience, "OPENOVA_FLOW_JWT_AUDIENCE", env("OPENOVA_FLOW_JWT_AUDIENCE"), err, errlen) ||
-        copy_setting(&cfg->jwt_user_claim, "OPENOVA_FLOW_JWT_USER_CLAIM", env("OPENOVA_FLOW_JWT_USER_CLAIM"), err,
-                     errlen))
-        return -1;
+/* A cookie name is a token (RFC 6265 section 4.1.1): none of RFC 2616's
+ * separators (section 2.2), space and tab among them. */
+static const char cookie_separators[] = "=;, \t\"()<>@:\\/[]?{}";
+
+static enum proxy_err load_jwt(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
+{
     if (!cfg->jwt_user_claim && !(cfg->jwt_user_claim = strdup("email")))
-        return fail(err, errlen, "OPENOVA_FLOW_JWT_USER_CLAIM", "out of memory");
-    if (cfg->jwt_cookie && strpbrk(cfg->jwt_cookie, "=;, \t\"()<>@:\\/[]?{}"))
-        return fail(err, errlen, "OPENOVA_FLOW_JWT_COOKIE", "must be a cookie name (no separators or spaces)");
-    if (load_duration("OPENOVA_FLOW_JWT_CLOCK_SKEW", env("OPENOVA_FLOW_JWT_CLOCK_SKEW"), 30000,
-                      &cfg->jwt_clock_skew_ms, err, errlen))
-        return -1;
-    if (cfg->jwt_clock_skew_ms > 300000)
-        return fail(err, errlen, "OPENOVA_FLOW_JWT_CLOCK_SKEW", "must be at most 5m");
+        return out_of_memory(err, errlen, "OPENOVA_FLOW_JWT_USER_CLAIM");
+    if (cfg->jwt_cookie && strpbrk(cfg->jwt_cookie, cookie_separators))
+        return refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_JWT_COOKIE",
+                      "must be a cookie name (no separators or spaces)");
+    enum proxy_err rc = read_ms("OPENOVA_FLOW_JWT_CLOCK_SKEW", env, JWT_CLOCK_SKEW_DEFAULT_MS,
+                                &cfg->jwt_clock_skew_ms, err, errlen);
+    if (rc == PROXY_OK && cfg->jwt_clock_skew_ms > JWT_CLOCK_SKEW_MAX_MS)
+        rc = refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_JWT_CLOCK_SKEW", "must be at most 5m");
+    return rc;
+}
+
+/* OPENOVA_FLOW_AUTH (s->name) and every variable of authentication after
+ * it: the methods of each route, the files and claims they need, and
+ * whether the methods accepted have what they need. */
+static enum proxy_err load_auth(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                                size_t errlen)
+{
+    /* OPENOVA_FLOW_AUTH for every route, unless a route's own variable says otherwise. */
+    unsigned mask = AUTH_REMOTE_USER;
+    enum proxy_err rc = load_methods(s->name, env, &mask, err, errlen);
+    if (rc)
+        return rc;
+    cfg->auth_read = cfg->auth_events = mask;
+    rc = load_methods("OPENOVA_FLOW_AUTH_READ", env, &cfg->auth_read, err, errlen);
+    if (rc)
+        return rc;
+    rc = load_methods("OPENOVA_FLOW_AUTH_EVENTS", env, &cfg->auth_events, err, errlen);
+    if (rc)
+        return rc;
+
+    const struct {
+        const char *name;
+        char **dst;
+    } strings[] = {
+        {"OPENOVA_FLOW_TOKENS_FILE", &cfg->tokens_file},
+        {"OPENOVA_FLOW_JWKS_FILE", &cfg->jwks_file},
+        {"OPENOVA_FLOW_JWT_SECRET_FILE", &cfg->jwt_secret_file},
+        {"OPENOVA_FLOW_JWT_COOKIE", &cfg->jwt_cookie},
+        {"OPENOVA_FLOW_JWT_ISSUER", &cfg->jwt_issuer},
+        {"OPENOVA_FLOW_JWT_AUDIENCE", &cfg->jwt_audience},
+        {"OPENOVA_FLOW_JWT_USER_CLAIM", &cfg->jwt_user_claim},
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        rc = copy_setting(strings[i].dst, strings[i].name, env(strings[i].name), err, errlen);
+        if (rc)
+            return rc;
+    }
+    rc = load_jwt(cfg, env, err, errlen);
+    if (rc)
+        return rc;
 
     unsigned used = cfg->auth_read | cfg->auth_events;
     if ((used & AUTH_BEARER) && !cfg->tokens_file)
-        return fail(err, errlen, "OPENOVA_FLOW_TOKENS_FILE", "must name the tokens file when bearer is accepted");
+        return refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_TOKENS_FILE",
+                      "must name the tokens file when bearer is accepted");
     if ((used & AUTH_JWT) && !cfg->jwks_file && !cfg->jwt_secret_file)
-        return fail(err, errlen, "OPENOVA_FLOW_JWKS_FILE",
-                    "(or OPENOVA_FLOW_JWT_SECRET_FILE) must be set when jwt is accepted");
-    return 0;
+        return refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_JWKS_FILE",
+                      "(or OPENOVA_FLOW_JWT_SECRET_FILE) must be set when jwt is accepted");
+    return PROXY_OK;
 }
 
-int config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
+/* ---- the whole configuration ---- */
+
+#define FIELD(name) offsetof(struct proxy_config, name)
+
+/* Every variable in the order config_load reads them, so the first bad one
+ * is the one named; the defaults and bounds of each stand in its row. */
+static const struct setting settings[] = {
+    {.name = "OPENOVA_FLOW_SERVER_URL", .load = load_url},
+    {.name = "OPENOVA_FLOW_PROXY_TIMEOUT", .load = load_timeout, .field = FIELD(proxy_timeout_ms), .fallback = 10000},
+    {.name = "OPENOVA_FLOW_TLS_SKIP_VERIFY", .load = load_flag, .field = FIELD(tls_skip_verify)},
+    {.name = "OPENOVA_FLOW_CA_FILE", .load = load_file_name, .field = FIELD(ca_file)},
+    {.name = "OPENOVA_FLOW_BASE_PATH", .load = load_base_path},
+    {.name = "OPENOVA_FLOW_AUTH", .load = load_auth},
+    {.name = "OPENOVA_FLOW_MAX_BODY", .load = load_size, .field = FIELD(max_body),
+     .fallback = 1024 * 1024, .max = 1ULL << 32},
+    {.name = "OPENOVA_FLOW_CONNECT_TIMEOUT", .load = load_connect_timeout, .field = FIELD(connect_timeout_ms),
+     .fallback = 5000},
+    {.name = "OPENOVA_FLOW_MAX_SNAPSHOT", .load = load_size, .field = FIELD(max_snapshot),
+     .fallback = 16 * 1024 * 1024, .max = 1ULL << 32},
+    {.name = "OPENOVA_FLOW_KEEPALIVE", .load = load_ms, .field = FIELD(keepalive_ms), .fallback = 15000},
+    {.name = "OPENOVA_FLOW_MAX_STREAMS", .load = load_unsigned, .field = FIELD(max_streams),
+     .fallback = 1024, .max = 1000000},
+    {.name = "OPENOVA_FLOW_WORKERS", .load = load_unsigned, .field = FIELD(workers), .fallback = 16, .max = 1024},
+};
+
+enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    const char *v;
-    unsigned long long n;
-
-    if (load_url(cfg, env("OPENOVA_FLOW_SERVER_URL"), err, errlen))
-        goto fail;
-
-    if (load_duration("OPENOVA_FLOW_PROXY_TIMEOUT", env("OPENOVA_FLOW_PROXY_TIMEOUT"), 10000,
-                      &cfg->proxy_timeout_ms, err, errlen))
-        goto fail;
-    if (cfg->proxy_timeout_ms == 0) {
-        fail(err, errlen, "OPENOVA_FLOW_PROXY_TIMEOUT", "must be greater than 0");
-        goto fail;
-    }
-
-    v = env("OPENOVA_FLOW_TLS_SKIP_VERIFY");
-    if (v && strcmp(v, "true") == 0)
-        cfg->tls_skip_verify = true;
-    else if (v && *v && strcmp(v, "false") != 0) {
-        fail(err, errlen, "OPENOVA_FLOW_TLS_SKIP_VERIFY", "must be true or false");
-        goto fail;
-    }
-
-    v = env("OPENOVA_FLOW_CA_FILE");
-    if (v && *v && !(cfg->ca_file = strdup(v))) {
-        fail(err, errlen, "OPENOVA_FLOW_CA_FILE", "out of memory");
-        goto fail;
-    }
-
-    v = env("OPENOVA_FLOW_BASE_PATH");
-    cfg->base_path = trimmed_copy(v ? v : CONFIG_DEFAULT_BASE_PATH);
-    if (!cfg->base_path) {
-        fail(err, errlen, "OPENOVA_FLOW_BASE_PATH", "out of memory");
-        goto fail;
-    }
-    {
-        size_t len = strlen(cfg->base_path);
-        while (len > 1 && cfg->base_path[len - 1] == '/')
-            cfg->base_path[--len] = '\0';
-        if (cfg->base_path[0] != '/' || strpbrk(cfg->base_path, "?#% \t")) {
-            fail(err, errlen, "OPENOVA_FLOW_BASE_PATH", "must be an absolute path such as /api/v1/flows");
-            goto fail;
-        }
-        /* "/" means routes hang directly off the root: keep it as "". */
-        if (len == 1)
-            cfg->base_path[0] = '\0';
-    }
-
-    if (load_auth(cfg, env, err, errlen))
-        goto fail;
-
-    cfg->max_body = 1048576;
-    v = env("OPENOVA_FLOW_MAX_BODY");
-    if (v) {
-        if (parse_size(v, 1ULL << 32, &n) || n == 0) {
-            fail(err, errlen, "OPENOVA_FLOW_MAX_BODY", "must be a byte count from 1 to 4294967296");
-            goto fail;
-        }
-        cfg->max_body = (size_t)n;
-    }
-
-    /* Separate from the request's whole deadline: a stream lives for hours,
-     * but an upstream that does not even accept the connection is down. */
-    if (load_duration("OPENOVA_FLOW_CONNECT_TIMEOUT", env("OPENOVA_FLOW_CONNECT_TIMEOUT"),
-                      cfg->proxy_timeout_ms < 5000 ? cfg->proxy_timeout_ms : 5000, &cfg->connect_timeout_ms, err,
-                      errlen))
-        goto fail;
-    if (cfg->connect_timeout_ms == 0) {
-        fail(err, errlen, "OPENOVA_FLOW_CONNECT_TIMEOUT", "must be greater than 0");
-        goto fail;
-    }
-
-    cfg->max_snapshot = CONFIG_DEFAULT_MAX_SNAPSHOT;
-    v = env("OPENOVA_FLOW_MAX_SNAPSHOT");
-    if (v) {
-        if (parse_size(v, 1ULL << 32, &n) || n == 0) {
-            fail(err, errlen, "OPENOVA_FLOW_MAX_SNAPSHOT", "must be a byte count from 1 to 4294967296");
-            goto fail;
-        }
-        cfg->max_snapshot = (size_t)n;
-    }
-
-    if (load_duration("OPENOVA_FLOW_KEEPALIVE", env("OPENOVA_FLOW_KEEPALIVE"), 15000, &cfg->keepalive_ms, err,
-                      errlen))
-        goto fail;
-
-    cfg->max_streams = 1024;
-    v = env("OPENOVA_FLOW_MAX_STREAMS");
-    if (v) {
-        if (parse_size(v, 1000000, &n) || n == 0) {
-            fail(err, errlen, "OPENOVA_FLOW_MAX_STREAMS", "must be a whole number from 1 to 1000000");
-            goto fail;
-        }
-        cfg->max_streams = (unsigned)n;
-    }
-
-    cfg->workers = 16;
-    v = env("OPENOVA_FLOW_WORKERS");
-    if (v) {
-        if (parse_size(v, 1024, &n) || n == 0) {
-            fail(err, errlen, "OPENOVA_FLOW_WORKERS", "must be a whole number from 1 to 1024");
-            goto fail;
-        }
-        cfg->workers = (unsigned)n;
-    }
-    return 0;
-
-fail:
-    config_free(cfg);
-    return -1;
+    enum proxy_err rc = PROXY_OK;
+    for (size_t i = 0; rc == PROXY_OK && i < sizeof settings / sizeof settings[0]; i++)
+        rc = settings[i].load(&settings[i], cfg, env, err, errlen);
+    if (rc != PROXY_OK)
+        config_free(cfg);
+    return rc;
 }
 
 void config_free(struct proxy_config *cfg)
@@ -450,7 +483,7 @@ char *config_json(const struct proxy_config *cfg)
     json_object_object_add(o, "tls_skip_verify", json_object_new_boolean(cfg->tls_skip_verify));
     json_object_object_add(o, "ca_file", cfg->ca_file ? json_object_new_string(cfg->ca_file) : NULL);
     json_object_object_add(o, "base_path", json_object_new_string(cfg->base_path[0] ? cfg->base_path : "/"));
-    char methods[64];
+    char methods[CONFIG_AUTH_METHODS_TEXT_MAX];
     json_object_object_add(o, "auth_read",
                            json_object_new_string(config_auth_methods_text(cfg->auth_read, methods, sizeof methods)));
     json_object_object_add(o, "auth_events",

@@ -6,18 +6,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/error.h"
+
 #define CONFIG_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
 #define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
 
-/* Authentication methods; a route accepts a set of them (a bit mask), any
- * one of which lets a request in. The empty set is "none": no check. */
+/* Authentication methods, as OPENOVA_FLOW_AUTH* name them. This is
+ * configuration vocabulary, so it stays in core/ beside the settings that
+ * carry it; auth/ checks the methods. A route accepts a set of them (a bit
+ * mask), any one of which lets a request in; the empty set is "none": no
+ * check. */
 enum auth_method {
     AUTH_REMOTE_USER = 1 << 0, /* the web server authenticated: REMOTE_USER */
     AUTH_BEARER = 1 << 1,      /* a static token from OPENOVA_FLOW_TOKENS_FILE */
     AUTH_JWT = 1 << 2,         /* a signed JWT (bearer header or cookie) */
 };
 #define AUTH_NONE 0u
-#define CONFIG_DEFAULT_MAX_SNAPSHOT (16u * 1024 * 1024)
 
 struct proxy_config {
     char *upstream_url;       /* no trailing '/' */
@@ -46,11 +50,13 @@ struct proxy_config {
 /* Reads an environment variable; getenv in the program, a table in tests. */
 typedef const char *(*config_env_fn)(const char *name);
 
-/* config_load: fills cfg from env (defaults where unset). Returns 0, or
- * -1 with one sentence naming the variable and the problem in err. On
- * failure cfg holds nothing to free. The caller frees cfg's strings with
+/* config_load: fills cfg from env (defaults where unset), checking the
+ * variables in a fixed order. Returns PROXY_OK; or, at the first bad one,
+ * PROXY_ERR_INVALID (a bad value) or PROXY_ERR_NOMEM, with one sentence in
+ * err that starts with the variable's name and ": ". On failure cfg holds
+ * nothing to free. On success the caller frees cfg's strings with
  * config_free. */
-int config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen);
+enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen);
 
 /* config_free: frees the strings cfg owns; NULL-safe, idempotent. */
 void config_free(struct proxy_config *cfg);
@@ -59,14 +65,20 @@ void config_free(struct proxy_config *cfg);
  * Returns a malloc'd string the caller frees, or NULL when out of memory. */
 char *config_json(const struct proxy_config *cfg);
 
-/* config_auth_methods_text: "none" or the methods of mask joined by commas,
- * into out. Returns out. */
+/* config_auth_methods_text: the methods of mask by their names, joined by
+ * commas ("remote-user,bearer"), or "none" for the empty set, into out;
+ * outlen must hold every name (CONFIG_AUTH_METHODS_TEXT_MAX does). Returns
+ * out. */
+#define CONFIG_AUTH_METHODS_TEXT_MAX 64
 const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen);
 
-/* duration_parse_ms: parses a Go duration ("10s", "1500ms", "1m30s",
- * "0") into milliseconds, rounding a fraction of a millisecond up so that a
- * positive duration never becomes 0. Negative durations are refused.
- * Returns 0, or -1 when text is not a valid duration or overflows. */
-int duration_parse_ms(const char *text, long *out_ms);
+/* config_duration_ms: a Go duration (core/duration.h: "10s", "1500ms",
+ * "1m30s", "0") in milliseconds, as every duration setting reads it: a
+ * fraction of a millisecond rounds up, so that a positive duration never
+ * becomes 0 (which means "off" to some settings); negative durations are
+ * refused, as no setting means anything by one ("-0" is 0). Returns PROXY_OK
+ * with *ms set, or PROXY_ERR_INVALID (not a duration, negative, or past
+ * Go's range) with *ms untouched. Pure. */
+enum proxy_err config_duration_ms(const char *text, long *ms);
 
 #endif

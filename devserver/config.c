@@ -1,81 +1,48 @@
-/* config.c: environment settings of the flow server (see config.h). */
+/* config.c: the flow server's settings from its environment (see
+ * config.h); durations are parsed by core/duration, as in the proxy. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "core/duration.h"
+#include "devserver/config.h"
+
+/* Digit counts past which a number is refused before it is read, so that
+ * it cannot wrap: a port has at most as many as 65535; a ring capacity one
+ * more than DS_RING_MAX, for a leading zero. */
+#define PORT_DIGITS_MAX 5
+#define RING_DIGITS_MAX 8
 
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
 
-int ds_parse_duration(const char *text, uint64_t *ms)
+/* One to max_digits decimal digits, nothing else, into *n. */
+static bool parse_digits(const char *s, size_t max_digits, unsigned long *n)
 {
-    static const struct {
-        const char *name;
-        uint64_t ns;
-    } units[] = {
-        /* longest names first, so "ms" is not read as "m" */
-        {"ns", 1u}, {"us", 1000u}, {"\xc2\xb5s", 1000u}, {"\xce\xbcs", 1000u}, {"ms", 1000000u},
-        {"s", 1000000000u}, {"m", 60000000000u}, {"h", 3600000000000u},
-    };
-    const char *p = text;
-    uint64_t total_ns = 0;
-    if (!p || !*p)
-        return -1;
-    if (*p == '+')
-        p++;
-    if (strcmp(p, "0") == 0) {
-        *ms = 0;
-        return 0;
+    size_t len = strlen(s);
+    if (len == 0 || len > max_digits)
+        return false;
+    unsigned long v = 0;
+    for (; *s; s++) {
+        if (!is_digit(*s))
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
     }
-    if (!*p)
+    *n = v;
+    return true;
+}
+
+int ds_duration_ms(const char *text, uint64_t *ms)
+{
+    /* Truncated: a heartbeat of 1500us is 1ms; under 1ms is refused by its
+     * bound, not rounded up to it. */
+    int64_t ns;
+    if (duration_parse(text, &ns) != PROXY_OK || ns < 0)
         return -1;
-    while (*p) {
-        /* one number: digits, optionally a fraction */
-        uint64_t whole = 0, frac = 0, scale = 1;
-        bool digits = false;
-        while (is_digit(*p)) {
-            if (whole > (UINT64_MAX - 9) / 10)
-                return -1;
-            whole = whole * 10 + (uint64_t)(*p++ - '0');
-            digits = true;
-        }
-        if (*p == '.') {
-            p++;
-            while (is_digit(*p)) {
-                if (scale < 1000000000000000000u) { /* 18 digits of fraction are plenty */
-                    frac = frac * 10 + (uint64_t)(*p - '0');
-                    scale *= 10;
-                }
-                p++;
-                digits = true;
-            }
-        }
-        if (!digits)
-            return -1;
-        size_t u = 0, ulen = 0;
-        for (; u < sizeof units / sizeof units[0]; u++) {
-            ulen = strlen(units[u].name);
-            if (strncmp(p, units[u].name, ulen) == 0)
-                break;
-        }
-        if (u == sizeof units / sizeof units[0])
-            return -1; /* a missing or unknown unit */
-        p += ulen;
-        uint64_t unit = units[u].ns;
-        if (whole > UINT64_MAX / unit)
-            return -1;
-        uint64_t ns = whole * unit;
-        /* frac/scale of a unit, without overflow: unit <= 3.6e12 and
-         * frac < scale <= 1e18, so split the division */
-        ns += (uint64_t)((long double)frac * (long double)unit / (long double)scale);
-        if (ns < whole * unit || total_ns > UINT64_MAX - ns)
-            return -1;
-        total_ns += ns;
-    }
-    *ms = total_ns / 1000000u;
+    *ms = (uint64_t)(ns / DURATION_NS_PER_MS);
     return 0;
 }
 
@@ -113,21 +80,9 @@ int ds_parse_hostport(const char *text, char *host, size_t hostlen, unsigned *po
         snprintf(err, errlen, "host is too long");
         return -1;
     }
-    const char *ps = colon + 1;
-    unsigned long v = 0;
-    if (!*ps || strlen(ps) > 5) {
-        snprintf(err, errlen, "port must be a number from 0 to 65535");
-        return -1;
-    }
-    for (const char *q = ps; *q; q++) {
-        if (!is_digit(*q)) {
-            snprintf(err, errlen, "port must be a number from 0 to 65535");
-            return -1;
-        }
-        v = v * 10 + (unsigned long)(*q - '0');
-    }
-    if (v > 65535) {
-        snprintf(err, errlen, "port must be a number from 0 to 65535");
+    unsigned long v;
+    if (!parse_digits(colon + 1, PORT_DIGITS_MAX, &v) || v > DS_PORT_MAX) {
+        snprintf(err, errlen, "port must be a number from 0 to %u", DS_PORT_MAX);
         return -1;
     }
     memcpy(host, h, hlen);
@@ -149,20 +104,15 @@ int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, s
 
     v = value(get, "FLOW_SERVER_LISTEN_ADDR");
     if (ds_parse_hostport(v ? v : DS_DEFAULT_LISTEN, cfg->host, sizeof cfg->host, &cfg->port, why, sizeof why)) {
-        snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: %s (got \"%.64s\")", why, v);
+        snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: %s (got \"%.64s\")", why, v ? v : DS_DEFAULT_LISTEN);
         return -1;
     }
 
     cfg->ring_capacity = DS_DEFAULT_RING;
     v = value(get, "FLOW_SERVER_RING_CAPACITY");
     if (v) {
-        unsigned long n = 0;
-        bool ok = strlen(v) <= 8;
-        for (const char *q = v; ok && *q; q++) {
-            ok = is_digit(*q);
-            n = n * 10 + (unsigned long)(*q - '0');
-        }
-        if (!ok || n < 1 || n > DS_RING_MAX) {
+        unsigned long n;
+        if (!parse_digits(v, RING_DIGITS_MAX, &n) || n < 1 || n > DS_RING_MAX) {
             snprintf(err, errlen, "FLOW_SERVER_RING_CAPACITY: must be a whole number from 1 to %u (got \"%.64s\")",
                      DS_RING_MAX, v);
             return -1;
@@ -174,7 +124,7 @@ int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, s
     v = value(get, "FLOW_SERVER_HEARTBEAT");
     if (v) {
         uint64_t ms = 0;
-        if (ds_parse_duration(v, &ms) || ms < 1 || ms > DS_HEARTBEAT_MAX_MS) {
+        if (ds_duration_ms(v, &ms) || ms < DS_HEARTBEAT_MIN_MS || ms > DS_HEARTBEAT_MAX_MS) {
             snprintf(err, errlen,
                      "FLOW_SERVER_HEARTBEAT: must be a duration from 1ms to 24h such as 15s or 500ms (got \"%.64s\")",
                      v);

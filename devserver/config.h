@@ -10,8 +10,10 @@
 #define DS_DEFAULT_RING 4096u
 #define DS_RING_MAX (1u << 20)
 #define DS_DEFAULT_HEARTBEAT_MS 15000u
+#define DS_HEARTBEAT_MIN_MS 1u
 #define DS_HEARTBEAT_MAX_MS (24u * 3600u * 1000u)
 #define DS_HOST_MAX 255
+#define DS_PORT_MAX 65535u
 
 struct ds_config {
     char host[DS_HOST_MAX + 1]; /* "" for every interface; IPv6 without brackets */
@@ -36,9 +38,10 @@ int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, s
  * *port. Returns 0, or -1 with the reason in err. */
 int ds_parse_hostport(const char *text, char *host, size_t hostlen, unsigned *port, char *err, size_t errlen);
 
-/* ds_parse_duration: a Go duration ("15s", "500ms", "1m30s", "1.5h",
- * units ns us µs ms s m h; "0" alone is zero) in whole milliseconds,
- * truncated. Negative or overflowing values are refused. Returns 0 or -1. */
-int ds_parse_duration(const char *text, uint64_t *ms);
+/* ds_duration_ms: a Go duration (core/duration.h: "15s", "500ms", "1m30s",
+ * "1.5h"; "0" alone is zero) in whole milliseconds, truncated. Negative
+ * durations and ones past Go's range are refused ("-0" is 0). Returns 0
+ * with *ms set, or -1 with *ms untouched. Pure. */
+int ds_duration_ms(const char *text, uint64_t *ms);
 
 #endif

@@ -115,9 +115,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct proxy_config cfg;
     memset(&cfg, 0x5a, sizeof cfg); /* load must not rely on a zeroed struct */
-    if (config_load(&cfg, fuzz_env, err, errlen) == 0) {
+    enum proxy_err rc = config_load(&cfg, fuzz_env, err, errlen);
+    if (rc == PROXY_OK) {
         check_config(&cfg);
     } else {
+        CHECK(rc == PROXY_ERR_INVALID || rc == PROXY_ERR_NOMEM);
         /* One sentence naming the variable, cut to fit the buffer. */
         CHECK(memchr(err, '\0', errlen) != NULL);
         CHECK(errlen == 1 || err[0] != '\0');

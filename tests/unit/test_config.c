@@ -1,4 +1,5 @@
-/* test_config.c: Go duration parsing, configuration from a fake environment, and its JSON form. */
+/* test_config.c: duration settings in milliseconds, configuration from a
+ * fake environment, and its JSON form. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,71 +15,74 @@
 #include "core/config.h"
 #include "unit.h"
 
-/* ---- duration_parse_ms ---- */
+/* ---- config_duration_ms ---- */
 
 struct duration_row {
     const char *text;
-    int rc;      /* 0 or -1 */
-    long ms;     /* when rc == 0 */
+    enum proxy_err rc; /* PROXY_OK or PROXY_ERR_INVALID */
+    long ms;           /* when rc == PROXY_OK */
 };
+
+#define OK PROXY_OK
+#define BAD PROXY_ERR_INVALID
 
 /* Expectations are Go's time.ParseDuration, in milliseconds rounded up. */
 static const struct duration_row duration_rows[] = {
-    {"10s", 0, 10000},
-    {"1500ms", 0, 1500},
-    {"1m30s", 0, 90000},
-    {"0", 0, 0},
-    {"+0", 0, 0},
-    {"0s", 0, 0},
-    {"0ms", 0, 0},
-    {"1h", 0, 3600000},
-    {"1.5h", 0, 5400000},
-    {"2h45m", 0, 9900000},
-    {"1h1m1s1ms", 0, 3661001},
-    {"300us", 0, 1},                /* a fraction of a millisecond rounds up */
-    {"300\xc2\xb5s", 0, 1},        /* U+00B5 micro sign */
-    {"300\xce\xbcs", 0, 1},        /* U+03BC greek mu */
-    {"1ns", 0, 1},
-    {"1000000ns", 0, 1},
-    {"1000001ns", 0, 2},
-    {"1.1ms", 0, 2},
-    {".5s", 0, 500},
-    {"0.001s", 0, 1},
-    {"10.5s", 0, 10500},
-    {"1.s", 0, 1000},               /* Go accepts a bare trailing dot */
-    {"+5s", 0, 5000},
-    {"1.0000000000000000000001s", 0, 1000}, /* digits past what fits are ignored */
-    {"2562047h", 0, 9223369200000}, /* the largest whole hour Go accepts */
-    {"", -1, 0},
-    {"abc", -1, 0},
-    {"10", -1, 0},                  /* a unit is required except for "0" */
-    {"00", -1, 0},
-    {"-1s", -1, 0},                 /* Go accepts; negatives are refused here */
-    {"-0", 0, 0},                   /* zero is not negative, as in Go */
-    {"-0s", 0, 0},
-    {"18446744073.9s", -1, 0},      /* the fraction would wrap past 2^64 */
-    {"5124095.9h", -1, 0},
-    {"2562048h", -1, 0},            /* past Go's int64 nanoseconds */
-    {"5x", -1, 0},
-    {"5S", -1, 0},
-    {"5sec", -1, 0},
-    {"1hh", -1, 0},
-    {"1m5", -1, 0},
-    {"s", -1, 0},
-    {".s", -1, 0},
-    {"1.", -1, 0},
-    {"1s.", -1, 0},
-    {".", -1, 0},
-    {"+", -1, 0},
-    {"-", -1, 0},
-    {" 1s", -1, 0},
-    {"1s ", -1, 0},
-    {"1 s", -1, 0},
-    {"99999999999999999999h", -1, 0},
-    {"18446744073709551616ns", -1, 0},
+    {"10s", OK, 10000},
+    {"1500ms", OK, 1500},
+    {"1m30s", OK, 90000},
+    {"0", OK, 0},
+    {"+0", OK, 0},
+    {"0s", OK, 0},
+    {"0ms", OK, 0},
+    {"1h", OK, 3600000},
+    {"1.5h", OK, 5400000},
+    {"2h45m", OK, 9900000},
+    {"1h1m1s1ms", OK, 3661001},
+    {"300us", OK, 1},               /* a fraction of a millisecond rounds up */
+    {"300\xc2\xb5s", OK, 1},        /* U+00B5 micro sign */
+    {"300\xce\xbcs", OK, 1},        /* U+03BC greek mu */
+    {"1ns", OK, 1},
+    {"1000000ns", OK, 1},
+    {"1000001ns", OK, 2},
+    {"1.1ms", OK, 2},
+    {".5s", OK, 500},
+    {"0.001s", OK, 1},
+    {"10.5s", OK, 10500},
+    {"1.s", OK, 1000},              /* Go accepts a bare trailing dot */
+    {"+5s", OK, 5000},
+    {"1.0000000000000000000001s", OK, 1000}, /* digits past what fits are ignored */
+    {"2562047h", OK, 9223369200000}, /* the largest whole hour Go accepts */
+    {"", BAD, 0},
+    {"abc", BAD, 0},
+    {"10", BAD, 0},                 /* a unit is required except for "0" */
+    {"00", BAD, 0},
+    {"-1s", BAD, 0},                /* Go accepts; negatives are refused here */
+    {"-0", OK, 0},                  /* zero is not negative, as in Go */
+    {"-0s", OK, 0},
+    {"18446744073.9s", BAD, 0},     /* the fraction would wrap past 2^64 */
+    {"5124095.9h", BAD, 0},
+    {"2562048h", BAD, 0},           /* past Go's int64 nanoseconds */
+    {"5x", BAD, 0},
+    {"5S", BAD, 0},
+    {"5sec", BAD, 0},
+    {"1hh", BAD, 0},
+    {"1m5", BAD, 0},
+    {"s", BAD, 0},
+    {".s", BAD, 0},
+    {"1.", BAD, 0},
+    {"1s.", BAD, 0},
+    {".", BAD, 0},
+    {"+", BAD, 0},
+    {"-", BAD, 0},
+    {" 1s", BAD, 0},
+    {"1s ", BAD, 0},
+    {"1 s", BAD, 0},
+    {"99999999999999999999h", BAD, 0},
+    {"18446744073709551616ns", BAD, 0},
 };
 
-static void test_parse_duration(void **state)
+static void test_duration_ms(void **state)
 {
     (void)state;
     unsigned failures = 0;
@@ -87,14 +91,14 @@ static void test_parse_duration(void **state)
         const struct duration_row *r = &duration_rows[i];
         const char *name = unit_escape(r->text, strlen(r->text), esc, sizeof esc);
         long ms = -12345;
-        int rc = duration_parse_ms(r->text, &ms);
+        enum proxy_err rc = config_duration_ms(r->text, &ms);
         if (rc != r->rc)
             unit_fail(&failures, i, name, "returned %d, want %d (ms=%ld)", rc, r->rc, ms);
-        else if (rc == 0 && ms != r->ms)
+        else if (rc == PROXY_OK && ms != r->ms)
             unit_fail(&failures, i, name, "gave %ld ms, want %ld", ms, r->ms);
     }
     long ms = 7;
-    if (duration_parse_ms(NULL, &ms) != -1)
+    if (config_duration_ms(NULL, &ms) != PROXY_ERR_INVALID)
         unit_fail(&failures, UNIT_LEN(duration_rows), "NULL", "NULL text accepted");
     unit_done(failures);
 }
@@ -254,17 +258,17 @@ static void test_config_load(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
-            if (rc != 0)
+            if (rc != PROXY_OK)
                 unit_fail(&failures, i, r->name, "failed: %s", err);
             else
                 check_config(&failures, i, r->name, &cfg, &r->want);
         } else {
             size_t n = strlen(r->bad_var);
-            if (rc != -1)
-                unit_fail(&failures, i, r->name, "returned %d, want -1", rc);
+            if (rc != PROXY_ERR_INVALID)
+                unit_fail(&failures, i, r->name, "returned %d, want PROXY_ERR_INVALID", rc);
             else if (strncmp(err, r->bad_var, n) != 0 || err[n] != ':' || err[n + 1] != ' ' || !err[n + 2])
                 unit_fail(&failures, i, r->name, "error \"%s\" does not start with \"%s: \"", err, r->bad_var);
             else if (cfg.upstream_url || cfg.ca_file || cfg.base_path)
@@ -329,15 +333,15 @@ static void test_auth_settings(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
         if (!r->bad_var) {
-            if (rc != 0)
+            if (rc != PROXY_OK)
                 unit_fail(&failures, i, r->name, "failed: %s", err);
             else if (cfg.auth_read != r->read || cfg.auth_events != r->events)
                 unit_fail(&failures, i, r->name, "read %u events %u, want %u %u", cfg.auth_read, cfg.auth_events,
                           r->read, r->events);
-        } else if (rc != -1 || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
+        } else if (rc != PROXY_ERR_INVALID || strncmp(err, r->bad_var, strlen(r->bad_var)) != 0) {
             unit_fail(&failures, i, r->name, "rc %d, error \"%s\", want one naming %s", rc, err, r->bad_var);
         }
         config_free(&cfg);
@@ -351,7 +355,7 @@ static void test_limits_defaults(void **state)
     struct proxy_config cfg;
     char err[256] = "";
     current_env = NULL;
-    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), PROXY_OK);
     assert_int_equal(cfg.max_snapshot, 16 * 1024 * 1024);
     assert_int_equal(cfg.connect_timeout_ms, 5000);
     assert_int_equal(cfg.jwt_clock_skew_ms, 30000);
@@ -361,7 +365,7 @@ static void test_limits_defaults(void **state)
     /* A short proxy timeout bounds the connect too. */
     static const struct env_var short_timeout[MAX_VARS] = {{"OPENOVA_FLOW_PROXY_TIMEOUT", "2s"}};
     current_env = short_timeout;
-    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), 0);
+    assert_int_equal(config_load(&cfg, fake_env, err, sizeof err), PROXY_OK);
     current_env = NULL;
     assert_int_equal(cfg.connect_timeout_ms, 2000);
     config_free(&cfg);
@@ -442,9 +446,9 @@ static void test_config_json(void **state)
         struct proxy_config cfg;
         char err[256] = "";
         current_env = r->env;
-        int rc = config_load(&cfg, fake_env, err, sizeof err);
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
         current_env = NULL;
-        if (rc != 0) {
+        if (rc != PROXY_OK) {
             unit_fail(&failures, i, r->name, "load failed: %s", err);
             continue;
         }
@@ -484,7 +488,7 @@ static void test_config_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_duration_ms),
         cmocka_unit_test(test_config_load),
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_auth_settings),

@@ -1,5 +1,6 @@
-/* test_devserver_config.c: the flow server's environment: Go durations,
- * HOST:PORT, and every variable's bad values naming the variable. */
+/* test_devserver_config.c: the flow server's environment: durations in
+ * whole milliseconds, HOST:PORT, and every variable's bad values naming the
+ * variable. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,7 +11,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../devserver/config.h"
+#include "devserver/config.h"
 #include "unit.h"
 
 struct duration_row {
@@ -53,14 +54,14 @@ static const struct duration_row duration_rows[] = {
     {"5124095576030431h", -1, 0}, /* past 2^64 ns */
 };
 
-static void test_duration(void **state)
+static void test_duration_ms(void **state)
 {
     (void)state;
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(duration_rows); i++) {
         const struct duration_row *r = &duration_rows[i];
         uint64_t ms = 777;
-        int rc = ds_parse_duration(r->text, &ms);
+        int rc = ds_duration_ms(r->text, &ms);
         if (rc != r->rc)
             unit_fail(&failures, i, r->text, "rc %d, want %d", rc, r->rc);
         else if (rc == 0 && ms != r->ms)
@@ -196,7 +197,7 @@ static void test_config_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_duration_ms),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_config_load),
     };
