@@ -70,7 +70,8 @@ RAW_PATHS = [
     ("dot", f"{BASE}/./snapshot", 400, None),
     ("empty", f"{BASE}//snapshot", 400, "deploymentId required"),
     ("empty-with-query", f"{BASE}//snapshot?x=1", 400, "deploymentId required"),
-    ("escaped", f"{BASE}/dep%2D1/snapshot", 400, None),
+    ("escaped-space", f"{BASE}/dep%201/snapshot", 400, None),
+    ("escaped-dotdot", f"{BASE}/%2E%2E/snapshot", 400, None),
     ("too-long", f"{BASE}/{'a' * 129}/snapshot", 400, None),
     ("outside-base", "/api/v1/other/dep-1/snapshot", 404, None),
 ]

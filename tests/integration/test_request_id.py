@@ -80,7 +80,7 @@ def test_generated_ids_differ(main, upstream, fid):
 def test_request_id_in_error_body_and_log(main, upstream, sent, kept):
     sent = _rid(sent)
     headers = main.auth_headers() + ([("X-Request-ID", sent)] if sent else [])
-    resp = client.request(main.port, "GET", f"{BASE}/dep%2D1/snapshot", headers)
+    resp = client.request(main.port, "GET", f"{BASE}/dep%201/snapshot", headers)
     err = assert_proxy_error(resp, 400, request_id=sent if kept else None)
     if not kept:
         assert err["requestId"] != sent

@@ -129,9 +129,8 @@ def test_valid_ids_reach_upstream_unchanged(main, upstream, flow):
 INVALID_IDS = [
     ("129-chars", "d" * 129),
     ("dot", "."),
-    ("percent-escape-of-valid-char", "dep%2D1"),
-    ("percent-escape-letter", "%41"),
     ("encoded-slash", "a%2Fb"),
+    ("encoded-percent", "a%25b"),
     ("encoded-space", "a%20b"),
     ("encoded-utf8", "d%C3%A9p"),
     ("at", "dep@1"),
@@ -171,7 +170,7 @@ def test_invalid_ids_are_400(main, web, upstream, flow, route, method):
 
 
 def test_invalid_id_on_stream_is_400(main, upstream):
-    resp = client.request(main.port, "GET", f"{BASE}/dep%2D1/stream", main.auth_headers())
+    resp = client.request(main.port, "GET", f"{BASE}/dep%201/stream", main.auth_headers())
     assert_proxy_error(resp, 400)
     assert upstream.requests() == []
 
