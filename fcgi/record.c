@@ -1,4 +1,8 @@
-/* record.c: FastCGI record framing, and the abort scanner. */
+/* record.c: FastCGI record framing, a response broken off, and the abort
+ * scanner. */
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "fcgi/record.h"
 
 void fcgi_record_header(unsigned char out[FCGI_HEADER_LEN], unsigned type, unsigned request_id, size_t content_len)
@@ -23,6 +27,14 @@ void fcgi_record_end_request(unsigned char out[FCGI_RECORD_END_LEN], unsigned re
     out[19] = (unsigned char)(app_status & 0xff);
     out[20] = FCGI_REQUEST_COMPLETE;
     out[21] = out[22] = out[23] = 0;
+}
+
+void fcgi_record_break(int fd)
+{
+    static const unsigned char invalid[FCGI_HEADER_LEN] = {0}; /* version 0 */
+    ssize_t ignored = write(fd, invalid, sizeof invalid);
+    (void)ignored;
+    shutdown(fd, SHUT_RDWR);
 }
 
 bool fcgi_record_scan(struct fcgi_record_scanner *s, const unsigned char *data, size_t len)

@@ -234,6 +234,8 @@ void fcgi_request_free(struct fcgi_request *req, struct buf *held)
     free(req->last_event_id);
     free(req->remote_addr);
     req->request_uri = req->content_type = req->accept = req->last_event_id = req->remote_addr = NULL;
+    if (req->detached && req->out.cut)
+        fcgi_record_break(req->detached_fd);
     if (req->detached)
         close(req->detached_fd);
     req->detached = false;

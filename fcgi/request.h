@@ -101,7 +101,9 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
 enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted);
 
 /* fcgi_request_free: frees the copies req owns, closes a detached
- * connection, and gives the response buffer back to held (NULL: freed). */
+ * connection (shut down first when out.cut: no END_REQUEST, so the web
+ * server sees the response fail), and gives the response buffer back to
+ * held (NULL: freed). */
 void fcgi_request_free(struct fcgi_request *req, struct buf *held);
 
 /* fcgi_request_id_acceptable: printable ASCII without spaces, 1..128 chars. */

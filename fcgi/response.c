@@ -259,7 +259,7 @@ void fcgi_response_finish(struct fcgi_request *req)
          * without END_REQUEST, the web server sees the response fail and
          * drops its client instead of ending a cut body cleanly. */
         send_out(req, NULL, 0, false);
-        shutdown(fd, SHUT_RDWR);
+        fcgi_record_break(fd);
     } else if (fcgx->keepConnection) {
         /* The web server may send its next request as soon as it has our
          * END_REQUEST, and libfcgi drops whatever it read past this

@@ -245,11 +245,27 @@ static void log_upstream_end(struct stream *s, enum proxy_err err)
         proxy_log(PROXY_LOG_ERROR, s->fcgi.request_id, "msg=\"upstream stream failed: %s%s%s\"",
                   proxy_strerror(err), s->curl_error[0] ? ": " : "", s->curl_error);
     else
-        proxy_log(PROXY_LOG_WARN, s->fcgi.request_id, "msg=\"upstream stream ended: %s%s%s\"", proxy_strerror(err),
-                  s->curl_error[0] ? ": " : "", s->curl_error);
+        proxy_log(PROXY_LOG_WARN, s->fcgi.request_id, "msg=\"upstream stream ended: %s%s%s; response cut off\"",
+                  proxy_strerror(err), s->curl_error[0] ? ": " : "", s->curl_error);
 }
 
-/* The response is complete: queue END_REQUEST and let it drain. */
+/* What was sent leaves, then the connection closes without END_REQUEST:
+ * the web server cuts its response too, as the flow server's own cut would
+ * look to a client talking to it directly, never like a clean end. */
+static void cut(struct stream *s)
+{
+    s->fcgi.out.cut = true;
+    if (s->fcgi.out.unsent.len == 0) {
+        destroy(s);
+        return;
+    }
+    s->state = STREAM_DRAINING;
+    s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
+    watch_output(s);
+}
+
+/* The response is complete (or broken off): queue END_REQUEST and let it
+ * drain, or cut it. */
 static void finish(struct stream *s, enum proxy_err err)
 {
     detach_upstream(s);
@@ -261,7 +277,12 @@ static void finish(struct stream *s, enum proxy_err err)
         s->end_reason = err ? proxy_strerror(err) : "upstream-ended";
     if (err) {
         log_upstream_end(s, err);
-        fcgi_response_fail(&s->fcgi, err); /* nothing once the head is out */
+        if (s->fcgi.out.head_sent) {
+            s->fcgi.out.error_code = proxy_err_code(err);
+            cut(s);
+            return;
+        }
+        fcgi_response_fail(&s->fcgi, err);
     }
     enum proxy_err end = fcgi_response_end(&s->fcgi);
     if (end == PROXY_ERR_CLIENT_GONE) {

@@ -35,14 +35,26 @@ static const char *const hop_by_hop[] = {
     "TE", "Trailer", "Transfer-Encoding", "Upgrade", NULL,
 };
 
-/* Fields a web server acts on when a FastCGI app sends them (CGI Status,
- * lighttpd/Apache X-Sendfile, nginx X-Accel-Redirect): the upstream must not
- * steer our web server. Set-Cookie: the flow server has no business setting
- * cookies on the console's origin. */
+/* Fields the flow server has no business sending through the proxy, each
+ * for its reason (SECURITY.md lists them):
+ * - a web server acts on them when a FastCGI app sends them (CGI Status,
+ *   lighttpd/Apache X-Sendfile, nginx X-Accel-*, lighttpd X-LIGHTTPD-*): the
+ *   upstream must not steer our web server;
+ * - they speak for the whole origin the console is served from, not for one
+ *   answer: cookies (Set-Cookie, Set-Cookie2), CORS (Access-Control-*,
+ *   Timing-Allow-Origin: with JWTs in a cookie, a reflecting upstream would
+ *   make snapshots readable cross-origin), transport policy
+ *   (Strict-Transport-Security, Expect-CT, Public-Key-Pins*, Alt-Svc),
+ *   Clear-Site-Data, Refresh (a redirect by another name), and
+ *   WWW-Authenticate (a browser would prompt for the origin's credentials);
+ * - X-Request-ID: the proxy sets its own. */
 static const char *const never_relayed[] = {
-    "Set-Cookie", "Status", "X-Sendfile", "X-Sendfile2", "X-Request-ID", NULL,
+    "Set-Cookie", "Set-Cookie2", "Status", "X-Sendfile", "X-Sendfile2", "X-Request-ID", "Timing-Allow-Origin",
+    "Strict-Transport-Security", "Expect-CT", "Public-Key-Pins", "Public-Key-Pins-Report-Only", "Alt-Svc",
+    "Clear-Site-Data", "Refresh", "WWW-Authenticate", NULL,
 };
-static const char *const never_relayed_prefixes[] = {"X-Accel-", "X-LIGHTTPD-", NULL};
+static const char *const never_relayed_prefixes[] = {"X-Accel-", "X-LIGHTTPD-", "Access-Control-", NULL};
+static const char *const framing_length[] = {"Content-Length", NULL};
 
 static bool is_tchar(unsigned char c)
 {
@@ -122,7 +134,13 @@ struct connection_tokens {
     size_t count;
     const char *name[CONNECTION_TOKENS_MAX];
     size_t len[CONNECTION_TOKENS_MAX];
+    bool transfer_encoded; /* a Transfer-Encoding header stands in the block */
 };
+
+static bool named(const struct header_line *h, const char *name)
+{
+    return h->valid && h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
 
 /* Returns 0, or -1 when more names are listed than any real server would. */
 static int collect_connection_tokens(const char *raw, size_t len, struct connection_tokens *t)
@@ -130,8 +148,10 @@ static int collect_connection_tokens(const char *raw, size_t len, struct connect
     size_t pos = 0;
     struct header_line h;
     t->count = 0;
+    t->transfer_encoded = false;
     while (next_header_line(raw, len, &pos, &h)) {
-        if (!h.valid || h.name_len != 10 || strncasecmp(h.name, "Connection", 10) != 0)
+        t->transfer_encoded = t->transfer_encoded || named(&h, "Transfer-Encoding");
+        if (!named(&h, "Connection"))
             continue;
         size_t i = 0;
         while (i < h.value_len) {
@@ -176,6 +196,9 @@ enum proxy_err upstream_filter_headers(const char *raw, size_t len, const char *
     while (next_header_line(raw, len, &pos, &h)) {
         if (!h.valid || name_in(h.name, h.name_len, hop_by_hop) || name_in(h.name, h.name_len, never_relayed) ||
             name_has_prefix(h.name, h.name_len, never_relayed_prefixes) || name_in(h.name, h.name_len, drop_also) ||
+            /* RFC 9112 6.3: a length beside Transfer-Encoding is wrong, and a
+             * proxy must not pass it on (the web server would believe it). */
+            (connection.transfer_encoded && name_in(h.name, h.name_len, framing_length)) ||
             named_by_connection(&connection, h.name, h.name_len))
             continue;
         enum proxy_err rc = buf_append(out, h.name, h.name_len);
@@ -228,6 +251,9 @@ void upstream_fail(struct flow_request *req, enum proxy_err err, const char *det
 
 long long upstream_content_length(const char *raw, size_t len)
 {
+    struct connection_tokens facts;
+    if (collect_connection_tokens(raw, len, &facts) == 0 && facts.transfer_encoded)
+        return -1; /* RFC 9112 6.3: Transfer-Encoding overrides a length */
     static const char name[] = "content-length:";
     const char *p = raw, *end = raw + len;
     while (p < end) {
@@ -241,9 +267,10 @@ long long upstream_content_length(const char *raw, size_t len)
             const char *digits = v;
             while (v < line_end && *v >= '0' && *v <= '9' && n < (1LL << 50))
                 n = n * 10 + (*v++ - '0');
+            bool any_digit = v > digits;
             while (v < line_end && (*v == ' ' || *v == '\t' || *v == '\r'))
                 v++;
-            return v == line_end && v > digits ? n : -1;
+            return v == line_end && any_digit ? n : -1;
         }
         p = line_end + 1;
     }

@@ -79,10 +79,13 @@ enum proxy_err upstream_error_of(CURLcode rc);
 /* upstream_filter_headers: copies the header lines of raw (one response's
  * header block without its status line, "Name: value" per CRLF or LF line)
  * to out, dropping hop-by-hop headers (RFC 9110 7.6.1, including those named
- * in Connection), Set-Cookie, headers a web server would act on (Status,
- * X-Sendfile, X-Accel-*, X-LIGHTTPD-*), X-Request-ID (the proxy sets its own),
- * names in drop_also (NULL-terminated, may be NULL), and any line with
- * control characters or without a valid name. Pure. Returns PROXY_OK,
+ * in Connection), Content-Length beside Transfer-Encoding (RFC 9112 6.3),
+ * headers a web server would act on (Status, X-Sendfile, X-Accel-*,
+ * X-LIGHTTPD-*), headers that speak for the whole origin (Set-Cookie, CORS,
+ * HSTS and the other transport policies, Clear-Site-Data, Refresh,
+ * WWW-Authenticate), X-Request-ID (the proxy sets its own), names in
+ * drop_also (NULL-terminated, may be NULL), and any line with control
+ * characters or without a valid name. Pure. Returns PROXY_OK,
  * PROXY_ERR_UPSTREAM_PROTOCOL when raw holds an obs-fold continuation line
  * (the caller answers 502), PROXY_ERR_TOO_LARGE when out's maximum is
  * reached or Connection lists more than 64 names, or PROXY_ERR_NOMEM. */
@@ -106,7 +109,8 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
                              const char *body, size_t body_len, size_t max_response_body);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
- * when absent or unparsable. Pure. */
+ * when absent, unparsable, or overridden by a Transfer-Encoding header
+ * (RFC 9112 6.3). Pure. */
 long long upstream_content_length(const char *raw, size_t len);
 
 /* upstream_fail: answers req with the JSON error for err (status from

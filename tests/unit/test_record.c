@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fcgi/record.h"
 #include "unit.h"
@@ -208,9 +210,29 @@ static void test_record_scan(void **state)
     unit_done(failures);
 }
 
+/* ---- fcgi_record_break ---- */
+
+static void test_record_break(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    fcgi_record_break(fds[0]);
+    unsigned char got[16];
+    ssize_t n = read(fds[1], got, sizeof got);
+    /* A header no web server accepts (version 0), then the end of the connection. */
+    assert_int_equal(n, FCGI_HEADER_LEN);
+    for (size_t i = 0; i < FCGI_HEADER_LEN; i++)
+        assert_int_equal(got[i], 0);
+    assert_int_equal(read(fds[1], got, sizeof got), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_break),
         cmocka_unit_test(test_record_header),
         cmocka_unit_test(test_record_end_request),
         cmocka_unit_test(test_record_scan),

@@ -58,6 +58,19 @@ static const struct header_row header_rows[] = {
     {"Trailer", RAW("A: 1\r\nTRAILER: X-Sum\r\nB: 2\r\n"), NULL, "A: 1\r\nB: 2\r\n"},
     {"Transfer-Encoding", RAW("A: 1\r\nTransfer-Encoding: chunked\r\nB: 2\r\n"), NULL, "A: 1\r\nB: 2\r\n"},
     {"transfer-encoding mixed", RAW("A: 1\r\ntRaNsFeR-eNcOdInG: chunked\r\nB: 2\r\n"), NULL, "A: 1\r\nB: 2\r\n"},
+    /* RFC 9112 6.3: a length beside Transfer-Encoding is not passed on, before or after it */
+    {"length after chunked", RAW("Transfer-Encoding: chunked\r\nContent-Length: 5\r\nA: 1\r\n"), NULL, "A: 1\r\n"},
+    {"length before chunked", RAW("content-length: 5\r\nA: 1\r\ntransfer-encoding: chunked\r\n"), NULL, "A: 1\r\n"},
+    {"length alone kept", RAW("Content-Length: 5\r\nA: 1\r\n"), NULL, "Content-Length: 5\r\nA: 1\r\n"},
+    /* headers that speak for the whole origin */
+    {"CORS", RAW("Access-Control-Allow-Origin: *\r\naccess-control-allow-credentials: true\r\n"
+                 "Access-Control-Expose-Headers: X\r\nA: 1\r\nTiming-Allow-Origin: *\r\n"), NULL, "A: 1\r\n"},
+    {"transport policy", RAW("Strict-Transport-Security: max-age=0\r\nExpect-CT: max-age=0\r\nAlt-Svc: h3=\":443\"\r\n"
+                             "Public-Key-Pins: x\r\nPublic-Key-Pins-Report-Only: x\r\nA: 1\r\n"), NULL, "A: 1\r\n"},
+    {"origin state", RAW("Clear-Site-Data: \"*\"\r\nRefresh: 0; url=/x\r\nSet-Cookie2: a=1\r\nA: 1\r\n"
+                         "WWW-Authenticate: Basic\r\n"), NULL, "A: 1\r\n"},
+    {"names alike kept", RAW("Access-Control: 1\r\nRefresh-Rate: 2\r\n"), NULL,
+     "Access-Control: 1\r\nRefresh-Rate: 2\r\n"},
     {"Upgrade", RAW("A: 1\r\nUpgrade: h2c\r\nB: 2\r\n"), NULL, "A: 1\r\nB: 2\r\n"},
     {"all hop-by-hop", RAW("Connection: close\r\nKeep-Alive: 1\r\nProxy-Authenticate: x\r\nProxy-Authorization: x\r\n"
                            "TE: x\r\nTrailer: x\r\nTransfer-Encoding: chunked\r\nUpgrade: x\r\n"),
@@ -285,6 +298,37 @@ static void test_exchange_result(void **state)
     unit_done(failures);
 }
 
+/* ---- upstream_content_length ---- */
+
+struct length_row {
+    const char *name;
+    const char *raw;
+    long long want;
+};
+
+static const struct length_row length_rows[] = {
+    {"plain", "Content-Type: a\r\nContent-Length: 1234\r\n", 1234},
+    {"any case, spaces", "content-LENGTH:   7  \r\n", 7},
+    {"absent", "Content-Type: a\r\n", -1},
+    {"not a number", "Content-Length: 12a\r\n", -1},
+    {"empty", "Content-Length: \r\n", -1},
+    {"beside chunked", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", -1},
+    {"chunked first", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", -1},
+};
+
+static void test_content_length(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(length_rows); i++) {
+        const struct length_row *r = &length_rows[i];
+        long long got = upstream_content_length(r->raw, strlen(r->raw));
+        if (got != r->want)
+            unit_fail(&failures, i, r->name, "%lld, want %lld", got, r->want);
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_connection_token_bound),
         cmocka_unit_test(test_error_of),
         cmocka_unit_test(test_exchange_result),
+        cmocka_unit_test(test_content_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
