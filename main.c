@@ -74,6 +74,9 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_MAX_SNAPSHOT     largest snapshot body in bytes (default 16777216)\n"
             "  OPENOVA_FLOW_MAX_BODY         largest events body in bytes (default 1048576)\n"
             "  OPENOVA_FLOW_KEEPALIVE        SSE keepalive interval, 0 = off (default 15s)\n"
+            "  OPENOVA_FLOW_UPSTREAM_IDLE    cut a stream whose upstream is silent this long, 0 = never (default 45s)\n"
+            "  OPENOVA_FLOW_KEEPCONN_IDLE    close a kept FastCGI connection idle this long (default 60s)\n"
+            "  OPENOVA_FLOW_CLIENT_TIMEOUT   read of a request from the web server, head and body (default 30s)\n"
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
             "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n",
             CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH);

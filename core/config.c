@@ -440,6 +440,11 @@ static const struct setting settings[] = {
     {.name = "OPENOVA_FLOW_MAX_SNAPSHOT", .load = load_size, .field = FIELD(max_snapshot),
      .fallback = 16 * 1024 * 1024, .max = 1ULL << 32},
     {.name = "OPENOVA_FLOW_KEEPALIVE", .load = load_ms, .field = FIELD(keepalive_ms), .fallback = 15000},
+    /* Three missed heartbeats of the flow server (one every 15 s). */
+    {.name = "OPENOVA_FLOW_UPSTREAM_IDLE", .load = load_ms, .field = FIELD(upstream_idle_ms), .fallback = 45000},
+    {.name = "OPENOVA_FLOW_KEEPCONN_IDLE", .load = load_timeout, .field = FIELD(keepconn_idle_ms), .fallback = 60000},
+    {.name = "OPENOVA_FLOW_CLIENT_TIMEOUT", .load = load_timeout, .field = FIELD(client_timeout_ms),
+     .fallback = 30000},
     {.name = "OPENOVA_FLOW_MAX_STREAMS", .load = load_unsigned, .field = FIELD(max_streams),
      .fallback = 1024, .max = 1000000},
     {.name = "OPENOVA_FLOW_WORKERS", .load = load_unsigned, .field = FIELD(workers), .fallback = 16, .max = 1024},
@@ -502,6 +507,9 @@ char *config_json(const struct proxy_config *cfg)
     json_object_object_add(o, "max_snapshot", json_object_new_int64((int64_t)cfg->max_snapshot));
     json_object_object_add(o, "max_body", json_object_new_int64((int64_t)cfg->max_body));
     json_object_object_add(o, "keepalive_ms", json_object_new_int64(cfg->keepalive_ms));
+    json_object_object_add(o, "upstream_idle_ms", json_object_new_int64(cfg->upstream_idle_ms));
+    json_object_object_add(o, "keepconn_idle_ms", json_object_new_int64(cfg->keepconn_idle_ms));
+    json_object_object_add(o, "client_timeout_ms", json_object_new_int64(cfg->client_timeout_ms));
     json_object_object_add(o, "max_streams", json_object_new_int64(cfg->max_streams));
     json_object_object_add(o, "workers", json_object_new_int64(cfg->workers));
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);

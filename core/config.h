@@ -43,6 +43,9 @@ struct proxy_config {
     size_t max_snapshot;      /* the largest snapshot body relayed: 502 past it */
     size_t max_body;
     long keepalive_ms;        /* 0: no keepalive comments */
+    long upstream_idle_ms;    /* a stream's upstream silent this long is cut; 0: never */
+    long keepconn_idle_ms;    /* a kept FastCGI connection idle this long is closed */
+    long client_timeout_ms;   /* the whole read of a request from the web server: head and body */
     unsigned max_streams;
     unsigned workers;         /* threads answering FastCGI requests */
 };

@@ -73,6 +73,7 @@ struct stream {
     struct sse_tracker sse;
     bool sse_mode;           /* a 200 event stream: keepalives allowed */
     long long quiet_since_ms; /* last upstream byte or keepalive */
+    long long upstream_seen_ms; /* last sign of life from the upstream (a byte, or the end of our own pause) */
     long long head_deadline_ms; /* the upstream must answer by then: 504 */
     long long drain_deadline_ms;
     const char *end_reason;
@@ -152,13 +153,14 @@ static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, 
                                    "Cache-Control: no-cache, no-transform\r\n"
                                    "X-Accel-Buffering: no\r\n";
     s->sse_mode = true;
-    s->quiet_since_ms = now_ms();
+    s->quiet_since_ms = s->upstream_seen_ms = now_ms();
     return send_head(s, 200, sse_head, sizeof sse_head - 1);
 }
 
 static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
 {
     struct stream *s = ctx;
+    s->upstream_seen_ms = now_ms();
     enum proxy_err err =
         s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH ? PROXY_ERR_WOULD_BLOCK : send_body(s, data, len);
     if (err == PROXY_ERR_WOULD_BLOCK) {
@@ -409,6 +411,7 @@ static void on_client_event(struct stream *s, uint32_t events)
     }
     if (s->paused && s->easy && s->state == STREAM_RUNNING && s->fcgi.out.unsent.len < STREAM_PENDING_HIGH / 2) {
         s->paused = false;
+        s->upstream_seen_ms = now_ms(); /* the silence was ours */
         /* Unpausing delivers what libcurl held back, through our own
          * callbacks; a failure there ends the stream like any other. */
         CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
@@ -443,6 +446,7 @@ static void tick(struct stream_loop *loop)
     long long now = now_ms();
     time_t wall = time(NULL);
     long keepalive = loop->cfg->keepalive_ms;
+    long upstream_idle = loop->cfg->upstream_idle_ms;
     struct stream *s = loop->streams;
     while (s) {
         struct stream *next = s->next;
@@ -460,6 +464,12 @@ static void tick(struct stream_loop *loop)
              * browser reconnects with a fresh token. */
             s->end_reason = "credential-expired";
             finish(s, s->fcgi.out.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
+        } else if (upstream_idle > 0 && s->sse_mode && !s->paused && now - s->upstream_seen_ms >= upstream_idle) {
+            /* A flow server that vanished without a FIN (host gone, network
+             * partition) would only be noticed by TCP after minutes; it
+             * sends a heartbeat every 15 s. Cut, so the browser reconnects. */
+            s->end_reason = "upstream-idle";
+            finish(s, PROXY_ERR_UPSTREAM_TIMEOUT);
         } else if (keepalive > 0 && s->sse_mode && !s->paused && s->fcgi.out.unsent.len == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;

@@ -103,6 +103,51 @@ def test_client_sees_a_crashed_upstream(main, upstream, fid):
         s.close()
 
 
+# ---- an upstream that goes silent ----
+
+IDLE = 1.0  # OPENOVA_FLOW_UPSTREAM_IDLE of the idle app, in seconds
+
+
+@pytest.fixture(scope="module")
+def idle_app(upstream, tmp_path_factory):
+    a = servers.App({"OPENOVA_FLOW_SERVER_URL": upstream.url, "OPENOVA_FLOW_KEEPALIVE": "0",
+                     "OPENOVA_FLOW_UPSTREAM_IDLE": f"{int(IDLE * 1000)}ms"}, tmp_path_factory.mktemp("idle"))
+    a.start()
+    yield a
+    a.stop()
+
+
+def test_silent_upstream_is_cut(idle_app, upstream, fid):
+    """The upstream keeps its socket open and sends nothing more (a host gone
+    without a FIN): after OPENOVA_FLOW_UPSTREAM_IDLE the stream is cut, so the
+    browser reconnects, and the upstream connection is closed."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, frame(1))], end="hold"))
+    conn = FcgiConnection(idle_app.address)
+    try:
+        started = time.monotonic()
+        conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
+        resp = conn.read_all(scaled(10))
+        took = time.monotonic() - started
+    finally:
+        conn.close()
+    assert resp.status == 200 and resp.body == frame(1)
+    assert resp.app_status is None, "a silent upstream must not look like a finished stream"
+    assert IDLE <= took < IDLE + scaled(2.0), took
+    (rec,) = upstream.requests(flow)
+    assert wait_for(lambda: not rec.conn.open, scaled(2))
+    assert wait_for(lambda: "end=upstream-idle" in idle_app.log(), scaled(2)), idle_app.log()[-2000:]
+
+
+def test_upstream_with_heartbeats_is_not_cut(idle_app, upstream, fid):
+    flow = fid()
+    frames = [frame(n) for n in range(1, 6)]
+    upstream.set(flow, stream_reply([(IDLE * 0.6, f) for f in frames], end="clean"))
+    resp = fcgi_request(idle_app.address, "GET", f"{BASE}/{flow}/stream", remote_user="alice", timeout=scaled(10))
+    assert resp.status == 200 and resp.app_status == 0
+    assert resp.body == b"".join(frames)
+
+
 # ---- origin-wide headers ----
 
 ORIGIN_WIDE = [

@@ -412,6 +412,7 @@ static const char *const json_keys[] = {
     "auth_read", "auth_events", "max_body", "keepalive_ms", "max_streams", "workers",
     "tokens_file", "jwks_file", "jwt_secret_file", "jwt_cookie", "jwt_issuer", "jwt_audience",
     "jwt_user_claim", "jwt_clock_skew_ms", "connect_timeout_ms", "max_snapshot",
+    "upstream_idle_ms", "keepconn_idle_ms", "client_timeout_ms",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -485,9 +486,62 @@ static void test_config_json(void **state)
     unit_done(failures);
 }
 
+/* The time limits on the web server's side and the upstream's silence. */
+struct limit_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *bad_var; /* NULL: loads */
+    long upstream_idle_ms, keepconn_idle_ms, client_timeout_ms;
+};
+
+static const struct limit_row limit_rows[] = {
+    {"defaults", {{NULL, NULL}}, NULL, 45000, 60000, 30000},
+    {"set",
+     {{"OPENOVA_FLOW_UPSTREAM_IDLE", "1m"}, {"OPENOVA_FLOW_KEEPCONN_IDLE", "2s"},
+      {"OPENOVA_FLOW_CLIENT_TIMEOUT", "1500ms"}},
+     NULL, 60000, 2000, 1500},
+    {"upstream idle off", {{"OPENOVA_FLOW_UPSTREAM_IDLE", "0"}}, NULL, 0, 60000, 30000},
+    {"keepconn idle 0", {{"OPENOVA_FLOW_KEEPCONN_IDLE", "0"}}, "OPENOVA_FLOW_KEEPCONN_IDLE", 0, 0, 0},
+    {"client timeout 0", {{"OPENOVA_FLOW_CLIENT_TIMEOUT", "0s"}}, "OPENOVA_FLOW_CLIENT_TIMEOUT", 0, 0, 0},
+    {"upstream idle junk", {{"OPENOVA_FLOW_UPSTREAM_IDLE", "soon"}}, "OPENOVA_FLOW_UPSTREAM_IDLE", 0, 0, 0},
+};
+
+static void test_time_limits(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(limit_rows); i++) {
+        const struct limit_row *r = &limit_rows[i];
+        current_env = r->env;
+        struct proxy_config cfg;
+        char err[256] = "";
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (r->bad_var) {
+            if (rc == PROXY_OK || !strstr(err, r->bad_var))
+                unit_fail(&failures, i, r->name, "loaded, or the error does not name %s: \"%s\"", r->bad_var, err);
+            if (rc == PROXY_OK)
+                config_free(&cfg);
+            continue;
+        }
+        if (rc != PROXY_OK) {
+            unit_fail(&failures, i, r->name, "refused: %s", err);
+            continue;
+        }
+        if (cfg.upstream_idle_ms != r->upstream_idle_ms || cfg.keepconn_idle_ms != r->keepconn_idle_ms ||
+            cfg.client_timeout_ms != r->client_timeout_ms)
+            unit_fail(&failures, i, r->name, "%ld %ld %ld, want %ld %ld %ld", cfg.upstream_idle_ms,
+                      cfg.keepconn_idle_ms, cfg.client_timeout_ms, r->upstream_idle_ms, r->keepconn_idle_ms,
+                      r->client_timeout_ms);
+        config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_time_limits),
         cmocka_unit_test(test_duration_ms),
         cmocka_unit_test(test_config_load),
         cmocka_unit_test(test_config_json),
