@@ -42,6 +42,7 @@ CORE_OBJS := \
 	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
 	$(BUILD)/fcgi/listen.o \
+	$(BUILD)/fcgi/lobby.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \
 	$(BUILD)/fcgi/response.o \

@@ -254,8 +254,12 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
     char *banner = NULL;
     if (asprintf(&banner, "upstream=%s max_streams=%u", cfg->upstream_url, cfg->max_streams) < 0)
         banner = NULL;
-    struct fcgi_server_settings settings = {
-        .listen_fd = listen_fd, .own_socket = own_socket, .workers = cfg->workers, .banner = banner};
+    struct fcgi_server_settings settings = {.listen_fd = listen_fd,
+                                            .own_socket = own_socket,
+                                            .workers = cfg->workers,
+                                            .client_timeout_ms = cfg->client_timeout_ms,
+                                            .keepconn_idle_ms = cfg->keepconn_idle_ms,
+                                            .banner = banner};
     int rc = fcgi_server_run(&settings, &app, &stop_requested);
     free(banner);
     upstream_global_cleanup();

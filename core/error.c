@@ -22,6 +22,8 @@ static const struct err_answer answers[] = {
     [PROXY_ERR_INVALID] = {"invalid", INTERNAL},
     [PROXY_ERR_REFUSED] = {"refused", INTERNAL},
     [PROXY_ERR_CLIENT_GONE] = {"client went away", INTERNAL},
+    [PROXY_ERR_CLIENT_TIMEOUT] = {"request not received in time", 408, "request_timeout",
+                                  "The request was not received in time."},
     [PROXY_ERR_UPSTREAM_UNREACHABLE] = {"upstream unreachable", UNAVAILABLE},
     [PROXY_ERR_UPSTREAM_TIMEOUT] = {"upstream timed out", 504, "upstream_timeout",
                                     "The flow server did not answer in time."},

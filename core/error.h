@@ -15,6 +15,7 @@ enum proxy_err {
     PROXY_ERR_INVALID,     /* input is not what it must be; the sentence says how */
     PROXY_ERR_REFUSED,     /* a credential was checked and refused; the sentence says by which check */
     PROXY_ERR_CLIENT_GONE,
+    PROXY_ERR_CLIENT_TIMEOUT, /* the web server did not deliver the request in time */
     PROXY_ERR_UPSTREAM_UNREACHABLE,
     PROXY_ERR_UPSTREAM_TIMEOUT,
     PROXY_ERR_UPSTREAM_PROTOCOL,
@@ -32,7 +33,8 @@ const char *proxy_strerror(enum proxy_err err);
 
 /* proxy_err_status, proxy_err_code, proxy_err_message: the answer a client
  * gets when a request fails with err: the HTTP status (unreachable or a bad
- * upstream answer 502, timeout 504, shutdown 503, a body too large 413,
+ * upstream answer 502, timeout 504, shutdown 503, a body too large 413, a
+ * request not received in time 408,
  * anything else 500; PROXY_OK 200), the short code and the one sentence of
  * the JSON error. Static strings, no internal detail. Pure. */
 int proxy_err_status(enum proxy_err err);

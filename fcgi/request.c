@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/http.h"
@@ -154,20 +156,55 @@ enum proxy_err fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, s
     return PROXY_OK;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fcgi_request_bound_reads(int fd, long long ms)
+{
+    struct timeval bound = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+}
+
+static size_t read_raw(FCGX_Request *fcgx, char *data, size_t len)
+{
+    int ask = len > INT_MAX ? INT_MAX : (int)len;
+    int got = FCGX_GetStr(data, ask, fcgx->in);
+    return got > 0 ? (size_t)got : 0;
+}
+
 size_t fcgi_request_read(struct fcgi_request *req, char *data, size_t len)
 {
     if (!req->fcgx || len == 0)
         return 0;
-    int ask = len > INT_MAX ? INT_MAX : (int)len;
-    int got = FCGX_GetStr(data, ask, req->fcgx->in);
-    return got > 0 ? (size_t)got : 0;
+    if (!req->read_deadline_ms)
+        return read_raw(req->fcgx, data, len);
+    long long left = req->read_deadline_ms - now_ms();
+    if (left <= 0) {
+        req->read_timed_out = true;
+        return 0;
+    }
+    /* Each socket read may wait at most what is left of the deadline. What
+     * libfcgi holds is taken at once; otherwise one byte is asked for, so
+     * that one read (of whatever has arrived) is all the call waits for. */
+    fcgi_request_bound_reads(req->fcgx->ipcFd, left);
+    FCGX_Stream *in = req->fcgx->in;
+    size_t held = in->stop > in->rdNext ? (size_t)(in->stop - in->rdNext) : 0;
+    size_t got = read_raw(req->fcgx, data, held ? (len < held ? len : held) : 1);
+    int error = FCGX_GetError(in);
+    if (got == 0 && (error == EAGAIN || error == EWOULDBLOCK))
+        req->read_timed_out = true;
+    return got;
 }
 
 bool fcgi_request_drain(struct fcgi_request *req)
 {
     char discard[4096];
     size_t discarded = 0, got;
-    while (discarded < FCGI_DRAIN_MAX && (got = fcgi_request_read(req, discard, sizeof discard)) > 0)
+    while (req->fcgx && discarded < FCGI_DRAIN_MAX && (got = read_raw(req->fcgx, discard, sizeof discard)) > 0)
         discarded += got;
     /* libfcgi marks a failed read as the end too: only a clean one counts. */
     return req->fcgx && FCGX_HasSeenEOF(req->fcgx->in) == EOF && FCGX_GetError(req->fcgx->in) == 0;

@@ -58,6 +58,8 @@ struct fcgi_request {
     bool last_event_id_ignored;
     char request_id[FCGI_REQUEST_ID_MAX + 1];
     struct timespec started;
+    long long read_deadline_ms;   /* CLOCK_MONOTONIC ms by which the body must be read; 0: none */
+    bool read_timed_out;          /* the body did not arrive by read_deadline_ms */
 
     struct fcgi_response out;
 };
@@ -73,9 +75,15 @@ enum proxy_err fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, s
  * NULL; borrowed, valid until the request is finished or detached. */
 const char *fcgi_request_param(const struct fcgi_request *req, const char *name);
 
-/* fcgi_request_read: up to len bytes of the request body into data. Returns
- * the number read; 0 at the end of the body or when reading failed. */
+/* fcgi_request_read: up to len bytes of the request body into data, within
+ * req->read_deadline_ms (when set). Returns the number read; 0 at the end of
+ * the body or when reading failed, and then req->read_timed_out says whether
+ * the deadline passed first. */
 size_t fcgi_request_read(struct fcgi_request *req, char *data, size_t len);
+
+/* fcgi_request_bound_reads: every read of fd waits at most ms (0: no bound),
+ * so that a web server that neither sends nor hangs up holds no worker. */
+void fcgi_request_bound_reads(int fd, long long ms);
 
 /* fcgi_request_drain: reads and drops what is left of the request's input,
  * at most FCGI_DRAIN_MAX bytes: bytes left unread are lost at a handoff, and

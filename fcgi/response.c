@@ -238,15 +238,6 @@ bool fcgi_response_retract(struct fcgi_request *req)
     return true;
 }
 
-/* Bounds every read of what is left of the input: a web server that
- * neither sends nor hangs up does not hold the worker (libfcgi's own
- * lingering close waits two seconds too). 0 takes the bound off again. */
-static void bound_reads(int fd, long seconds)
-{
-    struct timeval bound = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
-}
-
 void fcgi_response_finish(struct fcgi_request *req)
 {
     FCGX_Request *fcgx = req->fcgx;
@@ -264,9 +255,11 @@ void fcgi_response_finish(struct fcgi_request *req)
         /* The web server may send its next request as soon as it has our
          * END_REQUEST, and libfcgi drops whatever it read past this
          * request's input: so the input is read to its end first. */
-        bound_reads(fd, FCGI_RESPONSE_DRAIN_SECONDS);
+        /* Each read of what is left is bounded (libfcgi's own lingering
+         * close waits two seconds too). */
+        fcgi_request_bound_reads(fd, FCGI_RESPONSE_DRAIN_MS);
         bool drained = fcgi_request_drain(req);
-        bound_reads(fd, 0);
+        fcgi_request_bound_reads(fd, 0);
         reusable = send_out(req, NULL, 0, true) == PROXY_OK && drained;
     } else if (send_out(req, NULL, 0, true) == PROXY_OK) {
         /* The end of our output tells a web server still sending the
@@ -275,7 +268,7 @@ void fcgi_response_finish(struct fcgi_request *req)
          * left is read so that the close does not reset the connection
          * under the answer. */
         shutdown(fd, SHUT_WR);
-        bound_reads(fd, FCGI_RESPONSE_DRAIN_SECONDS);
+        fcgi_request_bound_reads(fd, FCGI_RESPONSE_DRAIN_MS);
         fcgi_request_drain(req);
     }
     /* libfcgi keeps reading requests from a connection the web server

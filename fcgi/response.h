@@ -21,8 +21,8 @@
 #define FCGI_RESPONSE_HEAD_MAX (256 * 1024)
 /* A worker keeps a held buffer up to this size from request to request. */
 #define FCGI_RESPONSE_HELD_KEEP (2 * FCGI_RESPONSE_COALESCE)
-/* How long the end of a request waits for the web server's remaining input. */
-#define FCGI_RESPONSE_DRAIN_SECONDS 2
+/* How long each read of the web server's remaining input may wait at the end. */
+#define FCGI_RESPONSE_DRAIN_MS 2000
 
 /* fcgi_response_held_init: a worker's buffer, lent to each request it loads. */
 void fcgi_response_held_init(struct buf *held);

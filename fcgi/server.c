@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,29 +10,38 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "fcgi/lobby.h"
 #include "fcgi/response.h"
 #include "fcgi/server.h"
 
 /* Handlers keep at most a 16 KiB chunk on the stack; libcurl and OpenSSL
  * want some room beyond that. */
 #define WORKER_STACK (512 * 1024)
-/* After a failed accept (out of descriptors or memory for a moment). */
-#define ACCEPT_RETRY_NS (100 * 1000 * 1000)
-/* How often the stop wakes and looks for workers that ended. */
+/* How often the stop looks for workers that ended. */
 #define STOP_STEP_MS 10
 
 struct worker {
     pthread_t thread;
     const struct fcgi_server_settings *settings;
     const struct fcgi_app *app;
-    atomic_bool *stopping;
+    struct fcgi_lobby *lobby;
     bool joined;
 };
 
-static void serve_one(const struct fcgi_app *app, void *state, FCGX_Request *fcgx, struct buf *held)
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void serve_one(const struct fcgi_app *app, void *state, FCGX_Request *fcgx, struct buf *held,
+                      long long read_deadline_ms)
 {
     struct fcgi_request req;
-    if (fcgi_request_load(&req, fcgx, held) != PROXY_OK) {
+    enum proxy_err loaded = fcgi_request_load(&req, fcgx, held);
+    req.read_deadline_ms = read_deadline_ms;
+    if (loaded != PROXY_OK) {
         fcgi_response_fail(&req, PROXY_ERR_NOMEM);
         proxy_log(PROXY_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
     } else {
@@ -51,28 +59,35 @@ static void *worker_main(void *arg)
     FCGX_Request fcgx;
     struct buf held; /* a response's bytes held back, reused from request to request */
     fcgi_response_held_init(&held);
-    /* The stop interrupts accept() with SIGUSR2 (no SA_RESTART). */
-    sigset_t wake;
-    sigemptyset(&wake);
-    sigaddset(&wake, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-    if ((app->worker_start && !state) || FCGX_InitRequest(&fcgx, w->settings->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR)) {
+    /* No listening socket of its own (-1): libfcgi reads requests from the
+     * connections the lobby hands over, and a connection it cannot read a
+     * request from is closed and ends the call instead of waiting for another. */
+    if ((app->worker_start && !state) || FCGX_InitRequest(&fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR)) {
         proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
         if (state && app->worker_end)
             app->worker_end(app->ctx, state);
         return NULL;
     }
-    while (!atomic_load(w->stopping)) {
-        if (FCGX_Accept_r(&fcgx) < 0) {
-            if (atomic_load(w->stopping))
-                break;
-            /* A worker that quit here would leave a process that answers nothing. */
-            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"accept failed: %s; retrying\"", strerror(errno));
-            struct timespec pause_for = {.tv_sec = 0, .tv_nsec = ACCEPT_RETRY_NS};
-            nanosleep(&pause_for, NULL);
-            continue;
+    long timeout_ms = w->settings->client_timeout_ms;
+    int fd;
+    while ((fd = fcgi_lobby_take(w->lobby)) >= 0) {
+        long long read_deadline_ms = now_ms() + timeout_ms;
+        fcgi_request_bound_reads(fd, timeout_ms);
+        /* Kept, so that libfcgi's finish of the previous request, at the
+         * start of the next accept, leaves this connection open. */
+        fcgx.ipcFd = fd;
+        fcgx.keepConnection = 1;
+        if (FCGX_Accept_r(&fcgx) < 0)
+            continue; /* no request could be read: libfcgi closed the connection */
+        serve_one(app, state, &fcgx, &held, read_deadline_ms);
+        if (fcgx.ipcFd >= 0) {
+            /* Kept by the web server for its next request: it waits in the
+             * lobby, not in a worker. */
+            int kept = fcgx.ipcFd;
+            fcgx.ipcFd = -1;
+            fcgi_request_bound_reads(kept, 0);
+            fcgi_lobby_return(w->lobby, kept);
         }
-        serve_one(app, state, &fcgx, &held);
         FCGX_Finish_r(&fcgx);
     }
     FCGX_Finish_r(&fcgx);
@@ -83,20 +98,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void on_wake(int signo)
-{
-    (void)signo;
-}
-
 /* Only the thread that runs the server takes the stop signals: they are
  * blocked in every thread started from here on. Returns the mask before. */
 static sigset_t block_stop_signals(void)
 {
-    struct sigaction wake_action;
-    memset(&wake_action, 0, sizeof wake_action);
-    wake_action.sa_handler = on_wake;
-    sigemptyset(&wake_action.sa_mask);
-    sigaction(SIGUSR2, &wake_action, NULL); /* no SA_RESTART: accept() returns EINTR */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -109,14 +114,14 @@ static sigset_t block_stop_signals(void)
 }
 
 static unsigned start_workers(struct worker *workers, const struct fcgi_server_settings *s,
-                              const struct fcgi_app *app, atomic_bool *stopping)
+                              const struct fcgi_app *app, struct fcgi_lobby *lobby)
 {
     unsigned started = 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, WORKER_STACK);
     for (unsigned i = 0; i < s->workers; i++) {
-        workers[i] = (struct worker){.settings = s, .app = app, .stopping = stopping};
+        workers[i] = (struct worker){.settings = s, .app = app, .lobby = lobby};
         if (pthread_create(&workers[i].thread, &attr, worker_main, &workers[i]) != 0)
             break;
         started++;
@@ -139,8 +144,9 @@ static void wait_for_stop(sigset_t old, volatile sig_atomic_t *stop)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Wakes the workers until they end: requests in flight get the grace
- * period, then the application cuts them. Returns how many are left. */
+/* Waits for the workers to end: requests in flight get the grace period
+ * (nothing interrupts them; idle workers were woken by the lobby closing),
+ * then the application cuts them. Returns how many are left. */
 static unsigned join_workers(struct worker *workers, unsigned started, const struct fcgi_app *app)
 {
     unsigned joined = 0;
@@ -148,10 +154,7 @@ static unsigned join_workers(struct worker *workers, unsigned started, const str
         if (waited == FCGI_SERVER_GRACE_MS && app->cut_short)
             app->cut_short(app->ctx);
         for (unsigned i = 0; i < started; i++) {
-            if (workers[i].joined)
-                continue;
-            pthread_kill(workers[i].thread, SIGUSR2);
-            if (pthread_tryjoin_np(workers[i].thread, NULL) == 0) {
+            if (!workers[i].joined && pthread_tryjoin_np(workers[i].thread, NULL) == 0) {
                 workers[i].joined = true;
                 joined++;
             }
@@ -162,20 +165,36 @@ static unsigned join_workers(struct worker *workers, unsigned started, const str
     return started - joined;
 }
 
+static struct fcgi_lobby *open_lobby(const struct fcgi_server_settings *s)
+{
+    struct fcgi_lobby_settings ls = {.listen_fd = s->listen_fd,
+                                     .first_record_ms = s->client_timeout_ms,
+                                     .kept_idle_ms = s->keepconn_idle_ms};
+    struct fcgi_lobby *lobby = fcgi_lobby_start(&ls);
+    if (!lobby)
+        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start: out of memory or descriptors\"");
+    return lobby;
+}
+
 int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop)
 {
-    atomic_bool stopping = false;
     sigset_t old = block_stop_signals();
-    if (app->start && app->start(app->ctx) != 0) {
+    struct fcgi_lobby *lobby = open_lobby(s);
+    if (!lobby || (app->start && app->start(app->ctx) != 0)) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (lobby)
+            fcgi_lobby_close(lobby);
+        fcgi_lobby_free(lobby);
         return 1;
     }
     struct worker *workers = calloc(s->workers, sizeof *workers);
-    unsigned started = workers ? start_workers(workers, s, app, &stopping) : 0;
+    unsigned started = workers ? start_workers(workers, s, app, lobby) : 0;
     if (started == 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
         free(workers);
+        fcgi_lobby_close(lobby);
+        fcgi_lobby_free(lobby);
         if (app->stopped)
             app->stopped(app->ctx, false);
         return 1;
@@ -183,11 +202,10 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
     proxy_log(PROXY_LOG_INFO, NULL, "msg=\"serving\" %s workers=%u", s->banner ? s->banner : "", started);
     wait_for_stop(old, stop);
 
-    atomic_store(&stopping, true);
-    FCGX_ShutdownPending();
-    /* A socket we bound ourselves can be shut down, which wakes every
-     * accept(); an inherited one (systemd keeps it for the next instance)
-     * must stay usable, so its workers are woken by SIGUSR2 instead. */
+    /* Accepting ends and idle workers leave; a socket we bound ourselves is
+     * shut down so that web servers fail over at once, an inherited one
+     * (systemd keeps it for the next instance) stays as it is. */
+    fcgi_lobby_close(lobby);
     if (s->own_socket)
         shutdown(s->listen_fd, SHUT_RDWR);
     if (app->stopping)
@@ -199,7 +217,8 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
         app->stopped(app->ctx, left > 0);
     proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopped\"");
     if (left)
-        _exit(0); /* a worker still blocked (reading a kept connection) shares what would be freed */
+        _exit(0); /* a worker still at work shares what would be freed */
+    fcgi_lobby_free(lobby);
     free(workers);
     return 0;
 }

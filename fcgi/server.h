@@ -38,7 +38,9 @@ struct fcgi_server_settings {
     int listen_fd;
     bool own_socket;  /* bound by the program (--listen): it may shut it down;
                          an inherited one is left intact for the next instance */
-    unsigned workers; /* threads accepting and answering requests */
+    unsigned workers; /* threads answering requests */
+    long client_timeout_ms; /* reading a request from the web server, head and body together */
+    long keepconn_idle_ms;  /* a kept connection waits this long for its next request */
     const char *banner; /* logged with "serving": what is served, in logfmt */
 };
 

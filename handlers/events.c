@@ -49,6 +49,12 @@ enum proxy_err handle_events(struct flow_request *req)
         upstream_fail(req, err, "reading the request body");
     } else if (body.len > max) {
         err = refuse_too_large(req, body.len);
+    } else if (req->fcgi->read_timed_out) {
+        /* A body trickling in, or stalled, holds a worker no longer. */
+        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body not received in time: %zu bytes\"",
+                  body.len);
+        fcgi_response_fail(req->fcgi, PROXY_ERR_CLIENT_TIMEOUT);
+        err = PROXY_ERR_CLIENT_TIMEOUT;
     } else if (declared >= 0 && body.len < (size_t)declared) {
         /* The web server ended the body early: the client left mid-upload. */
         proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body ended after %zu of %lld bytes\"",

@@ -28,6 +28,10 @@
 #define STREAM_PENDING_MAX (STREAM_PENDING_HIGH + 2 * FCGI_MAX_LENGTH)
 /* After the upstream ends, how long the last bytes may take to leave. */
 #define STREAM_DRAIN_MS 5000
+/* A cut waits this long after the last bytes left before it breaks the
+ * connection: nginx drops whatever it read in the same go as the break,
+ * and frames before a cut are whole events the browser should have. */
+#define CUT_SETTLE_MS 200
 /* How long a frame that never ends may hold back the end of a stream whose
  * credential expired. */
 #define CREDENTIAL_GRACE_S 30
@@ -76,6 +80,7 @@ struct stream {
     long long upstream_seen_ms; /* last sign of life from the upstream (a byte, or the end of our own pause) */
     long long head_deadline_ms; /* the upstream must answer by then: 504 */
     long long drain_deadline_ms;
+    long long cut_after_ms;  /* a cut: when the connection may be broken (0: bytes still wait) */
     const char *end_reason;
 };
 
@@ -256,14 +261,26 @@ static void log_upstream_end(struct stream *s, enum proxy_err err)
  * look to a client talking to it directly, never like a clean end. */
 static void cut(struct stream *s)
 {
+    long long now = now_ms();
     s->fcgi.out.cut = true;
-    if (s->fcgi.out.unsent.len == 0) {
+    s->state = STREAM_DRAINING;
+    s->drain_deadline_ms = now + STREAM_DRAIN_MS;
+    s->cut_after_ms = s->fcgi.out.unsent.len ? 0 : now + CUT_SETTLE_MS;
+    watch_output(s);
+}
+
+/* A draining stream whose last bytes left: ended now, or, for a cut, once
+ * the web server had time to read them. */
+static void drained(struct stream *s, long long now)
+{
+    if (!s->fcgi.out.cut) {
         destroy(s);
         return;
     }
-    s->state = STREAM_DRAINING;
-    s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
-    watch_output(s);
+    if (!s->cut_after_ms)
+        s->cut_after_ms = now + CUT_SETTLE_MS;
+    else if (now >= s->cut_after_ms)
+        destroy(s);
 }
 
 /* The response is complete (or broken off): queue END_REQUEST and let it
@@ -406,7 +423,7 @@ static void on_client_event(struct stream *s, uint32_t events)
     }
     watch_output(s);
     if (s->state == STREAM_DRAINING && s->fcgi.out.unsent.len == 0) {
-        destroy(s);
+        drained(s, now_ms());
         return;
     }
     if (s->paused && s->easy && s->state == STREAM_RUNNING && s->fcgi.out.unsent.len < STREAM_PENDING_HIGH / 2) {
@@ -451,7 +468,9 @@ static void tick(struct stream_loop *loop)
     while (s) {
         struct stream *next = s->next;
         if (s->state == STREAM_DRAINING) {
-            if (now >= s->drain_deadline_ms)
+            if (s->fcgi.out.cut && s->fcgi.out.unsent.len == 0)
+                drained(s, now);
+            else if (now >= s->drain_deadline_ms)
                 abandon(s, "drain-timeout");
         } else if (!s->x.head_delivered && now >= s->head_deadline_ms) {
             /* Only the wait for the answer is bounded; the stream itself

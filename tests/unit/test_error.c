@@ -31,6 +31,7 @@ static const struct err_row err_rows[] = {
     ERR_ROW(PROXY_ERR_INVALID, 500, INTERNAL),
     ERR_ROW(PROXY_ERR_REFUSED, 500, INTERNAL),
     ERR_ROW(PROXY_ERR_CLIENT_GONE, 500, INTERNAL),
+    ERR_ROW(PROXY_ERR_CLIENT_TIMEOUT, 408, "request_timeout", "The request was not received in time."),
     ERR_ROW(PROXY_ERR_UPSTREAM_UNREACHABLE, 502, UNAVAILABLE),
     ERR_ROW(PROXY_ERR_UPSTREAM_TIMEOUT, 504, "upstream_timeout", "The flow server did not answer in time."),
     ERR_ROW(PROXY_ERR_UPSTREAM_PROTOCOL, 502, UNAVAILABLE),
