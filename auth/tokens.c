@@ -139,6 +139,11 @@ static enum proxy_err parse_line(const char *s, size_t len, struct entry *e, cha
         proxy_say(err, errlen, "expected a digest and at most one name");
         return PROXY_ERR_INVALID;
     }
+    /* sha256sum writes "<digest>  -" for its standard input: that "-" is
+     * the file it read, not a name, so `printf %s "$TOKEN" | sha256sum`
+     * makes a working line as it is. */
+    if (end - start == 1 && s[start] == '-')
+        return PROXY_OK;
     e->name = strndup(s + start, end - start);
     return e->name ? PROXY_OK : PROXY_ERR_NOMEM;
 }

@@ -16,7 +16,8 @@ struct tokens;
 /* tokens_new: loads the tokens file at path. One token a line, as the
  * SHA-256 hex digest of the token (64 hex digits, either case), optionally
  * followed by whitespace and a name (printable ASCII, no spaces, at most
- * TOKENS_NAME_MAX characters). Blank lines and lines whose first non-blank
+ * TOKENS_NAME_MAX characters; a lone "-", which sha256sum writes for its
+ * standard input, is no name). Blank lines and lines whose first non-blank
  * character is '#' are ignored; an empty list is valid and lets no one in.
  * A digest listed twice is an error. Returns the list, or NULL with one
  * sentence naming the file (and the line, for a bad line) in err. The

@@ -27,7 +27,7 @@ static char dir[] = "/tmp/test-tokens-XXXXXX";
 static char path[128];
 
 /* Digests of the tokens the rows use, as hex, filled by setup(). */
-static char alpha[65], beta[65], beta_upper[65], gamma_[65], delta[65];
+static char alpha[65], beta[65], beta_upper[65], gamma_[65], delta[65], piped[65];
 static char name128[TOKENS_NAME_MAX + 1], name129[TOKENS_NAME_MAX + 2];
 
 static void hex_sha256(const char *token, char out[65])
@@ -74,6 +74,7 @@ static int setup(void **state)
     for (int i = 0; i < 65; i++)
         beta_upper[i] = (char)(beta[i] >= 'a' && beta[i] <= 'f' ? beta[i] - 'a' + 'A' : beta[i]);
     hex_sha256("gamma", gamma_);
+    hex_sha256("piped-token", piped);
     hex_sha256("delta-token", delta);
     memset(name128, 'n', TOKENS_NAME_MAX);
     memset(name129, 'n', TOKENS_NAME_MAX + 1);
@@ -214,7 +215,7 @@ struct check_row {
     const char *name;
     const char *token;
     enum proxy_err want;
-    const char *user; /* PROXY_OK: the user; "@beta" for beta's derived name */
+    const char *user; /* PROXY_OK: the user; "@beta", "@piped" for a derived name */
     const char *why;  /* PROXY_ERR_REFUSED: a substring of why */
 };
 
@@ -222,6 +223,8 @@ static const struct check_row check_rows[] = {
     {"named", "alpha-token", PROXY_OK, "alice", NULL},
     {"unnamed, listed in upper case", "beta-token", PROXY_OK, "@beta", NULL},
     {"another named", "gamma", PROXY_OK, "ci-bot", NULL},
+    /* `printf %s "$T" | sha256sum` writes "<digest>  -": the "-" is no name */
+    {"sha256sum's line as it is", "piped-token", PROXY_OK, "@piped", NULL},
     {"wrong token", "delta-token", PROXY_ERR_REFUSED, NULL, "bearer: token not in the tokens file"},
     {"trailing space", "alpha-token ", PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
     {"prefix", "alpha-toke", PROXY_ERR_REFUSED, NULL, "not in the tokens file"},
@@ -236,13 +239,14 @@ static void test_check(void **state)
 {
     (void)state;
     char text[512];
-    snprintf(text, sizeof text, "# who\n%s alice\n%s\n\n%s ci-bot\n", alpha, beta_upper, gamma_);
+    snprintf(text, sizeof text, "# who\n%s alice\n%s\n\n%s ci-bot\n%s  -\n", alpha, beta_upper, gamma_, piped);
     write_text(path, text);
     char err[512] = "";
     struct tokens *t = tokens_new(path, err, sizeof err);
     assert_non_null(t);
-    char beta_user[16];
+    char beta_user[16], piped_user[16];
     snprintf(beta_user, sizeof beta_user, "token-%.8s", beta);
+    snprintf(piped_user, sizeof piped_user, "token-%.8s", piped);
 
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(check_rows); i++) {
@@ -250,7 +254,10 @@ static void test_check(void **state)
         struct credential out = {NULL, 12345};
         char why[256] = "";
         enum proxy_err v = tokens_check(t, r->token, NOW, &out, why, sizeof why);
-        const char *want_user = r->user && strcmp(r->user, "@beta") == 0 ? beta_user : r->user;
+        const char *want_user = !r->user                        ? NULL
+                                : strcmp(r->user, "@beta") == 0  ? beta_user
+                                : strcmp(r->user, "@piped") == 0 ? piped_user
+                                                                 : r->user;
         if (v != r->want)
             unit_fail(&failures, i, r->name, "verdict %d, want %d (why: %s)", v, r->want, why);
         else if (v == PROXY_OK && (!out.user || strcmp(out.user, want_user) != 0 || out.expires != 0))
