@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/http.h"
+#include "fcgi/lobby.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 
@@ -215,9 +216,13 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
     /* Every web server sends the empty FCGI_STDIN of a GET at once: bytes
      * libfcgi buffered are lost at the handoff, and Apache answers 503
      * itself when its write of that record meets a closed connection. */
-    fcgi_request_drain(req);
+    bool clean = fcgi_request_drain(req);
     FCGX_Request *fcgx = req->fcgx;
     int fd = fcgx->ipcFd;
+    /* libfcgi reads a FCGI_ABORT_REQUEST among the input as a protocol
+     * error and drops what it held: the new owner must know. */
+    req->aborted = !clean && FCGX_GetError(fcgx->in) != 0;
+    req->peer_done = req->aborted;
     /* Free libfcgi's buffers and parameters but keep the descriptor, and
      * tell libfcgi there is no connection, so its next accept starts afresh
      * instead of closing what the new owner now holds. */
@@ -231,6 +236,7 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
     req->out.held = held;
     buf_reset(&req->out.held);
     buf_init(&to->out.held, held.max);
+    to->keep_conn = fcgx->keepConnection != 0;
     to->fcgx = NULL;
     to->detached = true;
     to->detached_fd = fd;
@@ -248,7 +254,8 @@ enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted)
         ssize_t n = read(req->detached_fd, scratch, sizeof scratch);
         if (n > 0) {
             if (fcgi_record_scan(&req->scan, scratch, (size_t)n)) {
-                *aborted = true;
+                *aborted = req->aborted = true;
+                req->peer_done = true;
                 return PROXY_ERR_CLIENT_GONE;
             }
             continue;
@@ -257,8 +264,28 @@ enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return PROXY_OK;
+        req->peer_done = true;
         return PROXY_ERR_CLIENT_GONE; /* EOF or error: the web server closed */
     }
+}
+
+/* A kept connection whose response ended cleanly serves the web server's
+ * next request (Apache with enablereuse reuses it without asking); any
+ * other detached connection is closed. */
+static void release_detached(struct fcgi_request *req)
+{
+    int fd = req->detached_fd;
+    const struct fcgi_response *out = &req->out;
+    if (req->keep_conn && req->lobby && out->ended && !out->unsent.len && !out->out_failed && !out->cut &&
+        !req->peer_done) {
+        int flags = fcntl(fd, F_GETFL, 0);
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* workers read it blocking */
+        fcgi_lobby_return(req->lobby, fd);
+        return;
+    }
+    if (out->cut)
+        fcgi_record_break(fd);
+    close(fd);
 }
 
 void fcgi_request_free(struct fcgi_request *req, struct buf *held)
@@ -271,10 +298,8 @@ void fcgi_request_free(struct fcgi_request *req, struct buf *held)
     free(req->last_event_id);
     free(req->remote_addr);
     req->request_uri = req->content_type = req->accept = req->last_event_id = req->remote_addr = NULL;
-    if (req->detached && req->out.cut)
-        fcgi_record_break(req->detached_fd);
     if (req->detached)
-        close(req->detached_fd);
+        release_detached(req);
     req->detached = false;
     req->detached_fd = -1;
     buf_free(&req->out.unsent);

@@ -33,6 +33,7 @@ struct fcgi_response {
     bool out_started;         /* some of the response reached the web server */
     bool out_failed;          /* a write to the web server failed: it is gone */
     bool cut;                 /* the body went wrong after the head: cut the connection, no clean end */
+    bool ended;               /* detached: FCGI_END_REQUEST is queued behind the body */
     int status;
     const char *error_code;   /* static; set when the proxy answered with its own error */
     unsigned long long bytes_out; /* body bytes accepted for sending */
@@ -42,6 +43,10 @@ struct fcgi_request {
     FCGX_Request *fcgx;       /* borrowed from the worker; NULL once finished or detached */
     bool detached;            /* moved out of libfcgi: the request owns detached_fd */
     int detached_fd;          /* the connection once detached, else -1 */
+    bool keep_conn;           /* detached: the web server asked to keep the connection */
+    bool peer_done;           /* detached: the web server closed or aborted */
+    bool aborted;             /* FCGI_ABORT_REQUEST (or input libfcgi could not read) came */
+    struct fcgi_lobby *lobby; /* where a kept connection waits for its next request (set by the server) */
     unsigned fcgi_id;         /* the FastCGI request id records carry */
     struct fcgi_record_scanner scan; /* detached: watches for FCGI_ABORT_REQUEST */
 
@@ -108,10 +113,12 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
  * FCGI_ABORT_REQUEST (then *aborted is set). */
 enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted);
 
-/* fcgi_request_free: frees the copies req owns, closes a detached
- * connection (shut down first when out.cut: no END_REQUEST, so the web
- * server sees the response fail), and gives the response buffer back to
- * held (NULL: freed). */
+/* fcgi_request_free: frees the copies req owns and gives the response
+ * buffer back to held (NULL: freed). A detached connection goes back to
+ * req->lobby when the web server keeps it and the response ended cleanly
+ * (every byte out, FCGI_END_REQUEST last); otherwise it is closed (broken
+ * off first when out.cut: no END_REQUEST, so the web server sees the
+ * response fail). */
 void fcgi_request_free(struct fcgi_request *req, struct buf *held);
 
 /* fcgi_request_id_acceptable: printable ASCII without spaces, 1..128 chars. */

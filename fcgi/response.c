@@ -284,7 +284,9 @@ void fcgi_response_finish(struct fcgi_request *req)
 
 enum proxy_err fcgi_response_end(struct fcgi_request *req)
 {
-    return send_out(req, NULL, 0, true);
+    enum proxy_err err = send_out(req, NULL, 0, true);
+    req->out.ended = err == PROXY_OK;
+    return err;
 }
 
 enum proxy_err fcgi_response_flush(struct fcgi_request *req)

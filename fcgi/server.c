@@ -36,11 +36,12 @@ static long long now_ms(void)
 }
 
 static void serve_one(const struct fcgi_app *app, void *state, FCGX_Request *fcgx, struct buf *held,
-                      long long read_deadline_ms)
+                      long long read_deadline_ms, struct fcgi_lobby *lobby)
 {
     struct fcgi_request req;
     enum proxy_err loaded = fcgi_request_load(&req, fcgx, held);
     req.read_deadline_ms = read_deadline_ms;
+    req.lobby = lobby;
     if (loaded != PROXY_OK) {
         fcgi_response_fail(&req, PROXY_ERR_NOMEM);
         proxy_log(PROXY_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
@@ -79,7 +80,7 @@ static void *worker_main(void *arg)
         fcgx.keepConnection = 1;
         if (FCGX_Accept_r(&fcgx) < 0)
             continue; /* no request could be read: libfcgi closed the connection */
-        serve_one(app, state, &fcgx, &held, read_deadline_ms);
+        serve_one(app, state, &fcgx, &held, read_deadline_ms, w->lobby);
         if (fcgx.ipcFd >= 0) {
             /* Kept by the web server for its next request: it waits in the
              * lobby, not in a worker. */

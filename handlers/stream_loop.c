@@ -320,6 +320,18 @@ static void finish(struct stream *s, enum proxy_err err)
         watch_output(s);
 }
 
+/* FCGI_ABORT_REQUEST: the upstream transfer closes at once and, as the
+ * FastCGI specification wants, FCGI_END_REQUEST answers it (written if the
+ * socket takes it now; the web server has no use for more). */
+static void end_aborted(struct stream *s)
+{
+    detach_upstream(s);
+    s->end_reason = "aborted";
+    fcgi_response_end(&s->fcgi);
+    fcgi_response_flush(&s->fcgi);
+    destroy(s);
+}
+
 static void start_stream(struct stream_loop *loop, struct stream *s)
 {
     s->next = loop->streams;
@@ -332,6 +344,10 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &s->client_watch};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         abandon(s, "epoll-failed");
+        return;
+    }
+    if (s->fcgi.aborted) {
+        end_aborted(s); /* the abort came before the handoff */
         return;
     }
     s->head_deadline_ms = now_ms() + loop->cfg->proxy_timeout_ms;
@@ -411,7 +427,10 @@ static void on_client_event(struct stream *s, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         bool aborted;
         if (fcgi_request_watch(&s->fcgi, &aborted) != PROXY_OK) {
-            abandon(s, aborted ? "aborted" : "client-gone");
+            if (aborted)
+                end_aborted(s);
+            else
+                abandon(s, "client-gone");
             return;
         }
     }

@@ -4,13 +4,15 @@ upstream cut short is cut short for the client too, on every route; an
 upstream that goes silent ends the stream the same way; headers that speak
 for the whole origin never pass; snapshots are answered whole, never by
 Range; ids with percent-encoded unreserved characters mean the same id."""
+import struct
 import time
 
 import pytest
 
 from harness import client, servers
 from harness.checks import wait_for
-from harness.fastcgi import FcgiConnection, cgi_params, fcgi_request
+from harness.fastcgi import (FCGI_ABORT_REQUEST, FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_RESPONDER, FcgiConnection,
+                             _record, cgi_params, encode_params, fcgi_request)
 from harness.upstream import Reply, json_reply, stream_reply
 from harness.timing import scaled
 
@@ -221,3 +223,46 @@ def test_other_percent_escapes_are_refused(app, upstream, fid, encoded):
     resp = fcgi_request(app.address, "GET", f"{BASE}/{encoded}/snapshot", remote_user="alice")
     assert resp.status == 400, resp.raw[:300]
     assert not upstream.requests(flow)
+
+
+# ---- FCGI_ABORT_REQUEST ----
+
+def test_abort_during_a_stream_ends_it_with_end_request(app, upstream, fid):
+    """The web server aborts an open stream: the upstream connection closes
+    at once, and FCGI_END_REQUEST answers the abort (FastCGI 1.0, 5.4)."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, frame(1))], end="hold"))
+    conn = FcgiConnection(app.address)
+    try:
+        conn.send_request(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
+        assert conn.read_some(scaled(5))
+        (rec,) = upstream.wait_requests(flow)
+        aborted_at = time.monotonic()
+        conn.abort()
+        resp = conn.read_all(scaled(5))
+        assert resp.ended and resp.app_status == 0, "no FCGI_END_REQUEST after the abort"
+        assert time.monotonic() - aborted_at < scaled(0.5)
+        assert wait_for(lambda: not rec.conn.open, scaled(1))
+    finally:
+        conn.close()
+
+
+def test_abort_before_the_handoff_is_not_lost(app, upstream, fid):
+    """The abort arrives where the request's input should, before the stream
+    leaves libfcgi (which reads it as a protocol error): the stream ends at
+    once instead of running on."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, frame(1))], end="hold"))
+    conn = FcgiConnection(app.address)
+    try:
+        started = time.monotonic()
+        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
+        params = encode_params(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
+        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
+                          _record(FCGI_PARAMS, 1) + _record(FCGI_ABORT_REQUEST, 1))
+        resp = conn.read_all(scaled(5))
+        assert resp.ended and resp.app_status == 0, resp.raw[:300]
+        assert time.monotonic() - started < scaled(1)
+        assert wait_for(lambda: all(not r.conn.open for r in upstream.requests(flow)), scaled(1))
+    finally:
+        conn.close()

@@ -165,3 +165,52 @@ def test_stop_lets_a_half_sent_body_finish(app, upstream, fid):
     assert wait_for(lambda: app.proc.poll() is not None, scaled(6))
     assert app.proc.returncode == 0, app.log()[-2000:]
     app.proc = None
+
+
+def _connection_inodes(pid):
+    """The app's connected sockets (its listening socket excluded)."""
+    listening = {line.split()[-1] for line in open("/proc/net/unix").read().splitlines()[1:]
+                 if line.split()[3] == "00010000"}  # __SO_ACCEPTCON
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inode = target[8:-1]
+            if inode not in listening:
+                inodes.add(inode)
+    return inodes
+
+
+@pytest.mark.parametrize("web", ["nginx", "apache"])
+def test_web_server_keeps_connections_to_the_app(instances, upstream, fid, web):
+    """conf/nginx ships fastcgi_keep_conn with an upstream keepalive pool,
+    conf/apache2 enablereuse=on: sequential requests (streams among them)
+    reuse the connections the app keeps between them."""
+    from harness import client
+    from harness.upstream import stream_reply
+    server = instances.get("main", web)
+    pid = server.app.pid
+
+    def snapshots(n):
+        for _ in range(n):
+            flow = fid()
+            upstream.set(flow, json_reply(200, b'{"ok":1}'))
+            resp = client.request(server.port, "GET", f"{BASE}/{flow}/snapshot", server.auth_headers())
+            assert resp.status == 200
+
+    def streams(n):
+        for _ in range(n):
+            flow = fid()
+            upstream.set(flow, stream_reply([(0, b"data: 1\n\n")], end="clean"))
+            resp = client.request(server.port, "GET", f"{BASE}/{flow}/stream", server.auth_headers())
+            assert (resp.status, resp.body) == (200, b"data: 1\n\n")
+
+    snapshots(5)
+    first = _connection_inodes(pid)
+    assert first, "no connection kept between requests"
+    streams(5)
+    snapshots(20)
+    assert first & _connection_inodes(pid), "the kept connections were not reused"

@@ -68,10 +68,15 @@ HELD = [
      [("server.stream-response-body = 2", "server.stream-response-body = 0")],
      "lighttpd collects the whole response first: an open stream shows nothing"),
     ("apache-flushpackets-off", "apache",
-     [('fcgi://openova-flow-fcgi/" flushpackets=on', 'fcgi://openova-flow-fcgi/" flushpackets=off')],
+     [('fcgi://openova-flow-fcgi/" enablereuse=on flushpackets=on',
+       'fcgi://openova-flow-fcgi/" enablereuse=on flushpackets=off')],
      "Apache sets small writes aside until about 8 KiB have gathered"),
+    # With fastcgi_keep_conn on, nginx 1.22 reads records one by one and
+    # passes them on even when buffering; the shipped snippet turns
+    # buffering off all the same, for a site that drops keep_conn.
     ("nginx-buffering-on-header-ignored", "nginx",
-     [("fastcgi_buffering off;", "fastcgi_buffering on; fastcgi_ignore_headers X-Accel-Buffering;")],
+     [("fastcgi_buffering off;", "fastcgi_buffering on; fastcgi_ignore_headers X-Accel-Buffering;"),
+      ("fastcgi_keep_conn on;", "fastcgi_keep_conn off;")],
      "nginx buffers the app's output when neither the config nor the app's header turns it off"),
 ]
 
