@@ -214,3 +214,40 @@ def test_web_server_keeps_connections_to_the_app(instances, upstream, fid, web):
     streams(5)
     snapshots(20)
     assert first & _connection_inodes(pid), "the kept connections were not reused"
+
+
+def test_stop_with_every_worker_busy_or_kept(app, upstream, fid):
+    """SIGTERM with a stream open, idle kept connections and a body still
+    trickling in on every other worker: the stream ends cleanly, the process
+    exits 0 within the stop's bounds, and nothing it frees is used after
+    (under ASan or valgrind a use after free would fail the run)."""
+    from harness.upstream import stream_reply
+    stream_flow = fid()
+    upstream.set(stream_flow, stream_reply([(0, b"data: 1\n\n")], end="hold"))
+    stream = FcgiConnection(app.address)
+    kept, slow = [], []
+    try:
+        stream.send_request(cgi_params("GET", f"{BASE}/{stream_flow}/stream", remote_user="alice"))
+        assert stream.read_some(scaled(5))
+        for _ in range(2):
+            flow = fid()
+            upstream.set(flow, json_reply(200, b'{"ok":1}'))
+            conn = FcgiConnection(app.address)
+            kept.append(conn)
+            conn.send_request(snapshot_params(flow), keep_conn=True)
+            assert conn.read_all().app_status == 0
+        for _ in range(WORKERS):
+            slow.append(partial_events(app, fid(), 1000, b'{"t'))
+        time.sleep(0.2)
+        stopped_at = time.monotonic()
+        os.kill(app.proc.pid, signal.SIGTERM)
+        resp = stream.read_all(scaled(6))
+        assert resp.ended and resp.app_status == 0, "the stream must end cleanly at the stop"
+        assert wait_for(lambda: app.proc.poll() is not None, scaled(8))
+        assert app.proc.returncode == 0, app.log()[-3000:]
+        assert time.monotonic() - stopped_at < scaled(6)
+        assert "stopped" in app.log()
+        app.proc = None
+    finally:
+        for conn in [stream] + kept + slow:
+            conn.close()
