@@ -7,10 +7,10 @@
 #include <strings.h>
 
 #include "auth/auth.h"
-#include "core/error.h"
-#include "core/http.h"
 #include "auth/jwt.h"
 #include "auth/tokens.h"
+#include "core/error.h"
+#include "core/http.h"
 
 #define REMOTE_USER_MAX 256 /* the longest REMOTE_USER taken: it becomes an HTTP header upstream */
 #define METHOD_WHY_MAX 256  /* one method's sentence on why it refused */

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "core/config.h"
 #include "auth/credential.h"
+#include "core/config.h"
 
 #define AUTH_HEADER_MAX 8192 /* the longest token taken from Authorization or the JWT cookie */
 #define AUTH_REASON_MAX 512  /* the reasons logged for one decision; more are dropped */

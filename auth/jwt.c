@@ -17,9 +17,9 @@
 #include <openssl/evp.h>
 
 #include "auth/jwt.h"
+#include "auth/watched_file.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "auth/watched_file.h"
 
 #define JWKS_FILE_MAX (1024u * 1024) /* the largest JWKS file read */
 #define SECRET_FILE_MAX 4096u       /* the largest secret file read */

@@ -9,9 +9,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "core/error.h"
 #include "auth/tokens.h"
 #include "auth/watched_file.h"
+#include "core/error.h"
+#include "core/http.h"
 
 #define DIGEST_LEN 32
 #define FILE_MAX (8u * 1024 * 1024) /* some 100 000 named tokens */
@@ -50,17 +51,6 @@ static void list_release(struct list *l)
         free(l->e[i].name);
     free(l->e);
     free(l);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static bool is_space(char c)
@@ -104,14 +94,14 @@ static enum proxy_err parse_line(const char *s, size_t len, struct entry *e, cha
     }
     size_t d = 0;
     for (; d < 2 * DIGEST_LEN && i + d < len; d++)
-        if (hexval(s[i + d]) < 0)
+        if (http_hex_value(s[i + d]) < 0)
             break;
     if (d != 2 * DIGEST_LEN || (i + d < len && !is_space(s[i + d]))) {
         proxy_say(err, errlen, "expected a SHA-256 digest of 64 hex digits");
         return PROXY_ERR_INVALID;
     }
     for (size_t k = 0; k < DIGEST_LEN; k++)
-        e->digest[k] = (unsigned char)(hexval(s[i + 2 * k]) << 4 | hexval(s[i + 2 * k + 1]));
+        e->digest[k] = (unsigned char)(http_hex_value(s[i + 2 * k]) << 4 | http_hex_value(s[i + 2 * k + 1]));
     i += d;
     while (i < len && is_space(s[i]))
         i++;

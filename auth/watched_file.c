@@ -9,9 +9,9 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/watched_file.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "auth/watched_file.h"
 
 /* A file changed this recently may change again within the timestamp
  * granularity without its stamp changing (git's "racy" files): re-read it

@@ -50,3 +50,14 @@ bool http_value_acceptable(const char *value, size_t max)
     }
     return n > 0;
 }
+
+int http_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "handlers/route.h"
@@ -19,13 +20,10 @@ static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
 /* Written apart from route.c: the id rule of route.h, restated. */
 static int reference_hex(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    char lower = (char)tolower((unsigned char)c);
+    const char *at = lower ? memchr(digits, lower, sizeof digits - 1) : NULL;
+    return at ? (int)(at - digits) : -1;
 }
 
 /* The id route.h promises for raw: every %XX decoded. Returns its length,

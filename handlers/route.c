@@ -3,6 +3,7 @@
  * SCRIPT_NAME/PATH_INFO differ between servers and lighttpd collapses "//". */
 #include <string.h>
 
+#include "core/http.h"
 #include "handlers/handlers.h"
 #include "handlers/route.h"
 
@@ -32,17 +33,6 @@ bool route_id_valid(const char *id, size_t len)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The id as the flow server reads it: a percent-encoded unreserved
  * character is the character itself (RFC 3986 2.3); any other escape, and
  * an id that is not valid once decoded, is refused. */
@@ -54,9 +44,9 @@ static bool decode_id(const char *raw, size_t len, char out[ROUTE_ID_MAX + 1])
             return false;
         char c = raw[i];
         if (c == '%') {
-            if (len - i < 3 || hex_value(raw[i + 1]) < 0 || hex_value(raw[i + 2]) < 0)
+            if (len - i < 3 || http_hex_value(raw[i + 1]) < 0 || http_hex_value(raw[i + 2]) < 0)
                 return false;
-            c = (char)(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+            c = (char)(http_hex_value(raw[i + 1]) * 16 + http_hex_value(raw[i + 2]));
             if (!unreserved(c))
                 return false;
             i += 2;
