@@ -76,8 +76,8 @@ def post(server, flow, node):
 
 
 def holds_nothing(pid):
-    """The process is gone, or a zombie (this container's PID 1 does not
-    reap orphans), which holds no descriptors."""
+    """The process is gone, or a zombie that holds no descriptors (an
+    orphan waits for PID 1 to reap it, which here takes a while)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
