@@ -173,11 +173,13 @@ class Lighttpd:
         env.update(self.app_env)
         return env
 
-    def start(self, wait_app=True):
+    def start(self, wait_app=True, port=None):
+        """port: listen on this one (lighttpd started again where it was)
+        instead of a free one."""
         with open(os.path.join(self.dir, "htpasswd"), "w") as f:
             f.write(htpasswd_line())
         for attempt in range(5):
-            self.port = free_port()
+            self.port = port or free_port()
             stderr = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", self.conf], env=self.env(), cwd=self.dir,
                                          stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,

@@ -11,6 +11,7 @@ closed.
 import dataclasses
 import re
 import select
+import selectors
 import socket
 import threading
 import time
@@ -374,3 +375,87 @@ class RefusingPort:
 
     def close(self):
         self.sock.close()
+
+
+class HoldingUpstream:
+    """A stand-in flow server for many streams at once: one thread over
+    epoll (selectors) instead of a thread per connection, and no select()
+    (which cannot watch a descriptor above 1024). Every request on every
+    connection gets the same answer, a 200 stream whose first chunk is
+    frame, and then silence until the peer closes. It counts connections
+    opened and closed, and the request targets it answered."""
+
+    def __init__(self, frame, headers=None):
+        head = "HTTP/1.1 200 OK\r\n" + "".join(f"{n}: {v}\r\n" for n, v in (headers or SSE_HEADERS))
+        head += "Transfer-Encoding: chunked\r\n\r\n"
+        self.answer = head.encode("latin-1") + b"%x\r\n%s\r\n" % (len(frame), frame)
+        self.lock = threading.Lock()
+        self.opened = 0
+        self.closed = 0
+        self.targets = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(4096)
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listener, selectors.EVENT_READ, None)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="holding-upstream", daemon=True)
+        self._thread.start()
+
+    @property
+    def open_count(self):
+        with self.lock:
+            return self.opened - self.closed
+
+    def _loop(self):
+        while not self._stopping.is_set():
+            for key, _ in self._sel.select(timeout=0.2):
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.fileobj, key.data)
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, OSError):
+                return
+            sock.setblocking(False)
+            with self.lock:
+                self.opened += 1
+            self._sel.register(sock, selectors.EVENT_READ, {"buf": b""})
+
+    def _read(self, sock, state):
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._sel.unregister(sock)
+            sock.close()
+            with self.lock:
+                self.closed += 1
+            return
+        state["buf"] += data
+        while b"\r\n\r\n" in state["buf"]:
+            head, _, state["buf"] = state["buf"].partition(b"\r\n\r\n")
+            with self.lock:
+                self.targets.append(head.split(b" ", 2)[1].decode("latin-1"))
+            try:
+                sock.send(self.answer)   # a few hundred bytes: the socket's buffer takes them
+            except OSError:
+                pass
+
+    def close(self):
+        self._stopping.set()
+        self._thread.join(timeout=2)
+        for key in list(self._sel.get_map().values()):
+            key.fileobj.close()
+        self._sel.close()
