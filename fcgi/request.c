@@ -211,6 +211,32 @@ bool fcgi_request_drain(struct fcgi_request *req)
     return req->fcgx && FCGX_HasSeenEOF(req->fcgx->in) == EOF && FCGX_GetError(req->fcgx->in) == 0;
 }
 
+bool fcgi_request_input_broken(const struct fcgi_request *req)
+{
+    return req->fcgx && FCGX_GetError(req->fcgx->in) != 0;
+}
+
+int fcgi_request_fd(const struct fcgi_request *req)
+{
+    return req->fcgx ? req->fcgx->ipcFd : -1;
+}
+
+/* How much of what waits is looked at: an abort follows at most a few
+ * records a web server might still have in flight. */
+#define PEEK_MAX 512
+
+enum fcgi_input fcgi_request_peek(const struct fcgi_request *req)
+{
+    unsigned char waiting[PEEK_MAX];
+    ssize_t n = req->fcgx ? recv(req->fcgx->ipcFd, waiting, sizeof waiting, MSG_PEEK | MSG_DONTWAIT) : 0;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? FCGI_INPUT_QUIET : FCGI_INPUT_GONE;
+    if (n == 0)
+        return FCGI_INPUT_GONE;
+    struct fcgi_record_scanner scan = {.request_id = req->fcgi_id};
+    return fcgi_record_scan(&scan, waiting, (size_t)n) ? FCGI_INPUT_GONE : FCGI_INPUT_OTHER;
+}
+
 void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size_t unsent_max)
 {
     /* Every web server sends the empty FCGI_STDIN of a GET at once: bytes

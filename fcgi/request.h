@@ -113,6 +113,25 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
  * FCGI_ABORT_REQUEST (then *aborted is set). */
 enum proxy_err fcgi_request_watch(struct fcgi_request *req, bool *aborted);
 
+/* fcgi_request_input_broken: reading the request's input failed (the web
+ * server aborted, hung up, or sent what libfcgi cannot read). */
+bool fcgi_request_input_broken(const struct fcgi_request *req);
+
+/* fcgi_request_fd: the web server's connection of an attached request, -1 otherwise. */
+int fcgi_request_fd(const struct fcgi_request *req);
+
+/* What the web server sent after the request's input, looked at without
+ * taking it. */
+enum fcgi_input {
+    FCGI_INPUT_QUIET, /* nothing (yet) */
+    FCGI_INPUT_GONE,  /* FCGI_ABORT_REQUEST, or the connection closed */
+    FCGI_INPUT_OTHER, /* bytes that are neither */
+};
+
+/* fcgi_request_peek: looks at what waits on an attached request's
+ * connection, without blocking and without consuming it. */
+enum fcgi_input fcgi_request_peek(const struct fcgi_request *req);
+
 /* fcgi_request_free: frees the copies req owns and gives the response
  * buffer back to held (NULL: freed). A detached connection goes back to
  * req->lobby when the web server keeps it and the response ended cleanly

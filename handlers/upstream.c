@@ -500,8 +500,13 @@ enum proxy_err upstream_exchange_result(const struct upstream_exchange *x, CURLc
 struct upstream_client {
     const struct proxy_config *cfg;
     CURL *easy;
+    CURLM *multi; /* drives easy, so that the web server's connection is watched alongside */
     char error[CURL_ERROR_SIZE];
 };
+
+/* How often a call in progress looks at the web server's connection at the
+ * latest: an FCGI_ABORT_REQUEST ends the call within this. */
+#define WATCH_MS 50
 
 struct upstream_client *upstream_client_new(const struct proxy_config *cfg)
 {
@@ -510,7 +515,11 @@ struct upstream_client *upstream_client_new(const struct proxy_config *cfg)
         return NULL;
     client->cfg = cfg;
     client->easy = upstream_easy_new(cfg, false);
-    if (!client->easy) {
+    client->multi = curl_multi_init();
+    if (!client->easy || !client->multi) {
+        curl_easy_cleanup(client->easy);
+        if (client->multi)
+            curl_multi_cleanup(client->multi);
         free(client);
         return NULL;
     }
@@ -523,7 +532,47 @@ void upstream_client_free(struct upstream_client *client)
     if (!client)
         return;
     curl_easy_cleanup(client->easy);
+    curl_multi_cleanup(client->multi);
     free(client);
+}
+
+/* The call, while the web server's connection is watched: an abort or a
+ * hang-up ends it at once (the upstream connection then closes) and sets
+ * *gone. The connections of one client stay in its multi handle's cache,
+ * so they are still reused from call to call. */
+static CURLcode perform_watching(struct upstream_client *client, struct fcgi_request *in, bool *gone)
+{
+    CURLcode rc = CURLE_OK;
+    int running = 1;
+    bool watching = true;
+    if (curl_multi_add_handle(client->multi, client->easy) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY;
+    while (running) {
+        if (curl_multi_perform(client->multi, &running) != CURLM_OK) {
+            rc = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        if (!running)
+            break;
+        struct curl_waitfd web = {.fd = fcgi_request_fd(in), .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(client->multi, &web, watching ? 1 : 0, WATCH_MS, NULL);
+        if (watching && (web.revents & CURL_WAIT_POLLIN)) {
+            enum fcgi_input input = fcgi_request_peek(in);
+            if (input == FCGI_INPUT_GONE) {
+                *gone = true;
+                break;
+            }
+            /* Bytes a web server should not send here: read on, unwatched. */
+            watching = input == FCGI_INPUT_QUIET;
+        }
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(client->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            rc = msg->data.result;
+    curl_multi_remove_handle(client->multi, client->easy);
+    return rc;
 }
 
 static enum proxy_err relay_head(void *ctx, long status, const char *lines, size_t len)
@@ -548,13 +597,18 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
         .sink = {.ctx = req->fcgi, .on_head = relay_head, .on_body = relay_body},
     };
     client->error[0] = '\0';
+    /* The rest of the request's input first: afterwards the web server
+     * sends nothing but an abort, so whatever arrives during the call is one. */
+    if (!fcgi_request_drain(req->fcgi) && fcgi_request_input_broken(req->fcgi))
+        return PROXY_ERR_CLIENT_GONE;
     enum proxy_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
     if (err) {
         upstream_fail(req, err, NULL);
         return err;
     }
-    CURLcode rc = curl_easy_perform(client->easy);
-    err = upstream_exchange_result(&x, rc);
+    bool gone = false;
+    CURLcode rc = perform_watching(client, req->fcgi, &gone);
+    err = gone ? PROXY_ERR_CLIENT_GONE : upstream_exchange_result(&x, rc);
     upstream_exchange_release(&x);
     /* The handle outlives the call: leave no pointer into this frame behind. */
     curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);

@@ -266,3 +266,28 @@ def test_abort_before_the_handoff_is_not_lost(app, upstream, fid):
         assert wait_for(lambda: all(not r.conn.open for r in upstream.requests(flow)), scaled(1))
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("route", ["snapshot", "events"])
+def test_abort_during_a_call_ends_it(app, upstream, fid, route):
+    """An abort while the upstream is still answering a snapshot or an
+    events POST: the upstream call ends within 100 ms (its connection
+    closes) and FCGI_END_REQUEST answers the abort."""
+    flow = fid()
+    upstream.set(flow, Reply(status=200, headers=[("Content-Type", "application/json")], body=b'{"ok":1}',
+                             delay=scaled(5)))
+    body = b'{"type":"upsert-flow"}' if route == "events" else b""
+    method = "POST" if route == "events" else "GET"
+    headers = [("Content-Type", "application/json")] if body else []
+    conn = FcgiConnection(app.address)
+    try:
+        conn.send_request(cgi_params(method, f"{BASE}/{flow}/{route}", headers, body, remote_user="alice"), body)
+        (rec,) = upstream.wait_requests(flow)
+        aborted_at = time.monotonic()
+        conn.abort()
+        resp = conn.read_all(scaled(5))
+        assert resp.ended and resp.app_status == 0, resp.raw[:300]
+        assert wait_for(lambda: not rec.conn.open, scaled(2))
+        assert rec.conn.closed_at - aborted_at < scaled(0.1) + 0.05, rec.conn.closed_at - aborted_at
+    finally:
+        conn.close()
