@@ -187,6 +187,29 @@ def idle_line(result):
             "the workers keep their upstream connections alive).")
 
 
+def slope_per_minute(points):
+    """The least-squares slope of (t seconds, value) points, per minute."""
+    if len(points) < 2:
+        return None
+    mt, mv = mean([t for t, _ in points]), mean([v for _, v in points])
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return 60 * sum((t - mt) * (v - mv) for t, v in points) / var if var else None
+
+
+def trend_line(samples, soak):
+    """How fast each watched quantity still moves after the warm-up: not
+    part of the rule, but a creep too slow to fail ten minutes shows here."""
+    lo = soak["baseline_s"][0]
+    parts = []
+    for key, label, show in WATCHED:
+        slope = slope_per_minute([(s["t"], s[key]) for s in samples if s["t"] >= lo and not s.get("app_gone")])
+        if slope is not None:
+            text = f"{slope:+.1f} KiB" if key == "rss_kib" else f"{slope:+.2f}"
+            parts.append(f"{label} {text} per minute")
+    return (f"Trend from {lo} s to the end (least squares over the samples; not part of the rule): "
+            + ", ".join(parts) + ".") if parts else ""
+
+
 def cpu_line(samples):
     busy = [s for s in samples if s["app_cores"] is not None and not s.get("app_gone")]
     return (f"CPU over the run (mean of the samples): the app {mean([s['app_cores'] for s in busy]) or 0:.2f} "
@@ -218,6 +241,8 @@ def write_markdown(path, info, soak, result, checks, passed, chart):
         "## Checks",
         "",
         check_table(checks),
+        "",
+        trend_line(result["samples"], soak),
         "",
         idle_line(result),
         "",
