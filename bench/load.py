@@ -9,12 +9,17 @@ from context import HERE, WRK
 from procs import cpu_delta, cpu_ticks, system_busy, wait_quiet
 
 
-def run_wrk(run, url, seconds, body_file=None):
-    """wrk's JSON line, plus its own CPU seconds."""
+def run_wrk(run, url, seconds, body_file=None, connections=None, delay_ms=None):
+    """wrk's JSON line, plus its own CPU seconds. connections: the run's
+    setting unless given; delay_ms: each connection's pause after an answer
+    (a bounded rate, wrk.lua), unbounded without."""
     env = {"PATH": "/usr/bin:/bin"}
     if body_file:
         env["BENCH_BODY_FILE"] = body_file
-    argv = [WRK, "-t1", f"-c{run.settings.connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+    if delay_ms:
+        env["BENCH_DELAY_MS"] = str(delay_ms)
+    connections = connections or run.settings.connections
+    argv = [WRK, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
             "-s", os.path.join(HERE, "wrk.lua"), url]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read().decode("utf-8", "replace")

@@ -105,11 +105,24 @@ def target_table(targets):
     return "\n".join(out)
 
 
-def write_chart(run, rows, paths, png):
-    gnuplot = shutil.which("gnuplot")
-    if not gnuplot:
+def gnuplot(script, data, png, **values):
+    """Runs bench/<script> on the data file into png; values become more
+    gnuplot variables (numbers as they are, strings quoted). False, said,
+    when gnuplot is missing or fails."""
+    binary = shutil.which("gnuplot")
+    if not binary:
         log("gnuplot not found: no chart")
         return False
+    assigns = [f"datafile='{data}'", f"outfile='{png}'"]
+    assigns += [f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in values.items()]
+    r = subprocess.run([binary, "-e", "; ".join(assigns), os.path.join(HERE, script)], capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"gnuplot failed: {r.stderr.strip()}")
+        return False
+    return True
+
+
+def write_chart(run, rows, paths, png):
     data = os.path.join(run.build, "chart.dat")
     with open(data, "w") as f:
         f.write("# label snapshot_rps proxy_cpu_us events_rps sse_added_p99_us\n")
@@ -117,12 +130,7 @@ def write_chart(run, rows, paths, png):
             r = rows[cls.name]
             f.write(f"\"{cls.label}\" {r['snapshot_rps']:.0f} {r['proxy_cpu_us'] or 0:.1f} {r['events_rps']:.0f} "
                     f"{r['sse_added_p99_us']:.0f}\n")
-    r = subprocess.run([gnuplot, "-e", f"datafile='{data}'; outfile='{png}'", os.path.join(HERE, "chart.gp")],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        log(f"gnuplot failed: {r.stderr.strip()}")
-        return False
-    return True
+    return gnuplot("chart.gp", data, png)
 
 
 def how_measured(info, rows, s):
