@@ -211,9 +211,33 @@ bool fcgi_request_drain(struct fcgi_request *req)
     return req->fcgx && FCGX_HasSeenEOF(req->fcgx->in) == EOF && FCGX_GetError(req->fcgx->in) == 0;
 }
 
+/* The leading fields of libfcgi's private reader state (FCGX_Stream_Data
+ * in fcgiapp.c, the same in every libfcgi release since 2.4.0): after the
+ * end of a request's input, the bytes libfcgi read beyond it are still in
+ * its buffer, from the stream's rdNext to buffStop, and a web server's
+ * FCGI_ABORT_REQUEST sent right behind the request may be among them. */
+struct libfcgi_reader_head {
+    unsigned char *buff;
+    int bufflen;
+    unsigned char *mBuff;
+    unsigned char *buffStop;
+};
+
+static bool abort_held_by_libfcgi(const FCGX_Request *fcgx)
+{
+    const FCGX_Stream *in = fcgx->in;
+    if (!in || !in->isClosed || !in->data)
+        return false;
+    const struct libfcgi_reader_head *head = in->data;
+    if (!head->buffStop || !in->rdNext || head->buffStop <= in->rdNext)
+        return false;
+    struct fcgi_record_scanner scan = {.request_id = (unsigned)fcgx->requestId};
+    return fcgi_record_scan(&scan, in->rdNext, (size_t)(head->buffStop - in->rdNext));
+}
+
 bool fcgi_request_input_broken(const struct fcgi_request *req)
 {
-    return req->fcgx && FCGX_GetError(req->fcgx->in) != 0;
+    return req->fcgx && (FCGX_GetError(req->fcgx->in) != 0 || abort_held_by_libfcgi(req->fcgx));
 }
 
 int fcgi_request_fd(const struct fcgi_request *req)
@@ -247,7 +271,7 @@ void fcgi_request_detach(struct fcgi_request *req, struct fcgi_request *to, size
     int fd = fcgx->ipcFd;
     /* libfcgi reads a FCGI_ABORT_REQUEST among the input as a protocol
      * error and drops what it held: the new owner must know. */
-    req->aborted = !clean && FCGX_GetError(fcgx->in) != 0;
+    req->aborted = (!clean && FCGX_GetError(fcgx->in) != 0) || abort_held_by_libfcgi(fcgx);
     req->peer_done = req->aborted;
     /* Free libfcgi's buffers and parameters but keep the descriptor, and
      * tell libfcgi there is no connection, so its next accept starts afresh

@@ -599,7 +599,8 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
     client->error[0] = '\0';
     /* The rest of the request's input first: afterwards the web server
      * sends nothing but an abort, so whatever arrives during the call is one. */
-    if (!fcgi_request_drain(req->fcgi) && fcgi_request_input_broken(req->fcgi))
+    fcgi_request_drain(req->fcgi);
+    if (fcgi_request_input_broken(req->fcgi))
         return PROXY_ERR_CLIENT_GONE;
     enum proxy_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
     if (err) {

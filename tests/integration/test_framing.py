@@ -11,8 +11,8 @@ import pytest
 
 from harness import client, servers
 from harness.checks import wait_for
-from harness.fastcgi import (FCGI_ABORT_REQUEST, FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_RESPONDER, FcgiConnection,
-                             _record, cgi_params, encode_params, fcgi_request)
+from harness.fastcgi import (FCGI_ABORT_REQUEST, FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_RESPONDER, FCGI_STDIN,
+                             FcgiConnection, _record, cgi_params, encode_params, fcgi_request)
 from harness.upstream import Reply, json_reply, stream_reply
 from harness.timing import scaled
 
@@ -289,5 +289,28 @@ def test_abort_during_a_call_ends_it(app, upstream, fid, route):
         assert resp.ended and resp.app_status == 0, resp.raw[:300]
         assert wait_for(lambda: not rec.conn.open, scaled(2))
         assert rec.conn.closed_at - aborted_at < scaled(0.1) + 0.05, rec.conn.closed_at - aborted_at
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("route", ["stream", "snapshot"])
+def test_abort_right_behind_the_request_is_not_lost(app, upstream, fid, route):
+    """The abort arrives in the same write as the request's end: libfcgi
+    reads it into its buffer along with the request; it is still seen, and
+    the request ends at once without running on."""
+    flow = fid()
+    upstream.set(flow, stream_reply([(0, frame(1))], end="hold") if route == "stream" else
+                 Reply(status=200, body=b'{"ok":1}', delay=scaled(5)))
+    conn = FcgiConnection(app.address)
+    try:
+        started = time.monotonic()
+        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
+        params = encode_params(cgi_params("GET", f"{BASE}/{flow}/{route}", remote_user="alice"))
+        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
+                          _record(FCGI_PARAMS, 1) + _record(FCGI_STDIN, 1) + _record(FCGI_ABORT_REQUEST, 1))
+        resp = conn.read_all(scaled(5))
+        assert resp.ended and resp.app_status == 0, resp.raw[:300]
+        assert time.monotonic() - started < scaled(1)
+        assert wait_for(lambda: all(not r.conn.open for r in upstream.requests(flow)), scaled(1))
     finally:
         conn.close()
