@@ -251,3 +251,34 @@ def test_stop_with_every_worker_busy_or_kept(app, upstream, fid):
     finally:
         for conn in [stream] + kept + slow:
             conn.close()
+
+
+def test_stop_with_a_worker_that_does_not_end(upstream, fid, tmp_path):
+    """A body still trickling in when the stop's 3 s are up (the client
+    timeout is longer): the worker is left behind, the stream loop ends its
+    streams cleanly but is not freed under it, and the process exits 0."""
+    from harness.upstream import stream_reply
+    app = servers.App({"OPENOVA_FLOW_SERVER_URL": upstream.url, "OPENOVA_FLOW_WORKERS": "2",
+                       "OPENOVA_FLOW_KEEPALIVE": "0", "OPENOVA_FLOW_CLIENT_TIMEOUT": "60s"}, tmp_path).start()
+    stream_flow = fid()
+    upstream.set(stream_flow, stream_reply([(0, b"data: 1\n\n")], end="hold"))
+    stream = FcgiConnection(app.address)
+    slow = None
+    try:
+        stream.send_request(cgi_params("GET", f"{BASE}/{stream_flow}/stream", remote_user="alice"))
+        assert stream.read_some(scaled(5))
+        slow = partial_events(app, fid(), 1000, b'{"t')
+        time.sleep(0.3)
+        stopped_at = time.monotonic()
+        os.kill(app.proc.pid, signal.SIGTERM)
+        resp = stream.read_all(scaled(8))
+        assert resp.ended and resp.app_status == 0
+        assert wait_for(lambda: app.proc.poll() is not None, scaled(8))
+        assert app.proc.returncode == 0, app.log()[-3000:]
+        assert time.monotonic() - stopped_at < scaled(6)
+        assert "did not stop in time" in app.log()
+    finally:
+        stream.close()
+        if slow:
+            slow.close()
+        app.stop()
