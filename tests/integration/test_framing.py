@@ -314,3 +314,26 @@ def test_abort_right_behind_the_request_is_not_lost(app, upstream, fid, route):
         assert wait_for(lambda: all(not r.conn.open for r in upstream.requests(flow)), scaled(1))
     finally:
         conn.close()
+
+
+def test_abort_during_an_events_upload(app, upstream, fid):
+    """The web server aborts while the events body is still arriving: the
+    request ends at once with FCGI_END_REQUEST, and the upstream never hears
+    of it."""
+    flow = fid()
+    conn = FcgiConnection(app.address)
+    try:
+        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
+        params = encode_params(cgi_params("POST", f"{BASE}/{flow}/events", [("Content-Type", "application/json")],
+                                          b"x" * 1000, remote_user="alice"))
+        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
+                          _record(FCGI_PARAMS, 1) + _record(FCGI_STDIN, 1, b'{"type":'))
+        time.sleep(0.2)  # the worker is waiting for the rest of the body
+        aborted_at = time.monotonic()
+        conn.abort()
+        resp = conn.read_all(scaled(5))
+        assert resp.ended and resp.app_status == 0, resp.raw[:300]
+        assert time.monotonic() - aborted_at < scaled(0.1) + 0.05
+        assert upstream.requests(flow) == []
+    finally:
+        conn.close()
