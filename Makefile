@@ -36,6 +36,7 @@ BIN := $(BUILD)/openova-flow-fcgi
 
 CORE_OBJS := \
 	$(BUILD)/core/buf.o \
+	$(BUILD)/core/clock.o \
 	$(BUILD)/core/config.o \
 	$(BUILD)/core/duration.o \
 	$(BUILD)/core/error.o \

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/watched_file.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -192,19 +193,12 @@ static enum proxy_err load(const struct watched_file *w, struct reading *r, char
     return rc;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void watched_set_init(struct watched_set *s)
 {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->publish, NULL);
     pthread_mutex_init(&s->reload, NULL);
-    s->next_check_ms = mono_ms() + WATCHED_CHECK_INTERVAL_MS;
+    s->next_check_ms = clock_ms() + WATCHED_CHECK_INTERVAL_MS;
 }
 
 /* close_file: releases w's content and path; w is all zero after. */
@@ -246,7 +240,7 @@ enum proxy_err watched_file_open(struct watched_file *w, struct watched_set *s, 
         memcpy(w->good, r.hash, WATCHED_DIGEST_LEN);
         s->files[s->n++] = w;
         /* Still one thread: the set is not shared before its owner is. */
-        s->next_check_ms = mono_ms() + WATCHED_CHECK_INTERVAL_MS;
+        s->next_check_ms = clock_ms() + WATCHED_CHECK_INTERVAL_MS;
         return PROXY_OK;
     }
     close_file(w);
@@ -317,7 +311,7 @@ static void refresh(struct watched_file *w)
 
 void watched_set_refresh_if_due(struct watched_set *s)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_ms();
     bool due = false;
     pthread_mutex_lock(&s->publish);
     if (now >= s->next_check_ms) {

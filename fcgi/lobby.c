@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/lobby.h"
 
@@ -53,13 +54,6 @@ struct fcgi_lobby {
     bool accept_paused;
     long long accept_resume_ms;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool queue_push(struct fd_queue *q, int fd)
 {
@@ -114,7 +108,7 @@ static void wait_for_record(struct fcgi_lobby *lobby, int fd, long timeout_ms)
         close(fd);
         return;
     }
-    *w = (struct waiting){.fd = fd, .deadline_ms = now_ms() + timeout_ms, .next = lobby->waiting};
+    *w = (struct waiting){.fd = fd, .deadline_ms = clock_ms() + timeout_ms, .next = lobby->waiting};
     if (lobby->waiting)
         lobby->waiting->prev = w;
     lobby->waiting = w;
@@ -156,7 +150,7 @@ static void on_readable(struct fcgi_lobby *lobby, struct waiting *w)
     if (n > 0)
         hand_to_worker(lobby, fd);
     else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        wait_for_record(lobby, fd, deadline - now_ms()); /* nothing after all: wait on */
+        wait_for_record(lobby, fd, deadline - clock_ms()); /* nothing after all: wait on */
     else
         close(fd);
 }
@@ -165,7 +159,7 @@ static void pause_accepting(struct fcgi_lobby *lobby)
 {
     epoll_ctl(lobby->epfd, EPOLL_CTL_DEL, lobby->s.listen_fd, NULL);
     lobby->accept_paused = true;
-    lobby->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+    lobby->accept_resume_ms = clock_ms() + ACCEPT_PAUSE_MS;
 }
 
 static void accept_all(struct fcgi_lobby *lobby)
@@ -230,7 +224,7 @@ static void *lobby_main(void *arg)
 {
     struct fcgi_lobby *lobby = arg;
     struct epoll_event events[EVENTS_PER_WAIT];
-    long long next_sweep = now_ms() + SWEEP_MS;
+    long long next_sweep = clock_ms() + SWEEP_MS;
     while (!closing(lobby)) {
         int n = epoll_wait(lobby->epfd, events, EVENTS_PER_WAIT, SWEEP_MS);
         for (int i = 0; i < n; i++) {
@@ -242,7 +236,7 @@ static void *lobby_main(void *arg)
             else
                 on_readable(lobby, what);
         }
-        long long now = now_ms();
+        long long now = clock_ms();
         if (now >= next_sweep) {
             sweep(lobby, now);
             next_sweep = now + SWEEP_MS;

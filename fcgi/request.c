@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/http.h"
 #include "fcgi/lobby.h"
 #include "fcgi/request.h"
@@ -157,13 +158,6 @@ enum proxy_err fcgi_request_load(struct fcgi_request *req, FCGX_Request *fcgx, s
     return PROXY_OK;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void fcgi_request_bound_reads(int fd, long long ms)
 {
     struct timeval bound = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -183,7 +177,7 @@ size_t fcgi_request_read(struct fcgi_request *req, char *data, size_t len)
         return 0;
     if (!req->read_deadline_ms)
         return read_raw(req->fcgx, data, len);
-    long long left = req->read_deadline_ms - now_ms();
+    long long left = req->read_deadline_ms - clock_ms();
     if (left <= 0) {
         req->read_timed_out = true;
         return 0;

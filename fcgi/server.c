@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/lobby.h"
 #include "fcgi/response.h"
@@ -27,13 +28,6 @@ struct worker {
     struct fcgi_lobby *lobby;
     bool joined;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void serve_one(const struct fcgi_app *app, void *state, FCGX_Request *fcgx, struct buf *held,
                       long long read_deadline_ms, struct fcgi_lobby *lobby)
@@ -72,7 +66,7 @@ static void *worker_main(void *arg)
     long timeout_ms = w->settings->client_timeout_ms;
     int fd;
     while ((fd = fcgi_lobby_take(w->lobby)) >= 0) {
-        long long read_deadline_ms = now_ms() + timeout_ms;
+        long long read_deadline_ms = clock_ms() + timeout_ms;
         fcgi_request_bound_reads(fd, timeout_ms);
         /* Kept, so that libfcgi's finish of the previous request, at the
          * start of the next accept, leaves this connection open. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/response.h"
 #include "handlers/sse.h"
@@ -104,13 +105,6 @@ struct stream_loop {
     struct watch *dead_watches;
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void wake_loop(struct stream_loop *loop)
 {
     uint64_t one = 1;
@@ -158,14 +152,14 @@ static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, 
                                    "Cache-Control: no-cache, no-transform\r\n"
                                    "X-Accel-Buffering: no\r\n";
     s->sse_mode = true;
-    s->quiet_since_ms = s->upstream_seen_ms = now_ms();
+    s->quiet_since_ms = s->upstream_seen_ms = clock_ms();
     return send_head(s, 200, sse_head, sizeof sse_head - 1);
 }
 
 static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
 {
     struct stream *s = ctx;
-    s->upstream_seen_ms = now_ms();
+    s->upstream_seen_ms = clock_ms();
     enum proxy_err err =
         s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH ? PROXY_ERR_WOULD_BLOCK : send_body(s, data, len);
     if (err == PROXY_ERR_WOULD_BLOCK) {
@@ -174,7 +168,7 @@ static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
     }
     if (!err) {
         sse_tracker_feed(&s->sse, data, len);
-        s->quiet_since_ms = now_ms();
+        s->quiet_since_ms = clock_ms();
     }
     return err;
 }
@@ -261,7 +255,7 @@ static void log_upstream_end(struct stream *s, enum proxy_err err)
  * look to a client talking to it directly, never like a clean end. */
 static void cut(struct stream *s)
 {
-    long long now = now_ms();
+    long long now = clock_ms();
     s->fcgi.out.cut = true;
     s->state = STREAM_DRAINING;
     s->drain_deadline_ms = now + STREAM_DRAIN_MS;
@@ -313,7 +307,7 @@ static void finish(struct stream *s, enum proxy_err err)
         return;
     }
     s->state = STREAM_DRAINING;
-    s->drain_deadline_ms = now_ms() + STREAM_DRAIN_MS;
+    s->drain_deadline_ms = clock_ms() + STREAM_DRAIN_MS;
     if (s->fcgi.out.unsent.len == 0)
         destroy(s);
     else
@@ -350,7 +344,7 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
         end_aborted(s); /* the abort came before the handoff */
         return;
     }
-    s->head_deadline_ms = now_ms() + loop->cfg->proxy_timeout_ms;
+    s->head_deadline_ms = clock_ms() + loop->cfg->proxy_timeout_ms;
     s->easy = upstream_easy_new(loop->cfg, true);
     if (s->easy)
         curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error);
@@ -404,7 +398,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     struct stream_loop *loop = userp;
-    loop->curl_deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    loop->curl_deadline_ms = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
     return 0;
 }
 
@@ -442,12 +436,12 @@ static void on_client_event(struct stream *s, uint32_t events)
     }
     watch_output(s);
     if (s->state == STREAM_DRAINING && s->fcgi.out.unsent.len == 0) {
-        drained(s, now_ms());
+        drained(s, clock_ms());
         return;
     }
     if (s->paused && s->easy && s->state == STREAM_RUNNING && s->fcgi.out.unsent.len < STREAM_PENDING_HIGH / 2) {
         s->paused = false;
-        s->upstream_seen_ms = now_ms(); /* the silence was ours */
+        s->upstream_seen_ms = clock_ms(); /* the silence was ours */
         /* Unpausing delivers what libcurl held back, through our own
          * callbacks; a failure there ends the stream like any other. */
         CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
@@ -479,7 +473,7 @@ static void take_incoming(struct stream_loop *loop)
  * loop's CPU. */
 static void tick(struct stream_loop *loop)
 {
-    long long now = now_ms();
+    long long now = clock_ms();
     time_t wall = time(NULL);
     long keepalive = loop->cfg->keepalive_ms;
     long upstream_idle = loop->cfg->upstream_idle_ms;
@@ -544,18 +538,18 @@ static void *loop_main(void *arg)
     long long tick_ms = TICK_MS;
     if (loop->cfg->keepalive_ms > 0 && loop->cfg->keepalive_ms < 1000)
         tick_ms = loop->cfg->keepalive_ms / 4 + 1;
-    long long next_tick_ms = now_ms() + tick_ms;
+    long long next_tick_ms = clock_ms() + tick_ms;
     for (;;) {
         if (atomic_load(&loop->stopping)) {
             if (!stop_deadline) {
                 take_incoming(loop);
                 stop_all(loop);
-                stop_deadline = now_ms() + STOP_DRAIN_MS;
+                stop_deadline = clock_ms() + STOP_DRAIN_MS;
             }
-            if (!loop->streams || now_ms() >= stop_deadline)
+            if (!loop->streams || clock_ms() >= stop_deadline)
                 break;
         }
-        long long now = now_ms();
+        long long now = clock_ms();
         long long wake_at = next_tick_ms;
         if (loop->curl_deadline_ms >= 0 && loop->curl_deadline_ms < wake_at)
             wake_at = loop->curl_deadline_ms;
@@ -579,7 +573,7 @@ static void *loop_main(void *arg)
                 on_client_event(w->stream, ev);
             }
         }
-        now = now_ms();
+        now = clock_ms();
         if (loop->curl_deadline_ms >= 0 && now >= loop->curl_deadline_ms) {
             /* Cleared first: libcurl sets the next deadline from inside. */
             loop->curl_deadline_ms = -1;

@@ -41,7 +41,7 @@ import time
 import pytest
 
 from harness import client, launchers, servers, wrapper
-from harness.checks import assert_proxy_error, wait_for
+from harness.checks import assert_proxy_error, open_fds, rss_kib, wait_for
 from harness.devserver import BINARY as DEVSERVER_BIN, DevServer, frame_ids, node_message
 from harness.timing import scaled
 from harness.upstream import HoldingUpstream, json_reply, stream_reply
@@ -535,17 +535,6 @@ RSS_SLACK_MIN_KIB = 64 * 1024 if SANITIZED else 8 * 1024
 FD_SLACK = 2
 
 
-def _rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def _fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
 
 @pytest.fixture
 def many_files():
@@ -610,7 +599,7 @@ def test_thousand_streams_aborted_by_their_clients(started, many_files, fid, tmp
         (pid,) = server.app_pids()
         flow = fid()
         target = f"{BASE}/{flow}/stream"
-        fds_before = _fds(pid)
+        fds_before = open_fds(pid)
         rss = []
 
         def one(i):
@@ -628,19 +617,19 @@ def test_thousand_streams_aborted_by_their_clients(started, many_files, fid, tmp
                         socks.append(sock)
                 # both descriptors of every stream (under valgrind fds_before
                 # may hold one of valgrind's own, open for a moment)
-                assert held.open_count == n and _fds(pid) >= 2 * n, (held.open_count, _fds(pid))
+                assert held.open_count == n and open_fds(pid) >= 2 * n, (held.open_count, open_fds(pid))
             finally:
                 for sock in socks:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     sock.close()
             aborted = time.monotonic()
-            settled = wait_for(lambda: _fds(pid) <= fds_before + FD_SLACK and held.open_count == 0, scaled(10),
+            settled = wait_for(lambda: open_fds(pid) <= fds_before + FD_SLACK and held.open_count == 0, scaled(10),
                                interval=0.05)
             took = time.monotonic() - aborted
-            rss.append(_rss_kib(pid))
-            print(f"run {run}: {n} streams aborted; app fds {fds_before} -> {_fds(pid)}, VmRSS {rss[-1]} KiB, "
+            rss.append(rss_kib(pid))
+            print(f"run {run}: {n} streams aborted; app fds {fds_before} -> {open_fds(pid)}, VmRSS {rss[-1]} KiB, "
                   f"upstream {held.closed}/{held.opened} closed, settled in {took:.2f} s")
-            assert settled, (f"{scaled(10)} s after {n} clients left: app holds {_fds(pid)} descriptors "
+            assert settled, (f"{scaled(10)} s after {n} clients left: app holds {open_fds(pid)} descriptors "
                              f"({fds_before} before), upstream has {held.open_count} connections open")
             assert held.opened == held.closed == run * n
             assert held.targets == [f"/v1/flows/{flow}/stream"] * (run * n)

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from harness import client, fastcgi, wrapper
-from harness.checks import wait_for
+from harness.checks import open_fds, rss_kib, wait_for
 from harness.timing import scaled
 from harness.upstream import Reply, json_reply, stream_reply
 
@@ -74,17 +74,6 @@ def read_to_eof(sock):
 def hostile(instances):
     return instances.get("hostile", "lighttpd")
 
-
-def _rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def _fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 # --- raw HTTP ---------------------------------------------------------------
@@ -580,7 +569,7 @@ def settle(pid, upstream, baseline_fds, timeout):
     """Until the app holds at most baseline_fds descriptors and no upstream
     stream connection is left open."""
     def done():
-        return _fds(pid) <= baseline_fds and not [c for c in upstream.open_connections()
+        return open_fds(pid) <= baseline_fds and not [c for c in upstream.open_connections()
                                                    if any(f"/{OK}-" in r.target and "/stream" in r.target
                                                           for r in c.requests)]
     return wait_for(done, timeout, interval=0.1)
@@ -615,8 +604,8 @@ def test_hostile_clients_leave_the_app_as_it_was(hostile, upstream):
     assert not bad, bad
     settle(pid, upstream, 10 ** 6, scaled(5))
     time.sleep(scaled(2.5))   # lighttpd notices the reset streams at the next keepalive (1 s)
-    baseline_fds = _fds(pid)
-    baseline_rss = _rss_kib(pid)
+    baseline_fds = open_fds(pid)
+    baseline_rss = rss_kib(pid)
     upstream.reset()
 
     started = time.monotonic()
@@ -638,7 +627,7 @@ def test_hostile_clients_leave_the_app_as_it_was(hostile, upstream):
     # Back where it was: descriptors (streams reset by their clients end at
     # lighttpd's next write, the keepalive) and memory.
     settled = settle(pid, upstream, baseline_fds, scaled(10))
-    fds, rss = _fds(pid), _rss_kib(pid)
+    fds, rss = open_fds(pid), rss_kib(pid)
     print(f"app pid {pid}: fds {baseline_fds} -> {fds}, VmRSS {baseline_rss} KiB -> {rss} KiB "
           f"({rss - baseline_rss:+d} KiB, bound +{RSS_SLACK_KIB} KiB)")
     assert settled and fds <= baseline_fds, \

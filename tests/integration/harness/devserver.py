@@ -61,11 +61,7 @@ class DevServer:
         self.proc.wait(timeout=5)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return servers.read_log(self.log_path)
 
     def stop(self):
         if self.proc:

@@ -114,11 +114,7 @@ class Launcher:
         return self.proc.pid if self.proc else None
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return servers.read_log(self.log_path)
 
     def stop(self):
         if self.proc:

@@ -560,6 +560,15 @@ class App:
             self.proc = None
 
 
+def read_log(path):
+    """A process's log file as text; empty before the process wrote one."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 def run_cli(args, env=None, timeout=10):
     """The app with args (under the wrapper if any), to its end; timeout is scaled."""
     full = base_env()

@@ -1,0 +1,9 @@
+/* clock.h: the one clock for deadlines and intervals: monotonic, so that a
+ * change of the wall clock moves no deadline. */
+#ifndef OPENOVA_CLOCK_H
+#define OPENOVA_CLOCK_H
+
+/* clock_ms: milliseconds on CLOCK_MONOTONIC (an arbitrary start). */
+long long clock_ms(void);
+
+#endif
