@@ -4,15 +4,13 @@ upstream cut short is cut short for the client too, on every route; an
 upstream that goes silent ends the stream the same way; headers that speak
 for the whole origin never pass; snapshots are answered whole, never by
 Range; ids with percent-encoded unreserved characters mean the same id."""
-import struct
 import time
 
 import pytest
 
 from harness import client, servers
 from harness.checks import wait_for
-from harness.fastcgi import (FCGI_ABORT_REQUEST, FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_RESPONDER, FCGI_STDIN,
-                             FcgiConnection, _record, cgi_params, encode_params, fcgi_request)
+from harness.fastcgi import FCGI_ABORT_REQUEST, FCGI_STDIN, FcgiConnection, _record, cgi_params, fcgi_request, request_head
 from harness.upstream import Reply, json_reply, stream_reply
 from harness.timing import scaled
 
@@ -256,10 +254,8 @@ def test_abort_before_the_handoff_is_not_lost(app, upstream, fid):
     conn = FcgiConnection(app.address)
     try:
         started = time.monotonic()
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-        params = encode_params(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice"))
-        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
-                          _record(FCGI_PARAMS, 1) + _record(FCGI_ABORT_REQUEST, 1))
+        conn.sock.sendall(request_head(cgi_params("GET", f"{BASE}/{flow}/stream", remote_user="alice")) +
+                          _record(FCGI_ABORT_REQUEST, 1))
         resp = conn.read_all(scaled(5))
         assert resp.ended and resp.app_status == 0, resp.raw[:300]
         assert time.monotonic() - started < scaled(1)
@@ -304,10 +300,8 @@ def test_abort_right_behind_the_request_is_not_lost(app, upstream, fid, route):
     conn = FcgiConnection(app.address)
     try:
         started = time.monotonic()
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-        params = encode_params(cgi_params("GET", f"{BASE}/{flow}/{route}", remote_user="alice"))
-        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
-                          _record(FCGI_PARAMS, 1) + _record(FCGI_STDIN, 1) + _record(FCGI_ABORT_REQUEST, 1))
+        conn.sock.sendall(request_head(cgi_params("GET", f"{BASE}/{flow}/{route}", remote_user="alice")) +
+                          _record(FCGI_STDIN, 1) + _record(FCGI_ABORT_REQUEST, 1))
         resp = conn.read_all(scaled(5))
         assert resp.ended and resp.app_status == 0, resp.raw[:300]
         assert time.monotonic() - started < scaled(1)
@@ -323,11 +317,9 @@ def test_abort_during_an_events_upload(app, upstream, fid):
     flow = fid()
     conn = FcgiConnection(app.address)
     try:
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-        params = encode_params(cgi_params("POST", f"{BASE}/{flow}/events", [("Content-Type", "application/json")],
-                                          b"x" * 1000, remote_user="alice"))
-        conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) + _record(FCGI_PARAMS, 1, params) +
-                          _record(FCGI_PARAMS, 1) + _record(FCGI_STDIN, 1, b'{"type":'))
+        params = cgi_params("POST", f"{BASE}/{flow}/events", [("Content-Type", "application/json")], b"x" * 1000,
+                            remote_user="alice")
+        conn.sock.sendall(request_head(params) + _record(FCGI_STDIN, 1, b'{"type":'))
         time.sleep(0.2)  # the worker is waiting for the rest of the body
         aborted_at = time.monotonic()
         conn.abort()

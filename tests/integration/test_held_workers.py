@@ -8,15 +8,13 @@ worker shows at once."""
 import os
 import signal
 import socket
-import struct
 import time
 
 import pytest
 
 from harness import servers
 from harness.checks import wait_for
-from harness.fastcgi import (FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_RESPONDER, FCGI_STDIN, FcgiConnection, _record,
-                             cgi_params, encode_params, fcgi_request)
+from harness.fastcgi import FCGI_STDIN, FcgiConnection, _record, cgi_params, fcgi_request, request_head
 from harness.upstream import json_reply
 from harness.timing import scaled
 
@@ -112,10 +110,7 @@ def partial_events(app, flow, declared, first_bytes):
     """An events request that announces `declared` bytes and sends only
     `first_bytes`, on a fresh connection (no end of FCGI_STDIN)."""
     conn = FcgiConnection(app.address)
-    begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-    conn.sock.sendall(_record(FCGI_BEGIN_REQUEST, 1, begin) +
-                      _record(FCGI_PARAMS, 1, encode_params(events_params(flow, declared))) +
-                      _record(FCGI_PARAMS, 1) + _record(FCGI_STDIN, 1, first_bytes))
+    conn.sock.sendall(request_head(events_params(flow, declared)) + _record(FCGI_STDIN, 1, first_bytes))
     return conn
 
 

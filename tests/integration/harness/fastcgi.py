@@ -110,6 +110,14 @@ class FcgiResponse:
         return True
 
 
+def request_head(params, request_id=1, keep_conn=False):
+    """FCGI_BEGIN_REQUEST and the parameters: a request up to its input,
+    for a test that sends the rest (or not) itself."""
+    begin = struct.pack(">HB5x", FCGI_RESPONDER, 1 if keep_conn else 0)
+    return (_record(FCGI_BEGIN_REQUEST, request_id, begin) +
+            _record(FCGI_PARAMS, request_id, encode_params(params)) + _record(FCGI_PARAMS, request_id))
+
+
 class FcgiConnection:
     """One request over one connection (the app may close after it)."""
 
@@ -126,11 +134,7 @@ class FcgiConnection:
         self.request_id = 1
 
     def send_request(self, params, body=b"", keep_conn=False):
-        flags = 1 if keep_conn else 0
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, flags)
-        data = _record(FCGI_BEGIN_REQUEST, self.request_id, begin)
-        data += _record(FCGI_PARAMS, self.request_id, encode_params(params))
-        data += _record(FCGI_PARAMS, self.request_id)
+        data = request_head(params, self.request_id, keep_conn)
         if body:
             data += _record(FCGI_STDIN, self.request_id, body)
         data += _record(FCGI_STDIN, self.request_id)
