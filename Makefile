@@ -36,12 +36,14 @@ BIN := $(BUILD)/openova-flow-fcgi
 
 CORE_OBJS := \
 	$(BUILD)/core/buf.o \
+	$(BUILD)/core/cidr.o \
 	$(BUILD)/core/clock.o \
 	$(BUILD)/core/config.o \
 	$(BUILD)/core/duration.o \
 	$(BUILD)/core/error.o \
 	$(BUILD)/core/http.o \
 	$(BUILD)/core/log.o \
+	$(BUILD)/core/metrics.o \
 	$(BUILD)/fcgi/listen.o \
 	$(BUILD)/fcgi/lobby.o \
 	$(BUILD)/fcgi/record.o \
@@ -54,6 +56,8 @@ CORE_OBJS := \
 	$(BUILD)/auth/watched_file.o \
 	$(BUILD)/handlers/dispatch.o \
 	$(BUILD)/handlers/events.o \
+	$(BUILD)/handlers/ops.o \
+	$(BUILD)/handlers/request_log.o \
 	$(BUILD)/handlers/route.o \
 	$(BUILD)/handlers/snapshot.o \
 	$(BUILD)/handlers/sse.o \

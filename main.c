@@ -14,9 +14,11 @@
 #include "auth/auth.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "fcgi/listen.h"
 #include "fcgi/server.h"
 #include "handlers/dispatch.h"
+#include "handlers/ops.h"
 #include "handlers/stream_loop.h"
 #include "handlers/upstream.h"
 
@@ -78,8 +80,17 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_KEEPCONN_IDLE    close a kept FastCGI connection idle this long (default 60s)\n"
             "  OPENOVA_FLOW_CLIENT_TIMEOUT   read of a request from the web server, head and body (default 30s)\n"
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
-            "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n",
-            CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH);
+            "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n"
+            "  OPENOVA_FLOW_HEALTH_PATH      liveness, the process alone (default %s; empty: off)\n"
+            "  OPENOVA_FLOW_READY_PATH       readiness, the upstream's GET /healthz (default %s; empty: off)\n"
+            "  OPENOVA_FLOW_METRICS_PATH     Prometheus metrics (default %s; empty: off)\n"
+            "  OPENOVA_FLOW_STATUS_PATH      status page, text or ?json (default %s; empty: off)\n"
+            "  OPENOVA_FLOW_METRICS_ALLOW    client addresses that may read metrics and status\n"
+            "                                (default %s)\n"
+            "  OPENOVA_FLOW_LOG_LEVEL        debug, info (default), warn or error\n"
+            "  OPENOVA_FLOW_LOG_FORMAT       logfmt (default) or json\n",
+            CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH, CONFIG_DEFAULT_HEALTH_PATH, CONFIG_DEFAULT_READY_PATH,
+            CONFIG_DEFAULT_METRICS_PATH, CONFIG_DEFAULT_STATUS_PATH, CONFIG_DEFAULT_METRICS_ALLOW);
 }
 
 /* Each open stream holds two descriptors (the web server's connection and
@@ -98,7 +109,7 @@ static void raise_fd_limit(const struct proxy_config *cfg)
     rlim_t need = (rlim_t)cfg->max_streams * 2 + cfg->workers * 2 + 64;
     if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need)
         proxy_log(PROXY_LOG_WARN, NULL,
-                 "msg=\"open file limit %llu is below the %llu that OPENOVA_FLOW_MAX_STREAMS=%u needs\"",
+                 "open file limit %llu is below the %llu that OPENOVA_FLOW_MAX_STREAMS=%u needs",
                  (unsigned long long)lim.rlim_cur, (unsigned long long)need, cfg->max_streams);
 }
 
@@ -114,7 +125,7 @@ static int app_start(void *ctx)
     struct flow_app *app = ctx;
     app->streams = stream_loop_start(app->cfg);
     if (!app->streams)
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start: out of memory\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot start: out of memory");
     return app->streams ? 0 : -1;
 }
 
@@ -132,13 +143,15 @@ static void app_worker_end(void *ctx, void *worker)
 
 static void app_serve(void *ctx, void *worker, struct fcgi_request *req)
 {
+    metrics_worker_busy(1);
     dispatch(ctx, worker, req);
+    metrics_worker_busy(-1);
 }
 
 static void app_stopping(void *ctx)
 {
     struct flow_app *app = ctx;
-    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopping: %u streams open\"", stream_loop_open_streams(app->streams));
+    proxy_log(PROXY_LOG_INFO, NULL, "stopping: %u streams open", stream_loop_open_streams(app->streams));
     stream_loop_begin_stop(app->streams);
 }
 
@@ -225,11 +238,11 @@ static void warn_about(const struct proxy_config *cfg)
         const char *open_routes = cfg->auth_read == cfg->auth_events ? "every route"
                                   : cfg->auth_read == AUTH_NONE       ? "snapshot and stream"
                                                                        : "events";
-        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"no authentication for %s: anyone is let in\"", open_routes);
+        proxy_log(PROXY_LOG_WARN, NULL, "no authentication for %s: anyone is let in", open_routes);
     }
     if (cfg->tls_skip_verify)
         proxy_log(PROXY_LOG_WARN, NULL,
-                  "msg=\"OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked\"");
+                  "OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked");
 }
 
 static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket)
@@ -237,10 +250,16 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
     raise_fd_limit(cfg);
     warn_about(cfg);
     if (FCGX_Init() != 0 || upstream_global_init() != 0) {
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot initialise libfcgi or libcurl\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot initialise libfcgi or libcurl");
         return 1;
     }
-    struct flow_app flow = {.cfg = cfg, .auth = auth};
+    const char *libcurl = curl_version_info(CURLVERSION_NOW)->version;
+    struct flow_app flow = {.cfg = cfg, .auth = auth, .ops = ops_new(cfg, OPENOVA_VERSION, libcurl)};
+    if (!flow.ops) {
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot start: out of memory");
+        upstream_global_cleanup();
+        return 1;
+    }
     struct fcgi_app app = {
         .ctx = &flow,
         .start = app_start,
@@ -251,17 +270,23 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
         .cut_short = app_cut_short,
         .stopped = app_stopped,
     };
-    char *banner = NULL;
-    if (asprintf(&banner, "upstream=%s max_streams=%u", cfg->upstream_url, cfg->max_streams) < 0)
-        banner = NULL;
+    const struct log_field banner[] = {
+        LOG_TEXT("version", OPENOVA_VERSION),
+        LOG_TEXT("upstream", cfg->upstream_url),
+        LOG_NUMBER("max_streams", cfg->max_streams),
+        LOG_TEXT("metrics", cfg->metrics_path ? cfg->metrics_path : "off"),
+    };
     struct fcgi_server_settings settings = {.listen_fd = listen_fd,
                                             .own_socket = own_socket,
                                             .workers = cfg->workers,
                                             .client_timeout_ms = cfg->client_timeout_ms,
                                             .keepconn_idle_ms = cfg->keepconn_idle_ms,
-                                            .banner = banner};
+                                            .banner = banner,
+                                            .banner_count = sizeof banner / sizeof banner[0]};
     int rc = fcgi_server_run(&settings, &app, &stop_requested);
-    free(banner);
+    /* A worker that never ended may still read the state: the process exits
+     * from inside fcgi_server_run then, so here every worker is gone. */
+    ops_free(flow.ops);
     upstream_global_cleanup();
     return rc;
 }
@@ -280,6 +305,9 @@ int main(int argc, char **argv)
     }
     if (opts.print_config)
         return print_config(&cfg);
+    proxy_log_setup(cfg.log_level, cfg.log_format);
+    /* Nothing reads the counters without the metrics or the status page. */
+    metrics_enable(cfg.metrics_path || cfg.status_path);
     /* The tokens file and the keys are read now: a bad one stops the start
      * with its reason, before a socket is taken. */
     struct auth *auth = auth_new(&cfg, err, sizeof err);

@@ -302,7 +302,7 @@ static void *parse_jwks(const char *path, char *buf, size_t len, char *err, size
             goto fail;
         }
         if (rc == PROXY_ERR_REFUSED)
-            proxy_log(PROXY_LOG_WARN, NULL, "msg=\"jwks file %s: key %zu skipped: %s\"", path, i, why);
+            proxy_log(PROXY_LOG_WARN, NULL, "jwks file %s: key %zu skipped: %s", path, i, why);
         else if (k.jwk)
             ks->k[ks->n++] = k;
     }

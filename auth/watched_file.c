@@ -257,7 +257,7 @@ static bool may_have_changed(struct watched_file *w)
     if (stat(w->path, &sb) != 0) {
         int e = errno;
         if (e != w->read_errno)
-            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s %s: %s; keeping the %s loaded before\"", w->kind->what,
+            proxy_log(PROXY_LOG_ERROR, NULL, "%s %s: %s; keeping the %s loaded before", w->kind->what,
                       w->path, strerror(e), w->kind->items);
         w->read_errno = e;
         return false;
@@ -282,7 +282,7 @@ static void refresh(struct watched_file *w)
     enum proxy_err rc = load(w, &r, err, sizeof err);
     if (r.read_errno) {
         if (r.read_errno != w->read_errno)
-            proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
+            proxy_log(PROXY_LOG_ERROR, NULL, "%s; keeping the %s loaded before", err, k->items);
         w->read_errno = r.read_errno;
         return;
     }
@@ -295,7 +295,7 @@ static void refresh(struct watched_file *w)
     if (rc != PROXY_OK) {
         memcpy(w->bad, r.hash, WATCHED_DIGEST_LEN);
         w->has_bad = true;
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"%s; keeping the %s loaded before\"", err, k->items);
+        proxy_log(PROXY_LOG_ERROR, NULL, "%s; keeping the %s loaded before", err, k->items);
         return;
     }
     pthread_mutex_lock(w->publish);
@@ -304,7 +304,7 @@ static void refresh(struct watched_file *w)
     pthread_mutex_unlock(w->publish);
     memcpy(w->good, r.hash, WATCHED_DIGEST_LEN);
     w->has_bad = false;
-    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"%s %s reloaded: %zu %s\"", k->what, w->path, k->count(r.content),
+    proxy_log(PROXY_LOG_INFO, NULL, "%s %s reloaded: %zu %s", k->what, w->path, k->count(r.content),
               k->items);
     k->release(old);
 }

@@ -6,4 +6,7 @@
 /* clock_ms: milliseconds on CLOCK_MONOTONIC (an arbitrary start). */
 long long clock_ms(void);
 
+/* clock_us: microseconds on the same clock, for durations measured finely. */
+long long clock_us(void);
+
 #endif

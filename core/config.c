@@ -86,6 +86,7 @@ struct setting {
                            size_t errlen);
     size_t field; /* offsetof(struct proxy_config, ...), of the type the loader writes */
     unsigned long long fallback, max;
+    const char *text; /* a text default */
 };
 
 static void *field_of(const struct setting *s, struct proxy_config *cfg)
@@ -275,6 +276,61 @@ static enum proxy_err load_unsigned(const struct setting *s, struct proxy_config
     return rc;
 }
 
+/* ---- operations ---- */
+
+/* Whether path is base or under it: the flow routes' ground. */
+static bool under_base(const char *path, const char *base)
+{
+    size_t n = strlen(base);
+    return n > 0 && strncmp(path, base, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* An endpoint's exact path into a char * field: unset gives s->text's
+ * default, empty turns the endpoint off (NULL). It must be an absolute path
+ * outside the flow routes and differ from the endpoints loaded before. */
+static enum proxy_err load_ops_path(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                    char *err, size_t errlen)
+{
+    const char *raw = env(s->name);
+    char **out = field_of(s, cfg);
+    if (raw && !*raw)
+        return PROXY_OK;
+    if (!(*out = trimmed_copy(raw ? raw : s->text)))
+        return out_of_memory(err, errlen, s->name);
+    const char *path = *out;
+    if (path[0] != '/' || strpbrk(path, "?#% \t"))
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be an absolute path such as /openova-flow/healthz");
+    if (under_base(path, cfg->base_path))
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be outside OPENOVA_FLOW_BASE_PATH");
+    char *const others[] = {cfg->health_path, cfg->ready_path, cfg->metrics_path, cfg->status_path};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] && others[i] != path && strcmp(others[i], path) == 0)
+            return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "is the path of another endpoint");
+    return PROXY_OK;
+}
+
+static enum proxy_err load_allow(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                                 size_t errlen)
+{
+    const char *raw = env(s->name);
+    char why[160];
+    enum proxy_err rc = cidr_list_parse(raw ? raw : s->text, &cfg->metrics_allow, why, sizeof why);
+    return rc ? refuse(rc, err, errlen, s->name, why) : PROXY_OK;
+}
+
+static enum proxy_err load_log(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                               size_t errlen)
+{
+    cfg->log_level = PROXY_LOG_INFO;
+    cfg->log_format = PROXY_LOG_LOGFMT;
+    const char *level = env(s->name), *format = env("OPENOVA_FLOW_LOG_FORMAT");
+    if (level && *level && proxy_log_level_parse(level, &cfg->log_level) != 0)
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be debug, info, warn or error");
+    if (format && *format && proxy_log_format_parse(format, &cfg->log_format) != 0)
+        return refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_LOG_FORMAT", "must be logfmt or json");
+    return PROXY_OK;
+}
+
 /* ---- authentication ---- */
 
 static const struct {
@@ -448,6 +504,16 @@ static const struct setting settings[] = {
     {.name = "OPENOVA_FLOW_MAX_STREAMS", .load = load_unsigned, .field = FIELD(max_streams),
      .fallback = 1024, .max = 1000000},
     {.name = "OPENOVA_FLOW_WORKERS", .load = load_unsigned, .field = FIELD(workers), .fallback = 16, .max = 1024},
+    {.name = "OPENOVA_FLOW_HEALTH_PATH", .load = load_ops_path, .field = FIELD(health_path),
+     .text = CONFIG_DEFAULT_HEALTH_PATH},
+    {.name = "OPENOVA_FLOW_READY_PATH", .load = load_ops_path, .field = FIELD(ready_path),
+     .text = CONFIG_DEFAULT_READY_PATH},
+    {.name = "OPENOVA_FLOW_METRICS_PATH", .load = load_ops_path, .field = FIELD(metrics_path),
+     .text = CONFIG_DEFAULT_METRICS_PATH},
+    {.name = "OPENOVA_FLOW_STATUS_PATH", .load = load_ops_path, .field = FIELD(status_path),
+     .text = CONFIG_DEFAULT_STATUS_PATH},
+    {.name = "OPENOVA_FLOW_METRICS_ALLOW", .load = load_allow, .text = CONFIG_DEFAULT_METRICS_ALLOW},
+    {.name = "OPENOVA_FLOW_LOG_LEVEL", .load = load_log},
 };
 
 enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
@@ -475,6 +541,11 @@ void config_free(struct proxy_config *cfg)
     free(cfg->jwt_issuer);
     free(cfg->jwt_audience);
     free(cfg->jwt_user_claim);
+    free(cfg->health_path);
+    free(cfg->ready_path);
+    free(cfg->metrics_path);
+    free(cfg->status_path);
+    cidr_list_free(&cfg->metrics_allow);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -512,6 +583,19 @@ char *config_json(const struct proxy_config *cfg)
     json_object_object_add(o, "client_timeout_ms", json_object_new_int64(cfg->client_timeout_ms));
     json_object_object_add(o, "max_streams", json_object_new_int64(cfg->max_streams));
     json_object_object_add(o, "workers", json_object_new_int64(cfg->workers));
+    const struct {
+        const char *key, *path;
+    } ops[] = {{"health_path", cfg->health_path},
+               {"ready_path", cfg->ready_path},
+               {"metrics_path", cfg->metrics_path},
+               {"status_path", cfg->status_path}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        json_object_object_add(o, ops[i].key, ops[i].path ? json_object_new_string(ops[i].path) : NULL);
+    char allow[CIDR_LIST_MAX * 48];
+    json_object_object_add(o, "metrics_allow",
+                           json_object_new_string(cidr_list_text(&cfg->metrics_allow, allow, sizeof allow)));
+    json_object_object_add(o, "log_level", json_object_new_string(proxy_log_level_name(cfg->log_level)));
+    json_object_object_add(o, "log_format", json_object_new_string(proxy_log_format_name(cfg->log_format)));
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     char *copy = text ? strdup(text) : NULL;
     json_object_put(o);

@@ -6,10 +6,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/cidr.h"
 #include "core/error.h"
+#include "core/log.h"
 
 #define CONFIG_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
 #define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
+/* The operations endpoints: outside the flow routes, under a prefix of
+ * their own so that they sit beside other applications of the same site. */
+#define CONFIG_DEFAULT_HEALTH_PATH "/openova-flow/healthz"
+#define CONFIG_DEFAULT_READY_PATH "/openova-flow/readyz"
+#define CONFIG_DEFAULT_METRICS_PATH "/openova-flow/metrics"
+#define CONFIG_DEFAULT_STATUS_PATH "/openova-flow/status"
+#define CONFIG_DEFAULT_METRICS_ALLOW "127.0.0.0/8,::1"
 
 /* Authentication methods, as OPENOVA_FLOW_AUTH* name them. This is
  * configuration vocabulary, so it stays in core/ beside the settings that
@@ -48,6 +57,11 @@ struct proxy_config {
     long client_timeout_ms;   /* the whole read of a request from the web server: head and body */
     unsigned max_streams;
     unsigned workers;         /* threads answering FastCGI requests */
+    /* Liveness, readiness, metrics, status: exact paths; NULL: not served. */
+    char *health_path, *ready_path, *metrics_path, *status_path;
+    struct cidr_list metrics_allow; /* who may read metrics and status */
+    enum proxy_log_level log_level;
+    enum proxy_log_format log_format;
 };
 
 /* Reads an environment variable; getenv in the program, a table in tests. */

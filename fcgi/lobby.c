@@ -176,7 +176,7 @@ static void accept_all(struct fcgi_lobby *lobby)
             return;
         /* Out of descriptors or memory for a moment: a lobby that quit
          * here would leave a process that answers nothing. */
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"accept failed: %s; retrying\"", strerror(errno));
+        proxy_log(PROXY_LOG_ERROR, NULL, "accept failed: %s; retrying", strerror(errno));
         pause_accepting(lobby);
         return;
     }

@@ -69,11 +69,16 @@ bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_t
     return true;
 }
 
-long fcgi_request_elapsed_ms(const struct fcgi_request *req)
+long long fcgi_request_elapsed_us(const struct fcgi_request *req)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long)((now.tv_sec - req->started.tv_sec) * 1000 + (now.tv_nsec - req->started.tv_nsec) / 1000000);
+    return (long long)(now.tv_sec - req->started.tv_sec) * 1000000 + (now.tv_nsec - req->started.tv_nsec) / 1000;
+}
+
+long fcgi_request_elapsed_ms(const struct fcgi_request *req)
+{
+    return (long)(fcgi_request_elapsed_us(req) / 1000);
 }
 
 const char *fcgi_request_param(const struct fcgi_request *req, const char *name)

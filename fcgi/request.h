@@ -154,5 +154,7 @@ bool fcgi_request_headers_acceptable(char **envp, size_t max_value, size_t max_t
 
 /* fcgi_request_elapsed_ms: milliseconds since req was loaded. */
 long fcgi_request_elapsed_ms(const struct fcgi_request *req);
+/* fcgi_request_elapsed_us: the same in microseconds. */
+long long fcgi_request_elapsed_us(const struct fcgi_request *req);
 
 #endif

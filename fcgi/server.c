@@ -38,7 +38,7 @@ static void serve_one(const struct fcgi_app *app, void *state, FCGX_Request *fcg
     req.lobby = lobby;
     if (loaded != PROXY_OK) {
         fcgi_response_fail(&req, PROXY_ERR_NOMEM);
-        proxy_log(PROXY_LOG_ERROR, req.request_id, "msg=\"out of memory loading the request\"");
+        proxy_log(PROXY_LOG_ERROR, req.request_id, "out of memory loading the request");
     } else {
         app->serve(app->ctx, state, &req);
     }
@@ -58,7 +58,7 @@ static void *worker_main(void *arg)
      * connections the lobby hands over, and a connection it cannot read a
      * request from is closed and ends the call instead of waiting for another. */
     if ((app->worker_start && !state) || FCGX_InitRequest(&fcgx, -1, FCGI_FAIL_ACCEPT_ON_INTR)) {
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"worker could not start: out of memory\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "worker could not start: out of memory");
         if (state && app->worker_end)
             app->worker_end(app->ctx, state);
         return NULL;
@@ -167,8 +167,19 @@ static struct fcgi_lobby *open_lobby(const struct fcgi_server_settings *s)
                                      .kept_idle_ms = s->keepconn_idle_ms};
     struct fcgi_lobby *lobby = fcgi_lobby_start(&ls);
     if (!lobby)
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start: out of memory or descriptors\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot start: out of memory or descriptors");
     return lobby;
+}
+
+/* "serving": the application's banner and the workers that started. */
+static void log_serving(const struct fcgi_server_settings *s, unsigned started)
+{
+    struct log_field fields[16];
+    size_t n = 0;
+    for (size_t i = 0; i < s->banner_count && n < sizeof fields / sizeof fields[0] - 1; i++)
+        fields[n++] = s->banner[i];
+    fields[n++] = LOG_NUMBER("workers", started);
+    proxy_log_fields(PROXY_LOG_INFO, NULL, "serving", fields, n);
 }
 
 int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop)
@@ -186,7 +197,7 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
     unsigned started = workers ? start_workers(workers, s, app, lobby) : 0;
     if (started == 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        proxy_log(PROXY_LOG_ERROR, NULL, "msg=\"cannot start worker threads\"");
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot start worker threads");
         free(workers);
         fcgi_lobby_close(lobby);
         fcgi_lobby_free(lobby);
@@ -194,7 +205,7 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
             app->stopped(app->ctx, false);
         return 1;
     }
-    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"serving\" %s workers=%u", s->banner ? s->banner : "", started);
+    log_serving(s, started);
     wait_for_stop(old, stop);
 
     /* Accepting ends and idle workers leave; a socket we bound ourselves is
@@ -207,10 +218,10 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
         app->stopping(app->ctx);
     unsigned left = join_workers(workers, started, app);
     if (left)
-        proxy_log(PROXY_LOG_WARN, NULL, "msg=\"%u workers did not stop in time; exiting\"", left);
+        proxy_log(PROXY_LOG_WARN, NULL, "%u workers did not stop in time; exiting", left);
     if (app->stopped)
         app->stopped(app->ctx, left > 0);
-    proxy_log(PROXY_LOG_INFO, NULL, "msg=\"stopped\"");
+    proxy_log(PROXY_LOG_INFO, NULL, "stopped");
     if (left)
         _exit(0); /* a worker still at work shares what would be freed */
     fcgi_lobby_free(lobby);

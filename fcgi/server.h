@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "core/log.h"
 #include "fcgi/request.h"
 
 /* What the application gives the transport. Every callback but serve may
@@ -41,7 +42,8 @@ struct fcgi_server_settings {
     unsigned workers; /* threads answering requests */
     long client_timeout_ms; /* reading a request from the web server, head and body together */
     long keepconn_idle_ms;  /* a kept connection waits this long for its next request */
-    const char *banner; /* logged with "serving": what is served, in logfmt */
+    const struct log_field *banner; /* logged with "serving": what is served */
+    size_t banner_count;
 };
 
 /* fcgi_server_run: serves on s->listen_fd until *stop becomes non-zero (set

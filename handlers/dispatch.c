@@ -7,8 +7,11 @@
 #include "auth/auth.h"
 #include "core/log.h"
 #include "fcgi/response.h"
+#include "core/metrics.h"
 #include "handlers/dispatch.h"
 #include "handlers/handlers.h"
+#include "handlers/ops.h"
+#include "handlers/request_log.h"
 
 static const struct dispatch_refusal route_refusals[] = {
     [ROUTE_NOT_FOUND] = {404, "not_found", "No such route."},
@@ -40,6 +43,30 @@ static void refuse(struct flow_request *req, const struct dispatch_refusal *r)
     fcgi_response_error(req->fcgi, r->status, r->code, r->message, allow[0] ? allow : NULL);
 }
 
+/* The metrics' labels of an authentication outcome. */
+static void count_auth(const struct auth_outcome *outcome)
+{
+    static const struct {
+        const char *name;
+        enum metrics_auth_method label;
+    } methods[] = {{"remote-user", METRICS_AUTH_REMOTE_USER}, {"bearer", METRICS_AUTH_BEARER},
+                   {"jwt", METRICS_AUTH_JWT}};
+    enum metrics_auth_method method = METRICS_AUTH_NONE;
+    for (size_t i = 0; outcome->method && i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(outcome->method, methods[i].name) == 0)
+            method = methods[i].label;
+    enum metrics_auth_outcome result = METRICS_AUTH_ERROR;
+    if (!outcome->status)
+        result = METRICS_AUTH_ACCEPTED;
+    else if (outcome->status == 403)
+        result = METRICS_AUTH_FORBIDDEN;
+    else if (outcome->status == 401)
+        result = strcmp(outcome->code, "unauthorized") == 0 ? METRICS_AUTH_UNAUTHORIZED
+                                                             : METRICS_AUTH_INVALID_CREDENTIALS;
+    /* A refusal names no method: none of them let the caller in. */
+    metrics_auth(outcome->status && result != METRICS_AUTH_ERROR ? METRICS_AUTH_NONE : method, result);
+}
+
 /* Decides who the caller is; true to go on, false when already answered. */
 static bool authenticate(struct flow_request *req)
 {
@@ -49,18 +76,23 @@ static bool authenticate(struct flow_request *req)
         .cookie = fcgi_request_param(req->fcgi, "HTTP_COOKIE"),
         .accepted = auth_accepted(req->cfg, req->route->events_auth),
     };
-    if (presented.accepted == AUTH_NONE)
+    if (presented.accepted == AUTH_NONE) {
+        req->auth_method = "none";
+        metrics_auth(METRICS_AUTH_NONE, METRICS_AUTH_ACCEPTED);
         return true;
+    }
     struct auth_outcome outcome;
     auth_decide(req->auth, &presented, time(NULL), &outcome);
+    count_auth(&outcome);
     if (outcome.status) {
         /* The client learns a short code; the log, every check that failed. */
-        proxy_log(outcome.status >= 500 ? PROXY_LOG_ERROR : PROXY_LOG_WARN, req->fcgi->request_id,
-                  "msg=\"refused: %s\"", outcome.reason);
+        proxy_log(outcome.status >= 500 ? PROXY_LOG_ERROR : PROXY_LOG_WARN, req->fcgi->request_id, "refused: %s",
+                  outcome.reason);
         fcgi_response_error(req->fcgi, outcome.status, outcome.code, outcome.message, outcome.www_authenticate);
         return false;
     }
     req->user = outcome.credential.user;
+    req->auth_method = outcome.method;
     req->credential_expires = outcome.credential.expires;
     return true;
 }
@@ -77,15 +109,14 @@ static const struct dispatch_refusal *check(const struct flow_request *req, enum
     return NULL;
 }
 
-static void log_line(const struct flow_request *req)
+/* The request's line and counts; refusals name their reason: the error
+ * code the client got too. */
+static void log_line(const struct flow_request *req, const char *end)
 {
-    const struct fcgi_request *f = req->fcgi;
-    const char *error = f->out.error_code;
-    /* Refusals name their reason: the error code the client got too. */
-    proxy_log(f->out.status >= 500 ? PROXY_LOG_ERROR : error ? PROXY_LOG_WARN : PROXY_LOG_INFO, f->request_id,
-              "method=%s route=%s id=%s status=%d bytes=%llu ms=%ld%s%s", f->method[0] ? f->method : "-",
-              req->route ? req->route->suffix : "-", req->id[0] ? req->id : "-", f->out.status, f->out.bytes_out,
-              fcgi_request_elapsed_ms(f), error ? " error=" : "", error ? error : "");
+    struct request_log_extra line = {.msg = "request", .end = end, .duration_us = -1};
+    long long duration_us = fcgi_request_elapsed_us(req->fcgi);
+    request_log(req, request_log_level(req), &line);
+    request_count(req, duration_us);
 }
 
 /* Runs the handler; false when nothing is left to answer or log here. */
@@ -96,24 +127,32 @@ static bool run_handler(struct flow_request *req)
         return false; /* a stream: the loop owns it and logs it */
     if (err == PROXY_ERR_CLIENT_GONE && !req->fcgi->out.head_sent) {
         /* A client that left is a normal end: nothing to answer. */
-        proxy_log(PROXY_LOG_INFO, req->fcgi->request_id,
-                  "method=%s route=%s id=%s status=0 bytes=0 ms=%ld end=client-gone", req->fcgi->method,
-                  req->route->suffix, req->id, fcgi_request_elapsed_ms(req->fcgi));
+        log_line(req, "client-gone");
         return false;
     }
     return true;
 }
 
+static const enum metrics_route route_labels[] = {
+    [ROUTE_SNAPSHOT] = METRICS_ROUTE_SNAPSHOT, [ROUTE_EVENTS] = METRICS_ROUTE_EVENTS,
+    [ROUTE_STREAM] = METRICS_ROUTE_STREAM};
+
 void dispatch(const struct flow_app *app, struct upstream_client *upstream, struct fcgi_request *fcgi)
 {
     struct flow_request req = {.fcgi = fcgi, .cfg = app->cfg, .upstream = upstream, .streams = app->streams,
-                               .auth = app->auth};
-    struct route_match match;
-    enum route_result result = route_lookup(app->cfg->base_path, fcgi->method, fcgi->request_uri, &match);
-    req.route = match.entry;
+                               .auth = app->auth, .label = METRICS_ROUTE_NONE, .upstream_us = -1};
+    struct route_match match = {0};
+    enum ops_endpoint endpoint = ops_match(app->cfg, fcgi->request_uri);
+    enum route_result result = endpoint ? ROUTE_NOT_FOUND
+                                        : route_lookup(app->cfg->base_path, fcgi->method, fcgi->request_uri, &match);
+    req.route = endpoint ? NULL : match.entry;
+    if (req.route)
+        req.label = route_labels[req.route->kind];
     bool answer = true;
     if (fcgi->headers_too_large) {
         refuse(&req, &headers_too_large);
+    } else if (endpoint) {
+        ops_serve(app->ops, &req, endpoint);
     } else if (result == ROUTE_NOT_FOUND || result == ROUTE_URI_TOO_LONG || result == ROUTE_BAD_METHOD) {
         refuse(&req, dispatch_route_refusal(result));
     } else if (authenticate(&req)) {
@@ -129,7 +168,7 @@ void dispatch(const struct flow_app *app, struct upstream_client *upstream, stru
     if (answer) {
         if (!fcgi->out.head_sent)
             fcgi_response_fail(fcgi, PROXY_ERR_NOMEM);
-        log_line(&req);
+        log_line(&req, NULL);
     }
     free(req.user);
 }

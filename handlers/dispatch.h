@@ -8,6 +8,7 @@
 #include "handlers/route.h"
 
 struct auth;
+struct ops;
 struct stream_loop;
 struct upstream_client;
 
@@ -16,6 +17,7 @@ struct flow_app {
     const struct proxy_config *cfg;
     struct auth *auth;
     struct stream_loop *streams;
+    struct ops *ops;          /* the operations endpoints' shared state */
 };
 
 /* A refusal the dispatcher answers itself. */
@@ -29,7 +31,8 @@ struct dispatch_refusal {
  * ROUTE_OK (NULL for ROUTE_OK). Pure. */
 const struct dispatch_refusal *dispatch_route_refusal(enum route_result result);
 
-/* dispatch: answers one loaded request: 431 for oversized headers, the
+/* dispatch: answers one loaded request: 431 for oversized headers, an
+ * operations endpoint (handlers/ops.h) at its exact path, the
  * route's refusal (404, 405 with Allow, 414), then authentication (401,
  * 403), the id (400) and the parameters the handler relies on (400), then
  * the handler, with upstream as the worker's client. The only place that

@@ -16,7 +16,7 @@
 
 static enum proxy_err refuse_too_large(struct flow_request *req, unsigned long long size_hint)
 {
-    proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body of %llu+ bytes refused: limit %zu\"", size_hint,
+    proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "events body of %llu+ bytes refused: limit %zu", size_hint,
              req->cfg->max_body);
     fcgi_response_fail(req->fcgi, PROXY_ERR_BODY_TOO_LARGE);
     return PROXY_ERR_BODY_TOO_LARGE;
@@ -51,13 +51,13 @@ enum proxy_err handle_events(struct flow_request *req)
         err = refuse_too_large(req, body.len);
     } else if (req->fcgi->read_timed_out) {
         /* A body trickling in, or stalled, holds a worker no longer. */
-        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body not received in time: %zu bytes\"",
+        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "events body not received in time: %zu bytes",
                   body.len);
         fcgi_response_fail(req->fcgi, PROXY_ERR_CLIENT_TIMEOUT);
         err = PROXY_ERR_CLIENT_TIMEOUT;
     } else if (declared >= 0 && body.len < (size_t)declared) {
         /* The web server ended the body early: the client left mid-upload. */
-        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "msg=\"events body ended after %zu of %lld bytes\"",
+        proxy_log(PROXY_LOG_WARN, req->fcgi->request_id, "events body ended after %zu of %lld bytes",
                   body.len, declared);
         err = PROXY_ERR_CLIENT_GONE;
     } else {

@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/metrics.h"
 #include "fcgi/request.h"
 #include "handlers/route.h"
 
@@ -26,7 +27,10 @@ struct flow_request {
     struct auth *auth;                /* shared, thread-safe */
     char *user;                       /* the authenticated user (owned), NULL for none */
     time_t credential_expires;        /* when the caller's credential ends (a stream ends then); 0: never */
-    const struct route *route;        /* NULL when no route matched */
+    const char *auth_method;          /* static: who decided ("remote-user", "bearer", "jwt", "none"); NULL: not asked */
+    const struct route *route;        /* NULL when no flow route matched */
+    enum metrics_route label;         /* the route as the log line and the metrics name it */
+    long long upstream_us;            /* how long the upstream call took (a stream: to its head); -1: none */
     char id[ROUTE_ID_MAX + 1];        /* the deployment id, valid once routed */
 };
 

@@ -7,6 +7,7 @@ void sse_tracker_init(struct sse_tracker *t)
     t->at_line_start = true;
     t->at_boundary = true;
     t->after_cr = false;
+    t->frames = 0;
 }
 
 void sse_tracker_feed(struct sse_tracker *t, const char *data, size_t len)
@@ -19,8 +20,10 @@ void sse_tracker_feed(struct sse_tracker *t, const char *data, size_t len)
         }
         t->after_cr = false;
         if (c == '\n' || c == '\r') {
-            if (t->at_line_start)
+            if (t->at_line_start && !t->at_boundary) {
                 t->at_boundary = true;
+                t->frames++;
+            }
             t->at_line_start = true;
             t->after_cr = c == '\r';
         } else {

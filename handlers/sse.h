@@ -1,5 +1,6 @@
 /* sse.h: tracks whether the bytes forwarded so far end at an SSE frame
- * boundary, so a keepalive comment is only ever written between frames. */
+ * boundary, so a keepalive comment is only ever written between frames, and
+ * counts the frames completed. */
 #ifndef OPENOVA_SSE_H
 #define OPENOVA_SSE_H
 
@@ -10,6 +11,7 @@ struct sse_tracker {
     bool at_line_start; /* the last byte ended a line (or nothing was sent) */
     bool at_boundary;   /* the last line ended was empty: a frame is complete */
     bool after_cr;      /* a CR ended the last line; a following LF belongs to it */
+    unsigned long long frames; /* frames completed: an empty line after a non-empty one */
 };
 
 /* sse_tracker_init: the state before any byte: a boundary. */

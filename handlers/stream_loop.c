@@ -18,6 +18,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/response.h"
+#include "core/metrics.h"
+#include "handlers/request_log.h"
 #include "handlers/sse.h"
 #include "handlers/stream_loop.h"
 #include "handlers/upstream.h"
@@ -82,8 +84,37 @@ struct stream {
     long long head_deadline_ms; /* the upstream must answer by then: 504 */
     long long drain_deadline_ms;
     long long cut_after_ms;  /* a cut: when the connection may be broken (0: bytes still wait) */
-    const char *end_reason;
+    long long opened_ms;     /* when the loop took it */
+    long long upstream_started_us;
+    long long head_us;       /* from the request's arrival to the head; -1: no head yet */
+    CURLcode curl_rc;        /* libcurl's result of the finished transfer */
+    const char *end_reason;  /* one of end_reasons' texts */
 };
+
+/* How a stream ends, in the log and as the metrics count it. */
+static const struct {
+    const char *text;
+    enum metrics_stream_end kind;
+} end_reasons[] = {
+    {"client-gone", METRICS_END_CLIENT_GONE},
+    {"aborted", METRICS_END_CLIENT_GONE},       /* the web server's client left */
+    {"drain-timeout", METRICS_END_CLIENT_GONE}, /* a client that stopped reading */
+    {"upstream-ended", METRICS_END_UPSTREAM_ENDED},
+    {"upstream-failed", METRICS_END_UPSTREAM_FAILED},
+    {"credential-expired", METRICS_END_TOKEN_EXPIRED},
+    {"upstream-idle", METRICS_END_IDLE},
+    {"shutdown", METRICS_END_SHUTDOWN},
+    {"out-of-memory", METRICS_END_ERROR},
+    {"epoll-failed", METRICS_END_ERROR},
+};
+
+static enum metrics_stream_end end_kind(const char *text)
+{
+    for (size_t i = 0; text && i < sizeof end_reasons / sizeof end_reasons[0]; i++)
+        if (strcmp(end_reasons[i].text, text) == 0)
+            return end_reasons[i].kind;
+    return METRICS_END_ERROR;
+}
 
 struct stream_loop {
     const struct proxy_config *cfg;
@@ -94,6 +125,7 @@ struct stream_loop {
     long long curl_deadline_ms; /* when libcurl wants its timeouts run; -1: never */
 
     atomic_uint open;     /* reserved slots, including streams in flight */
+    atomic_llong oldest_opened_ms; /* of the streams the loop holds, as of the last tick; -1: none */
     atomic_bool stopping;
     bool joined;          /* the thread ended (stream_loop_join) */
 
@@ -141,9 +173,18 @@ static enum proxy_err send_body(struct stream *s, const char *data, size_t len)
 
 /* ---- upstream callbacks ---- */
 
+/* The upstream answered: its time, and the request's until now. */
+static void note_head(struct stream *s)
+{
+    s->req.upstream_us = clock_us() - s->upstream_started_us;
+    metrics_upstream_call(METRICS_ROUTE_STREAM, s->req.upstream_us);
+    s->head_us = fcgi_request_elapsed_us(&s->fcgi);
+}
+
 static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, size_t len)
 {
     struct stream *s = ctx;
+    note_head(s);
     if (status != 200)
         return send_head(s, (int)status, lines, len); /* passed on, body and all */
     /* Our own SSE head: the upstream's framing and caching lines are about
@@ -153,7 +194,11 @@ static enum proxy_err stream_on_head(void *ctx, long status, const char *lines, 
                                    "X-Accel-Buffering: no\r\n";
     s->sse_mode = true;
     s->quiet_since_ms = s->upstream_seen_ms = clock_ms();
-    return send_head(s, 200, sse_head, sizeof sse_head - 1);
+    enum proxy_err err = send_head(s, 200, sse_head, sizeof sse_head - 1);
+    /* A stream may live for hours: its start leaves a line now. */
+    struct request_log_extra open_line = {.msg = "stream open", .duration_us = s->head_us};
+    request_log(&s->req, PROXY_LOG_INFO, &open_line);
+    return err;
 }
 
 static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
@@ -167,22 +212,25 @@ static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
         return err;
     }
     if (!err) {
+        unsigned long long frames_before = s->sse.frames;
         sse_tracker_feed(&s->sse, data, len);
         s->quiet_since_ms = clock_ms();
+        metrics_stream_relayed(s->sse.frames - frames_before, len);
     }
     return err;
 }
 
 /* ---- stream lifecycle ---- */
 
+/* The end's line and counts: the request (its duration: until the head),
+ * and the stream's lifetime. */
 static void log_end(struct stream *s)
 {
-    const struct fcgi_request *r = &s->fcgi;
-    const char *error = r->out.error_code;
-    proxy_log(error ? PROXY_LOG_WARN : PROXY_LOG_INFO, r->request_id,
-              "method=%s route=stream id=%s status=%d bytes=%llu ms=%ld end=%s%s%s", r->method, s->req.id,
-              r->out.head_sent ? r->out.status : 0, r->out.bytes_out, fcgi_request_elapsed_ms(r),
-              s->end_reason ? s->end_reason : "done", error ? " error=" : "", error ? error : "");
+    const char *end = s->end_reason ? s->end_reason : "upstream-ended";
+    struct request_log_extra end_line = {.msg = "stream end", .end = end, .duration_us = -1};
+    request_log(&s->req, request_log_level(&s->req), &end_line);
+    request_count(&s->req, s->head_us >= 0 ? s->head_us : fcgi_request_elapsed_us(&s->fcgi));
+    metrics_stream_ended(end_kind(end), clock_ms() - s->opened_ms);
 }
 
 static void detach_upstream(struct stream *s)
@@ -242,11 +290,14 @@ static void abandon(struct stream *s, const char *why)
 
 static void log_upstream_end(struct stream *s, enum proxy_err err)
 {
+    int kind = upstream_failure_kind(err, s->curl_rc);
+    if (kind >= 0)
+        metrics_upstream_failure(METRICS_ROUTE_STREAM, (enum metrics_upstream_failure)kind);
     if (!s->fcgi.out.head_sent)
-        proxy_log(PROXY_LOG_ERROR, s->fcgi.request_id, "msg=\"upstream stream failed: %s%s%s\"",
+        proxy_log(PROXY_LOG_ERROR, s->fcgi.request_id, "upstream stream failed: %s%s%s",
                   proxy_strerror(err), s->curl_error[0] ? ": " : "", s->curl_error);
     else
-        proxy_log(PROXY_LOG_WARN, s->fcgi.request_id, "msg=\"upstream stream ended: %s%s%s; response cut off\"",
+        proxy_log(PROXY_LOG_WARN, s->fcgi.request_id, "upstream stream ended: %s%s%s; response cut off",
                   proxy_strerror(err), s->curl_error[0] ? ": " : "", s->curl_error);
 }
 
@@ -287,7 +338,10 @@ static void finish(struct stream *s, enum proxy_err err)
         return;
     }
     if (!s->end_reason)
-        s->end_reason = err ? proxy_strerror(err) : "upstream-ended";
+        s->end_reason = !err                       ? "upstream-ended"
+                        : err == PROXY_ERR_NOMEM    ? "out-of-memory"
+                        : err == PROXY_ERR_SHUTDOWN ? "shutdown"
+                                                    : "upstream-failed";
     if (err) {
         log_upstream_end(s, err);
         if (s->fcgi.out.head_sent) {
@@ -345,6 +399,7 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
         return;
     }
     s->head_deadline_ms = clock_ms() + loop->cfg->proxy_timeout_ms;
+    s->upstream_started_us = clock_us();
     s->easy = upstream_easy_new(loop->cfg, true);
     if (s->easy)
         curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error);
@@ -412,6 +467,7 @@ static void reap_transfers(struct stream_loop *loop)
         struct upstream_exchange *x = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         struct stream *s = x->sink.ctx;
+        s->curl_rc = msg->data.result;
         finish(s, upstream_exchange_result(x, msg->data.result));
     }
 }
@@ -477,9 +533,12 @@ static void tick(struct stream_loop *loop)
     time_t wall = time(NULL);
     long keepalive = loop->cfg->keepalive_ms;
     long upstream_idle = loop->cfg->upstream_idle_ms;
+    long long oldest = -1;
     struct stream *s = loop->streams;
     while (s) {
         struct stream *next = s->next;
+        if (oldest < 0 || s->opened_ms < oldest)
+            oldest = s->opened_ms;
         if (s->state == STREAM_DRAINING) {
             if (s->fcgi.out.cut && s->fcgi.out.unsent.len == 0)
                 drained(s, now);
@@ -512,6 +571,7 @@ static void tick(struct stream_loop *loop)
         }
         s = next;
     }
+    atomic_store(&loop->oldest_opened_ms, oldest);
 }
 
 static void stop_all(struct stream_loop *loop)
@@ -577,6 +637,7 @@ static void *loop_main(void *arg)
         if (loop->curl_deadline_ms >= 0 && now >= loop->curl_deadline_ms) {
             /* Cleared first: libcurl sets the next deadline from inside. */
             loop->curl_deadline_ms = -1;
+    atomic_init(&loop->oldest_opened_ms, -1);
             curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
             reap_transfers(loop);
         }
@@ -659,6 +720,12 @@ unsigned stream_loop_open_streams(struct stream_loop *loop)
     return atomic_load(&loop->open);
 }
 
+long long stream_loop_oldest_age_ms(struct stream_loop *loop)
+{
+    long long oldest = atomic_load(&loop->oldest_opened_ms);
+    return oldest < 0 || !atomic_load(&loop->open) ? -1 : clock_ms() - oldest;
+}
+
 enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request *req)
 {
     struct stream *s = calloc(1, sizeof *s);
@@ -666,6 +733,8 @@ enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request 
         return PROXY_ERR_NOMEM;
     s->loop = loop;
     s->state = STREAM_RUNNING;
+    s->opened_ms = clock_ms();
+    s->head_us = -1;
     fcgi_request_detach(req->fcgi, &s->fcgi, STREAM_PENDING_MAX);
     s->req = *req;
     s->req.fcgi = &s->fcgi;
@@ -678,6 +747,7 @@ enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request 
     loop->incoming = s;
     pthread_mutex_unlock(&loop->lock);
     wake_loop(loop);
+    metrics_stream_opened();
     return PROXY_OK;
 }
 

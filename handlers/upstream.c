@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
@@ -239,11 +240,55 @@ enum proxy_err upstream_error_of(CURLcode rc)
     }
 }
 
+int upstream_failure_kind(enum proxy_err err, CURLcode rc)
+{
+    bool tls;
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+        tls = true;
+        break;
+    default:
+        tls = false;
+    }
+    switch (err) {
+    case PROXY_ERR_UPSTREAM_TIMEOUT:
+        return METRICS_UPSTREAM_TIMEOUT;
+    case PROXY_ERR_UPSTREAM_TOO_LARGE:
+        return METRICS_UPSTREAM_TOO_LARGE;
+    case PROXY_ERR_UPSTREAM_UNREACHABLE:
+        return tls ? METRICS_UPSTREAM_TLS : METRICS_UPSTREAM_UNREACHABLE;
+    case PROXY_ERR_UPSTREAM_PROTOCOL:
+        return tls ? METRICS_UPSTREAM_TLS : METRICS_UPSTREAM_PROTOCOL;
+    default:
+        return -1;
+    }
+}
+
+static void count_failure(enum metrics_route route, enum proxy_err err, CURLcode rc)
+{
+    int kind = upstream_failure_kind(err, rc);
+    if (kind >= 0)
+        metrics_upstream_failure(route, (enum metrics_upstream_failure)kind);
+}
+
 void upstream_fail(struct flow_request *req, enum proxy_err err, const char *detail)
 {
     if (err == PROXY_ERR_CLIENT_GONE)
         return;
-    proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "msg=\"upstream %s failed: %s%s%s\"",
+    proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "upstream %s failed: %s%s%s",
               req->route ? req->route->suffix : "?", proxy_strerror(err), detail && *detail ? ": " : "",
               detail ? detail : "");
     fcgi_response_fail(req->fcgi, err);
@@ -434,11 +479,14 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     x->abort_reason = PROXY_OK;
 
     char *url = NULL;
-    size_t url_len = strlen(cfg->upstream_url) + strlen(req->id) + strlen(x->action) + 16;
+    size_t url_len = strlen(cfg->upstream_url) + strlen(req->id) + strlen(x->action) + 16 + (x->path ? strlen(x->path) : 0);
     if (!(url = malloc(url_len)))
         return PROXY_ERR_NOMEM;
     /* The id was checked to be unreserved characters only: no escaping. */
-    snprintf(url, url_len, "%s/v1/flows/%s/%s", cfg->upstream_url, req->id, x->action);
+    if (x->path)
+        snprintf(url, url_len, "%s%s", cfg->upstream_url, x->path);
+    else
+        snprintf(url, url_len, "%s/v1/flows/%s/%s", cfg->upstream_url, req->id, x->action);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     free(url); /* libcurl keeps its own copy */
 
@@ -608,7 +656,10 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
         return err;
     }
     bool gone = false;
+    long long started_us = clock_us();
     CURLcode rc = perform_watching(client, req->fcgi, &gone);
+    req->upstream_us = clock_us() - started_us;
+    metrics_upstream_call(req->label, req->upstream_us);
     err = gone ? PROXY_ERR_CLIENT_GONE : upstream_exchange_result(&x, rc);
     upstream_exchange_release(&x);
     /* The handle outlives the call: leave no pointer into this frame behind. */
@@ -619,16 +670,70 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
         /* An empty answer with headers only still has a head. */
         err = PROXY_ERR_UPSTREAM_PROTOCOL;
     }
+    count_failure(req->label, err, rc);
     if (err && err != PROXY_ERR_CLIENT_GONE) {
         /* Held back and not yet sent, a head can still give way to a clean
          * error answer; once out, the body can only be cut. */
         if (out->head_sent && !fcgi_response_retract(req->fcgi)) {
-            proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "msg=\"upstream %s ended early: %s%s%s; response cut off\"",
+            proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "upstream %s ended early: %s%s%s; response cut off",
                      action, proxy_strerror(err), client->error[0] ? ": " : "", client->error);
             out->error_code = proxy_err_code(err);
             out->cut = true;
         } else
             upstream_fail(req, err, client->error);
     }
+    return err;
+}
+
+static enum proxy_err probe_head(void *ctx, long status, const char *lines, size_t len)
+{
+    (void)lines;
+    (void)len;
+    *(long *)ctx = status;
+    return PROXY_OK;
+}
+
+static enum proxy_err probe_body(void *ctx, const char *data, size_t len)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return PROXY_OK; /* read and dropped: only the status matters */
+}
+
+/* A health check's answer is a word or a small JSON object. */
+#define PROBE_BODY_MAX (64 * 1024)
+
+enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, const char *path,
+                              long timeout_ms, long *status, char *detail, size_t detail_len)
+{
+    struct upstream_exchange x = {
+        .req = req,
+        .action = "health",
+        .path = path,
+        .max_response_body = PROBE_BODY_MAX,
+        .sink = {.ctx = status, .on_head = probe_head, .on_body = probe_body},
+    };
+    *status = 0;
+    client->error[0] = '\0';
+    fcgi_request_drain(req->fcgi);
+    enum proxy_err err = upstream_exchange_prepare(client->easy, client->cfg, &x);
+    if (err) {
+        proxy_say(detail, detail_len, "%s", proxy_strerror(err));
+        return err;
+    }
+    curl_easy_setopt(client->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    bool gone = false;
+    long long started_us = clock_us();
+    CURLcode rc = perform_watching(client, req->fcgi, &gone);
+    req->upstream_us = clock_us() - started_us;
+    metrics_upstream_call(req->label, req->upstream_us);
+    err = gone ? PROXY_ERR_CLIENT_GONE : upstream_exchange_result(&x, rc);
+    count_failure(req->label, err, rc);
+    proxy_say(detail, detail_len, "%s%s%s", proxy_strerror(err), client->error[0] ? ": " : "", client->error);
+    upstream_exchange_release(&x);
+    /* The handle goes on serving relays: their deadline, no dangling list. */
+    curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(client->easy, CURLOPT_TIMEOUT_MS, client->cfg->proxy_timeout_ms);
     return err;
 }

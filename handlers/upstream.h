@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/metrics.h"
 #include "handlers/handlers.h"
 
 #define UPSTREAM_MAX_HEADER_BYTES (64 * 1024)
@@ -35,6 +36,7 @@ struct upstream_sink {
 struct upstream_exchange {
     const struct flow_request *req;
     const char *action;       /* "snapshot", "events" or "stream" */
+    const char *path;         /* NULL, or a path of the upstream's own ("/healthz") instead of the flow's action */
     const char *body;         /* POST body (events), not copied */
     size_t body_len;
     size_t max_response_body; /* 0: unbounded; past it the call fails (502) */
@@ -76,6 +78,12 @@ enum proxy_err upstream_exchange_result(const struct upstream_exchange *x, CURLc
 /* upstream_error_of: libcurl's result -> the proxy's error. Pure. */
 enum proxy_err upstream_error_of(CURLcode rc);
 
+/* upstream_failure_kind: the metrics' reason for a failed call that ended
+ * with err after libcurl's rc (TLS told apart from the rest by rc), or -1
+ * when err is no failure of the upstream (ok, the client left, out of
+ * memory, the stop). Pure. */
+int upstream_failure_kind(enum proxy_err err, CURLcode rc);
+
 /* upstream_filter_headers: copies the header lines of raw (one response's
  * header block without its status line, "Name: value" per CRLF or LF line)
  * to out, dropping hop-by-hop headers (RFC 9110 7.6.1, including those named
@@ -107,6 +115,14 @@ void upstream_client_free(struct upstream_client *client);
  * Logs failures with the request id. Returns the outcome. */
 enum proxy_err upstream_relay(struct upstream_client *client, struct flow_request *req, const char *action,
                              const char *body, size_t body_len, size_t max_response_body);
+
+/* upstream_probe: GET {upstream}{path} on the worker's client, within
+ * timeout_ms, the body read and dropped; *status is the answer's status.
+ * Watches req's web server connection as a relay does. Counts the call
+ * and any failure under req->label. Returns the outcome, with the reason
+ * of a failure in detail. */
+enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, const char *path,
+                              long timeout_ms, long *status, char *detail, size_t detail_len);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
  * when absent, unparsable, or overridden by a Transfer-Encoding header
