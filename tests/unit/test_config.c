@@ -110,7 +110,7 @@ struct env_var {
     const char *value;
 };
 
-#define MAX_VARS 4
+#define MAX_VARS 6
 
 /* The variables of the row being run; fake_env looks names up here. */
 static const struct env_var *current_env;
@@ -413,6 +413,7 @@ static const char *const json_keys[] = {
     "tokens_file", "jwks_file", "jwt_secret_file", "jwt_cookie", "jwt_issuer", "jwt_audience",
     "jwt_user_claim", "jwt_clock_skew_ms", "connect_timeout_ms", "max_snapshot",
     "upstream_idle_ms", "keepconn_idle_ms", "client_timeout_ms",
+    "health_path", "ready_path", "metrics_path", "status_path", "metrics_allow", "log_level", "log_format",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -538,6 +539,81 @@ static void test_time_limits(void **state)
     unit_done(failures);
 }
 
+/* The operations endpoints, who may read metrics, and the log. */
+struct ops_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *bad_var; /* NULL: loads */
+    const char *health, *metrics, *allow; /* NULL: off */
+    enum proxy_log_level level;
+    enum proxy_log_format format;
+};
+
+static const struct ops_row ops_rows[] = {
+    {"defaults", {{NULL, NULL}}, NULL, "/openova-flow/healthz", "/openova-flow/metrics", "127.0.0.0/8,::1/128",
+     PROXY_LOG_INFO, PROXY_LOG_LOGFMT},
+    {"set",
+     {{"OPENOVA_FLOW_HEALTH_PATH", " /ping "}, {"OPENOVA_FLOW_METRICS_PATH", "/m"},
+      {"OPENOVA_FLOW_METRICS_ALLOW", "10.0.0.0/8, fd00::/8,192.168.1.7"}, {"OPENOVA_FLOW_LOG_LEVEL", "debug"},
+      {"OPENOVA_FLOW_LOG_FORMAT", "json"}},
+     NULL, "/ping", "/m", "10.0.0.0/8,fd00::/8,192.168.1.7/32", PROXY_LOG_DEBUG, PROXY_LOG_JSON},
+    {"off", {{"OPENOVA_FLOW_HEALTH_PATH", ""}, {"OPENOVA_FLOW_METRICS_PATH", ""}, {"OPENOVA_FLOW_METRICS_ALLOW", ""}},
+     NULL, NULL, NULL, "", PROXY_LOG_INFO, PROXY_LOG_LOGFMT},
+    {"relative path", {{"OPENOVA_FLOW_READY_PATH", "readyz"}}, "OPENOVA_FLOW_READY_PATH", NULL, NULL, NULL, 0, 0},
+    {"path with query", {{"OPENOVA_FLOW_STATUS_PATH", "/s?x"}}, "OPENOVA_FLOW_STATUS_PATH", NULL, NULL, NULL, 0, 0},
+    {"under the flow routes", {{"OPENOVA_FLOW_METRICS_PATH", "/api/v1/flows/metrics"}}, "OPENOVA_FLOW_METRICS_PATH",
+     NULL, NULL, NULL, 0, 0},
+    {"the base itself", {{"OPENOVA_FLOW_HEALTH_PATH", "/api/v1/flows"}}, "OPENOVA_FLOW_HEALTH_PATH", NULL, NULL,
+     NULL, 0, 0},
+    {"two endpoints, one path", {{"OPENOVA_FLOW_STATUS_PATH", "/openova-flow/metrics"}}, "OPENOVA_FLOW_STATUS_PATH",
+     NULL, NULL, NULL, 0, 0},
+    {"a bad range", {{"OPENOVA_FLOW_METRICS_ALLOW", "10.0.0.0/33"}}, "OPENOVA_FLOW_METRICS_ALLOW", NULL, NULL, NULL,
+     0, 0},
+    {"a host name", {{"OPENOVA_FLOW_METRICS_ALLOW", "localhost"}}, "OPENOVA_FLOW_METRICS_ALLOW", NULL, NULL, NULL, 0,
+     0},
+    {"level", {{"OPENOVA_FLOW_LOG_LEVEL", "verbose"}}, "OPENOVA_FLOW_LOG_LEVEL", NULL, NULL, NULL, 0, 0},
+    {"format", {{"OPENOVA_FLOW_LOG_FORMAT", "text"}}, "OPENOVA_FLOW_LOG_FORMAT", NULL, NULL, NULL, 0, 0},
+};
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void test_ops_settings(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(ops_rows); i++) {
+        const struct ops_row *r = &ops_rows[i];
+        current_env = r->env;
+        struct proxy_config cfg;
+        char err[256] = "";
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (r->bad_var) {
+            if (rc == PROXY_OK || !strstr(err, r->bad_var))
+                unit_fail(&failures, i, r->name, "loaded, or the error does not name %s: \"%s\"", r->bad_var, err);
+            if (rc == PROXY_OK)
+                config_free(&cfg);
+            continue;
+        }
+        if (rc != PROXY_OK) {
+            unit_fail(&failures, i, r->name, "refused: %s", err);
+            continue;
+        }
+        char allow[512];
+        cidr_list_text(&cfg.metrics_allow, allow, sizeof allow);
+        if (!same_text(cfg.health_path, r->health) || !same_text(cfg.metrics_path, r->metrics) ||
+            strcmp(allow, r->allow) != 0 || cfg.log_level != r->level || cfg.log_format != r->format)
+            unit_fail(&failures, i, r->name, "health %s metrics %s allow %s level %d format %d",
+                      cfg.health_path ? cfg.health_path : "(off)", cfg.metrics_path ? cfg.metrics_path : "(off)",
+                      allow, cfg.log_level, cfg.log_format);
+        config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_auth_settings),
         cmocka_unit_test(test_limits_defaults),
+        cmocka_unit_test(test_ops_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

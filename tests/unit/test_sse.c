@@ -1,4 +1,5 @@
-/* test_sse.c: SSE frame-boundary tracking (sse_tracker_*), fed whole, split in two, and byte by byte. */
+/* test_sse.c: SSE frame-boundary tracking and frame counting (sse_tracker_*),
+ * fed whole, split in two, and byte by byte. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -132,9 +133,52 @@ static void test_sse_bytewise(void **state)
     unit_done(failures);
 }
 
+/* Frames completed, as the metrics count them: an empty line after a line
+ * with something in it; empty lines alone complete nothing. */
+struct frames_row {
+    const char *bytes;
+    size_t len;
+    unsigned long long frames;
+};
+#define FRAMES(s, n) {s, sizeof(s) - 1, n}
+
+static const struct frames_row frames_rows[] = {
+    FRAMES("", 0),
+    FRAMES("data: x\n", 0),
+    FRAMES("data: x\n\n", 1),
+    FRAMES("data: x\r\n\r\n", 1),
+    FRAMES("data: x\r\r", 1),
+    FRAMES("data: a\n\ndata: b\n\n", 2),
+    FRAMES("data: a\n\n\n\n", 1),
+    FRAMES("\n\n\n", 0),
+    FRAMES(": keepalive\n\n", 1), /* an upstream's comment frame is relayed like any other */
+    FRAMES("event: e\nid: 1\ndata: 1\n\nevent: e\nid: 2\ndata: 2\n\nevent: e", 2),
+};
+
+static void test_sse_frames(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    char esc[256];
+    for (size_t i = 0; i < UNIT_LEN(frames_rows); i++) {
+        const struct frames_row *r = &frames_rows[i];
+        for (size_t cut = 0; cut <= r->len; cut++) {
+            struct sse_tracker t;
+            sse_tracker_init(&t);
+            sse_tracker_feed(&t, r->bytes, cut);
+            sse_tracker_feed(&t, r->bytes + cut, r->len - cut);
+            if (t.frames != r->frames)
+                unit_fail(&failures, i, unit_escape(r->bytes, r->len, esc, sizeof esc),
+                          "split at %zu: %llu frames, want %llu", cut, t.frames, r->frames);
+        }
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sse_frames),
         cmocka_unit_test(test_sse_whole),
         cmocka_unit_test(test_sse_split),
         cmocka_unit_test(test_sse_bytewise),
