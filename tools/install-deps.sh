@@ -31,6 +31,11 @@ test_packages=(
     clang libclang-rt-14-dev
     # make bench: load generator and the chart.
     wrk gnuplot-nox
+    # test_monitoring.py: promtool (checks and unit-tests conf/monitoring/'s
+    # rules and scrape config; Debian ships it in the server's package, whose
+    # service the install does not start in a container), the parser of the
+    # app's metrics exposition, and YAML for reading the rules.
+    prometheus python3-prometheus-client python3-yaml
 )
 
 mode=${1:-all}
