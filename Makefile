@@ -93,10 +93,12 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_duration \
 	$(BUILD)/tests/unit/test_route \
 	$(BUILD)/tests/unit/test_buf \
+	$(BUILD)/tests/unit/test_cidr \
 	$(BUILD)/tests/unit/test_dispatch \
 	$(BUILD)/tests/unit/test_error \
 	$(BUILD)/tests/unit/test_http \
 	$(BUILD)/tests/unit/test_log \
+	$(BUILD)/tests/unit/test_metrics \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
 	$(BUILD)/tests/unit/test_request \
