@@ -23,11 +23,14 @@ class Settings:
 
     def __init__(self, quick):
         self.quick = quick
+        # metrics_repeats: runs per setting (metrics on, off) of the metrics
+        # phase; three give a spread, the run-to-run noise the difference
+        # is judged by; the smoke run's one gives none.
         if quick:
-            self.warmup, self.measure, self.passes = 1, 2, 1
+            self.warmup, self.measure, self.passes, self.metrics_repeats = 1, 2, 1, 1
             self.sse_seconds, self.scale_seconds, self.scale_compare = 3, 8, False
         else:
-            self.warmup, self.measure, self.passes = 2, 10, 2
+            self.warmup, self.measure, self.passes, self.metrics_repeats = 2, 10, 2, 3
             self.sse_seconds, self.scale_seconds, self.scale_compare = 8, 20, True
         self.scale_ns = [1000, SCALE_TARGET]
         # (hard limit, streams measured instead) when the open-file limit
@@ -45,9 +48,9 @@ class Settings:
 
     def as_json(self):
         return {"connections": self.connections, "warmup_s": self.warmup, "measure_s": self.measure,
-                "passes": self.passes, "sse_streams": self.sse_streams, "sse_interval_ms": self.sse_interval_ms,
-                "sse_seconds": self.sse_seconds, "scale_seconds": self.scale_seconds,
-                "scale_streams": self.scale_ns}
+                "passes": self.passes, "metrics_repeats": self.metrics_repeats, "sse_streams": self.sse_streams,
+                "sse_interval_ms": self.sse_interval_ms, "sse_seconds": self.sse_seconds,
+                "scale_seconds": self.scale_seconds, "scale_streams": self.scale_ns}
 
 
 class Run:

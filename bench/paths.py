@@ -9,25 +9,38 @@ from procs import Proc, http_get, wait_until
 from upstreams import nginx_argv
 
 
-def app_env(upstream_url):
-    return {
+# Issue 14: the app counts for its metrics unless both endpoints that read
+# the counters are off (an empty path turns one off); its defaults have both
+# on.
+METRICS_OFF = {"OPENOVA_FLOW_METRICS_PATH": "", "OPENOVA_FLOW_STATUS_PATH": ""}
+
+
+def app_env(upstream_url, extra=None):
+    """The app's settings on every path; extra: more, over these."""
+    env = {
         "OPENOVA_FLOW_SERVER_URL": upstream_url,
         "OPENOVA_FLOW_AUTH": "none",
         "OPENOVA_FLOW_MAX_STREAMS": str(MAX_STREAMS),
     }
+    env.update(extra or {})
+    return env
 
 
 class Path:
     """One way to reach the upstream. base: the URL the routes hang off.
-    scale: configured to hold the scale runs' streams."""
+    scale: configured to hold the scale runs' streams. env: more of the
+    app's settings, for the paths with the app (app_env's extra); tag: its
+    directory's suffix, to keep the logs of a path started with other
+    settings apart."""
 
     name = label = None
 
-    def __init__(self, run, upstream_url, scale=False):
+    def __init__(self, run, upstream_url, scale=False, env=None, tag=None):
         self.run = run
         self.upstream_url = upstream_url
         self.scale = scale
-        self.dir = os.path.join(run.dir, self.name)
+        self.env = dict(env or {})
+        self.dir = os.path.join(run.dir, f"{self.name}-{tag}" if tag else self.name)
         self.port = None
 
     @property
@@ -63,8 +76,8 @@ class ProxyPath(Path):
     """A web server's own HTTP proxy, from a config written here: conf() of
     the subclass, started with argv(config file)."""
 
-    def __init__(self, run, upstream_url, scale=False):
-        super().__init__(run, upstream_url, scale)
+    def __init__(self, run, upstream_url, scale=False, env=None, tag=None):
+        super().__init__(run, upstream_url, scale, env, tag)
         self.proc = None
         self.shared = None
 
@@ -188,8 +201,8 @@ class ShippedPath(Path):
     """The app behind a web server started from its conf/ file as shipped
     (the noauth variant), by the integration harness's starter for it."""
 
-    def __init__(self, run, upstream_url, scale=False):
-        super().__init__(run, upstream_url, scale)
+    def __init__(self, run, upstream_url, scale=False, env=None, tag=None):
+        super().__init__(run, upstream_url, scale, env, tag)
         self.web = None
 
     def server(self):
@@ -216,7 +229,7 @@ class LighttpdApp(ShippedPath):
     name, label = "lighttpd+app", "lighttpd + app"
 
     def server(self):
-        return servers.Lighttpd(app_env(self.upstream_url), self.dir, conf="noauth")
+        return servers.Lighttpd(app_env(self.upstream_url, self.env), self.dir, conf="noauth")
 
     def proxy_pids(self):
         # The app is lighttpd's child: its CPU counts through lighttpd's tree.
@@ -249,7 +262,7 @@ class NginxApp(FrontedPath):
              ("nginx-noauth.conf", "worker_processes 1;", "worker_processes 1;\nworker_rlimit_nofile 65536;")]
 
     def server(self):
-        return servers.Nginx(app_env(self.upstream_url), self.dir, conf="noauth",
+        return servers.Nginx(app_env(self.upstream_url, self.env), self.dir, conf="noauth",
                              mutations=self.SCALE if self.scale else ())
 
 
@@ -259,7 +272,7 @@ class ApacheApp(FrontedPath):
     name, label = "apache+app", "Apache + app"
 
     def server(self):
-        return servers.Apache(app_env(self.upstream_url), self.dir, conf="noauth")
+        return servers.Apache(app_env(self.upstream_url, self.env), self.dir, conf="noauth")
 
 
 PATHS = [Direct, NginxProxy, NginxProxyStock, LighttpdProxy, LighttpdApp, NginxApp, ApacheApp]

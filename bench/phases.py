@@ -1,11 +1,12 @@
-"""phases.py: the three phases of a run: throughput (snapshot and events
-through every path), SSE latency through every path, and streams at scale."""
+"""phases.py: the four phases of a run: throughput (snapshot and events
+through every path), the app's metrics on against off (snapshots through
+nginx+app), SSE latency through every path, and streams at scale."""
 import time
 
 from context import log
 from load import measure_wrk, run_sse_client, run_wrk, wrk_summary
-from paths import Direct, NginxApp, NginxProxy, start_paths, stop_paths
-from procs import cpu_delta, cpu_ticks, proc_status, wait_quiet
+from paths import METRICS_OFF, Direct, NginxApp, NginxProxy, start_paths, stop_paths
+from procs import cpu_delta, cpu_ticks, proc_environ, proc_status, wait_quiet
 from report import fmt
 from upstreams import SseUpstream, UpstreamNginx
 
@@ -25,6 +26,56 @@ def phase_throughput(run):
                         + (f"  (other load {r['foreign_cores']:.2f} cores)" if r["foreign_cores"] > 0.1 else ""))
     finally:
         stop_paths(paths)
+        upstream.stop()
+    return runs
+
+
+# The settings of the metrics phase: the app's defaults (metrics on) and
+# both endpoints off, so nothing is counted.
+METRICS_SETTINGS = {"on": {}, "off": METRICS_OFF}
+
+
+def check_app_env(path, env):
+    """The app got env as set, unset variables included: spawn-fcgi passes
+    the environment on, and a setting lost on the way would make on and off
+    the same run twice."""
+    got = proc_environ(path.app_pid())
+    for name in METRICS_OFF:
+        if got.get(name) != env.get(name):
+            raise RuntimeError(f"{path.name}: the app has {name}={got.get(name)!r}, not {env.get(name)!r}")
+
+
+def metrics_run(run, upstream, setting):
+    """One snapshot measurement through nginx+app started afresh with the
+    metrics setting ("on", "off"), stopped after it."""
+    env = METRICS_SETTINGS[setting]
+    path = NginxApp(run, upstream.url, env=env, tag=f"metrics-{setting}")
+    try:
+        path.start()
+        check_app_env(path, env)
+        return measure_wrk(run, path, "snapshot", upstream.pids())
+    finally:
+        path.stop()
+
+
+def phase_metrics(run):
+    """Issue 14: snapshot throughput with the app's metrics on against off,
+    metrics_repeats runs of each. The order goes on off, off on, on off, ..
+    so that a drift of the machine's speed over the phase falls on both
+    settings alike. The app reads the setting when it starts, so each run
+    starts it afresh, and nginx with it, so that every run begins alike."""
+    upstream = UpstreamNginx(run)
+    runs = {"on": [], "off": [], "order": []}
+    try:
+        for n in range(run.settings.metrics_repeats):
+            for setting in ("on", "off") if n % 2 == 0 else ("off", "on"):
+                r = metrics_run(run, upstream, setting)
+                runs[setting].append(r)
+                runs["order"].append(setting)
+                log(f"metrics  {setting:3s} run {len(runs[setting])} nginx+app {r['rps']:9.0f} req/s  "
+                    f"p99 {r['p99_ms']:6.2f} ms  app {r['app_cpu_us']:6.1f} us/req  errors {r['error_count']}"
+                    + (f"  (other load {r['foreign_cores']:.2f} cores)" if r["foreign_cores"] > 0.1 else ""))
+    finally:
         upstream.stop()
     return runs
 

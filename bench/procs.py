@@ -165,3 +165,10 @@ def proc_status(pid):
     except OSError:
         out["fds"] = -1
     return out
+
+
+def proc_environ(pid):
+    """The environment pid was started with (/proc/PID/environ), as a dict."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        entries = f.read().split(b"\0")
+    return dict(e.decode("utf-8", "replace").partition("=")[::2] for e in entries if e)

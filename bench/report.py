@@ -58,6 +58,10 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def fmt_pct(v):
+    return "-" if v is None else f"{v:.1f} %"
+
+
 def main_table(rows, paths):
     out = ["| path | snapshot req/s | x nginx | p99 ms | proxy CPU us/req (app's part) | x nginx | "
            "events 256 KiB req/s | x nginx | SSE p50 / p99 us | added p99 us |",
@@ -95,6 +99,20 @@ def scale_table(scale):
                        f"{lat2.get('p50', -1000) / 1000:.2f} / {lat2.get('p99', -1000) / 1000:.2f} / "
                        f"{lat2.get('max', -1000) / 1000:.2f} | | | snapshots: {d['rps']:.0f} req/s, p99 {d['p99_ms']:.2f} ms "
                        f"(alone: {alone['rps']:.0f} req/s, p99 {alone['p99_ms']:.2f} ms) | | | |")
+    return "\n".join(out)
+
+
+def metrics_table(cost):
+    """Issue 14's comparison: a row per setting, then the difference and the verdict."""
+    out = ["| nginx + app, metrics | runs | snapshot req/s (each) | spread (max-min)/mean | p99 ms | "
+           "proxy CPU us/req (app's part) | errors |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for setting, label in (("on", "on (the app's defaults)"), ("off", "off (both endpoints empty)")):
+        r = cost[setting]
+        each = ", ".join(f"{v:.0f}" for v in r["rps_each"])
+        out.append(f"| {label} | {r['runs']} | {r['rps']:.0f} ({each}) | {fmt_pct(r['spread_pct'])} | "
+                   f"{r['p99_ms']:.2f} | {r['proxy_cpu_us']:.0f} ({r['app_cpu_us']:.0f}) | {r['errors']} |")
+    out += ["", f"On against off: {cost['diff_pct']:+.1f} % req/s; run-to-run noise (spread of off): "
+            f"{fmt_pct(cost['noise_pct'])}. Verdict: {cost['verdict']}."]
     return "\n".join(out)
 
 
@@ -154,8 +172,26 @@ def how_measured(info, rows, s):
     ]
 
 
-def write_markdown(path, info, tables, targets, rows, s):
-    main, scale_t, target_t = tables
+def metrics_section(table, cost, s):
+    """RESULTS.md's "Metrics cost": what was measured, then the table."""
+    return [
+        "## Metrics cost (issue 14)",
+        "",
+        "Snapshot throughput through nginx + app, wrk as above, with the app's metrics on (its defaults: the "
+        "metrics and status endpoints on, so it counts) and off (OPENOVA_FLOW_METRICS_PATH and "
+        "OPENOVA_FLOW_STATUS_PATH empty: no endpoint reads the counters, so nothing is counted); "
+        f"{s.metrics_repeats} run{'s' if s.metrics_repeats > 1 else ''} of each, in the order "
+        f"{' '.join(cost['order'])}, each in a freshly started nginx and app. Issue 14 asks that throughput with "
+        "metrics on stay within the run-to-run noise of the runs without them: the difference of the means is "
+        "judged against the spread of the off runs.",
+        "",
+        table,
+        "",
+    ]
+
+
+def write_markdown(path, info, tables, targets, rows, s, cost):
+    main, metrics_t, scale_t, target_t = tables
     passed = sum(t["pass"] for t in targets)
     lines = [
         "# Benchmark results",
@@ -169,6 +205,7 @@ def write_markdown(path, info, tables, targets, rows, s):
         "",
         "![chart](results.png)",
         "",
+    ] + metrics_section(metrics_t, cost, s) + [
         f"## Streams at scale (nginx + app, one frame per second to every stream, {s.scale_seconds} s)",
         "",
         scale_t,
@@ -190,19 +227,21 @@ def write_markdown(path, info, tables, targets, rows, s):
         f.write("\n".join(lines))
 
 
-def write_results(run, info, seconds, rows, targets, scale, raw, paths):
-    """Prints the tables; writes results.json, results.png and RESULTS.md to run.out_dir."""
-    tables = (main_table(rows, paths), scale_table(scale), target_table(targets))
+def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths):
+    """Prints the tables; writes results.json, results.png and RESULTS.md to
+    run.out_dir. cost: summary.metrics_cost's."""
+    tables = (main_table(rows, paths), metrics_table(cost), scale_table(scale), target_table(targets))
     print()
     for table in tables:
         print(table)
         print()
     out_dir = run.out_dir
     result = {"machine": info, "quick": run.settings.quick, "seconds": seconds,
-              "settings": run.settings.as_json(), "paths": rows, "targets": targets, "scale": scale, "runs": raw}
+              "settings": run.settings.as_json(), "paths": rows, "targets": targets, "scale": scale,
+              "metrics_cost": cost, "runs": raw}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
     write_chart(run, rows, paths, os.path.join(out_dir, "results.png"))
-    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings)
+    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings, cost)
     return result

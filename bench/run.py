@@ -25,11 +25,20 @@ Measured:
                 process of the web server and of the app, over the run)
   2. events     the same with a 256 KiB POST body (the upstream nginx reads
                 the body whole before answering {"seq":1})
-  3. SSE        build/bench/sse-client opens 16 streams per path through to
+  3. metrics    issue 14's cost of the app's metrics: the snapshot load of 1
+                through nginx+app with the metrics on (the app's defaults)
+                and off (OPENOVA_FLOW_METRICS_PATH and
+                OPENOVA_FLOW_STATUS_PATH empty: no endpoint reads the
+                counters, so the app counts nothing), 3 runs of each (1 under
+                BENCH_QUICK) in the order on off off on on off, nginx and the
+                app started afresh for each; requests/s of each setting, the
+                difference, and the run-to-run noise it is judged by: the
+                spread (max - min) / mean of the off runs
+  4. SSE        build/bench/sse-client opens 16 streams per path through to
                 build/bench/sse-upstream, which stamps each frame with its
                 send time (CLOCK_MONOTONIC); p50/p99 of arrival - send; added =
                 path minus direct
-  4. scale      1,000 and 10,000 streams through nginx+app, a frame per
+  5. scale      1,000 and 10,000 streams through nginx+app, a frame per
                 second to all: p99 delivery, frames lost, the app's RSS per
                 stream, threads, descriptors, the proxy layer's CPU per
                 delivered frame; snapshot throughput while the 10,000 are
@@ -38,12 +47,12 @@ Measured:
                 open-file limit cannot hold 10,000 (two descriptors per
                 stream in nginx and in the app), the largest run is as many
                 hundreds as fit, and the report says so.
-Every wrk measurement runs twice, interleaved (A B C .. A B C); the table
-shows the mean. Machine-dependent numbers also appear as ratios to nginx
+Every wrk measurement of 1 and 2 runs twice, interleaved (A B C .. A B C);
+the table shows the mean. Machine-dependent numbers also appear as ratios to nginx
 proxy_pass of the same run.
 
 Writes bench/results.json, bench/RESULTS.md and bench/results.png (gnuplot),
-and prints the table. BENCH_QUICK=1: a smoke run of about a minute (short
+and prints the tables. BENCH_QUICK=1: a smoke run of about a minute (short
 measurements, one pass), whose results are not for committing.
 
 This file checks the tools and runs the phases; the rest is in context.py
@@ -60,12 +69,12 @@ import sys
 import time
 
 import fixtures
-from context import MAX_STREAMS, SCALE_TARGET, WRK, Run, log
+from context import SCALE_TARGET, WRK, Run, log
 from integration import launchers, servers
-from paths import PATHS
-from phases import phase_scale, phase_sse, phase_throughput
+from paths import METRICS_OFF, PATHS, app_env
+from phases import phase_metrics, phase_scale, phase_sse, phase_throughput
 from report import machine, write_results
-from summary import summarize
+from summary import metrics_cost, summarize
 
 
 def check_tools(run):
@@ -73,12 +82,12 @@ def check_tools(run):
                  run.sse_client, launchers.SPAWN_FCGI_BIN):
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is missing (make bench installs and builds what it needs)")
-    probe = subprocess.run([servers.BINARY, "--print-config"], env={"OPENOVA_FLOW_AUTH": "none",
-                                                                     "OPENOVA_FLOW_MAX_STREAMS": str(MAX_STREAMS),
-                                                                     "OPENOVA_FLOW_SERVER_URL": "http://127.0.0.1:1"},
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        sys.exit(f"bench: the app refuses the benchmark's settings: {probe.stderr.strip()}")
+    # Both ways the bench runs the app, metrics on (its defaults) and off.
+    for extra in ({}, METRICS_OFF):
+        probe = subprocess.run([servers.BINARY, "--print-config"], env=app_env("http://127.0.0.1:1", extra),
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            sys.exit(f"bench: the app refuses the benchmark's settings {extra or ''}: {probe.stderr.strip()}")
 
 
 def raise_open_files(settings):
@@ -129,16 +138,19 @@ def main(run):
         f"load {' '.join(info['loadavg_start'])}")
     try:
         throughput = phase_throughput(run)
+        metrics = phase_metrics(run)
         sse = phase_sse(run)
         scale = phase_scale(run)
     finally:
         run.stop_all()
     rows, targets = summarize(throughput, sse, scale, run.settings)
-    result = write_results(run, info, round(time.monotonic() - started), rows, targets, scale,
-                           {"throughput": throughput, "sse": sse}, PATHS)
+    cost = metrics_cost(metrics)
+    result = write_results(run, info, round(time.monotonic() - started), rows, targets, scale, cost,
+                           {"throughput": throughput, "metrics": metrics, "sse": sse}, PATHS)
     trim_logs(run)
     log(f"done in {result['seconds']} s: {run.out_dir}/RESULTS.md, results.json, results.png; "
-        f"{sum(t['pass'] for t in targets)} of {len(targets)} targets pass")
+        f"{sum(t['pass'] for t in targets)} of {len(targets)} targets pass; metrics on against off "
+        f"{cost['diff_pct']:+.1f} % req/s, {cost['verdict']}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """summary.py: from the raw runs to one row per path (means, ratios to the
-reference) and the verdict on each target of issue 6."""
+reference), the verdict on each target of issue 6, and issue 14's cost of
+the app's metrics."""
 from context import SCALE_TARGET
 from paths import NginxProxyStock, REFERENCE
 
@@ -117,6 +118,45 @@ def scale_targets(targets, scale, settings):
                     f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.2f} ms vs {alone['rps']:.0f} req/s "
                     f"p99 {alone['p99_ms']:.2f} ms alone ({during['rps'] / alone['rps']:.2f}x)",
                     f">= {UNAFFECTED_RPS}x req/s, p99 <= {UNAFFECTED_P99}x")
+
+
+def spread(values):
+    """(max - min) / mean of one setting's repeats: the run-to-run noise;
+    None from fewer than two."""
+    return (max(values) - min(values)) / mean(values) if len(values) > 1 else None
+
+
+def pct(v):
+    return None if v is None else v * 100
+
+
+def metrics_cost(runs):
+    """Issue 14: "snapshot throughput with metrics on within the run-to-run
+    noise of the same run without them". The noise is the spread of the
+    runs without them (off); the spread of on is shown beside it. No
+    verdict (within_noise None) from one run per setting or when requests
+    failed."""
+    out = {"path": "nginx+app", "order": runs["order"]}
+    for setting in ("on", "off"):
+        rs = runs[setting]
+        rps = [r["rps"] for r in rs]
+        out[setting] = {"runs": len(rs), "rps": mean(rps), "rps_each": rps, "spread_pct": pct(spread(rps)),
+                        "p99_ms": mean([r["p99_ms"] for r in rs]), "app_cpu_us": mean([r["app_cpu_us"] for r in rs]),
+                        "proxy_cpu_us": mean([r["proxy_cpu_us"] for r in rs]),
+                        "errors": sum(r["error_count"] for r in rs)}
+    on, off = out["on"], out["off"]
+    diff = out["diff_pct"] = (on["rps"] - off["rps"]) / off["rps"] * 100
+    noise = out["noise_pct"] = off["spread_pct"]
+    failed = on["errors"] + off["errors"]
+    # Failed requests make a run fast and meaningless: no verdict then.
+    out["within_noise"] = None if noise is None or failed else abs(diff) <= noise
+    if failed:
+        out["verdict"] = f"not judged ({failed} requests failed)"
+    elif noise is None:
+        out["verdict"] = "not judged (one run per setting gives no noise to judge by)"
+    else:
+        out["verdict"] = "within noise" if out["within_noise"] else "larger than the noise"
+    return out
 
 
 def summarize(throughput, sse, scale, settings):
