@@ -31,8 +31,9 @@ struct log_field {
     long long number;
     bool is_number;
 };
-#define LOG_TEXT(k, v) ((struct log_field){.key = (k), .text = (v)})
-#define LOG_NUMBER(k, v) ((struct log_field){.key = (k), .number = (long long)(v), .is_number = true})
+/* Initializers, so that static tables may use them too. */
+#define LOG_TEXT(k, v) {.key = (k), .text = (v)}
+#define LOG_NUMBER(k, v) {.key = (k), .number = (long long)(v), .is_number = true}
 
 /* proxy_log_fields: one line: time, level, rid (when not NULL), msg, then
  * the fields in order. Every logfmt value that needs it is quoted and

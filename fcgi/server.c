@@ -178,7 +178,7 @@ static void log_serving(const struct fcgi_server_settings *s, unsigned started)
     size_t n = 0;
     for (size_t i = 0; i < s->banner_count && n < sizeof fields / sizeof fields[0] - 1; i++)
         fields[n++] = s->banner[i];
-    fields[n++] = LOG_NUMBER("workers", started);
+    fields[n++] = (struct log_field)LOG_NUMBER("workers", started);
     proxy_log_fields(PROXY_LOG_INFO, NULL, "serving", fields, n);
 }
 

@@ -39,7 +39,8 @@ void request_log(const struct flow_request *req, enum proxy_log_level level, con
         LOG_NUMBER("status", f->out.head_sent ? f->out.status : 0),
         LOG_NUMBER("bytes", f->out.bytes_out),
         LOG_NUMBER("duration_ms", duration_us / 1000),
-        req->upstream_us >= 0 ? LOG_NUMBER("upstream_ms", req->upstream_us / 1000) : LOG_TEXT("upstream_ms", NULL),
+        /* Left out when no upstream call was made. */
+        {.key = "upstream_ms", .number = req->upstream_us / 1000, .is_number = req->upstream_us >= 0},
         LOG_TEXT("end", x->end),
         LOG_TEXT("error", f->out.error_code),
     };
