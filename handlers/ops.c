@@ -108,8 +108,8 @@ static void refresh_health(struct ops *ops, struct flow_request *req)
         return;
     struct health now = {0};
     long status = 0;
-    enum proxy_err err = upstream_probe(req->upstream, req, "/healthz", OPS_HEALTH_TIMEOUT_MS, &status, now.reason,
-                                        sizeof now.reason);
+    enum proxy_err err = upstream_probe(req->upstream, req, METRICS_ROUTE_READY, "/healthz", OPS_HEALTH_TIMEOUT_MS,
+                                        &status, now.reason, sizeof now.reason);
     now.ok = err == PROXY_OK && status >= 200 && status < 300;
     if (err == PROXY_OK && !now.ok)
         snprintf(now.reason, sizeof now.reason, "GET /healthz answered %ld", status);

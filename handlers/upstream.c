@@ -704,8 +704,8 @@ static enum proxy_err probe_body(void *ctx, const char *data, size_t len)
 /* A health check's answer is a word or a small JSON object. */
 #define PROBE_BODY_MAX (64 * 1024)
 
-enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, const char *path,
-                              long timeout_ms, long *status, char *detail, size_t detail_len)
+enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, enum metrics_route route,
+                              const char *path, long timeout_ms, long *status, char *detail, size_t detail_len)
 {
     struct upstream_exchange x = {
         .req = req,
@@ -727,9 +727,9 @@ enum proxy_err upstream_probe(struct upstream_client *client, struct flow_reques
     long long started_us = clock_us();
     CURLcode rc = perform_watching(client, req->fcgi, &gone);
     req->upstream_us = clock_us() - started_us;
-    metrics_upstream_call(req->label, req->upstream_us);
+    metrics_upstream_call(route, req->upstream_us);
     err = gone ? PROXY_ERR_CLIENT_GONE : upstream_exchange_result(&x, rc);
-    count_failure(req->label, err, rc);
+    count_failure(route, err, rc);
     proxy_say(detail, detail_len, "%s%s%s", proxy_strerror(err), client->error[0] ? ": " : "", client->error);
     upstream_exchange_release(&x);
     /* The handle goes on serving relays: their deadline, no dangling list. */

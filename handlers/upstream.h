@@ -119,10 +119,10 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
 /* upstream_probe: GET {upstream}{path} on the worker's client, within
  * timeout_ms, the body read and dropped; *status is the answer's status.
  * Watches req's web server connection as a relay does. Counts the call
- * and any failure under req->label. Returns the outcome, with the reason
- * of a failure in detail. */
-enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, const char *path,
-                              long timeout_ms, long *status, char *detail, size_t detail_len);
+ * and any failure under route (whichever request asked). Returns the
+ * outcome, with the reason of a failure in detail. */
+enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, enum metrics_route route,
+                              const char *path, long timeout_ms, long *status, char *detail, size_t detail_len);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
  * when absent, unparsable, or overridden by a Transfer-Encoding header

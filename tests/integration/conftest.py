@@ -34,16 +34,23 @@ CONFIGS = {
     "authnone": ("noauth", {"OPENOVA_FLOW_AUTH": "none", "OPENOVA_FLOW_KEEPALIVE": "0"}),
     # web server without authentication, app still expecting REMOTE_USER: 401
     "nouser": ("noauth", {"OPENOVA_FLOW_AUTH": "remote-user"}),
-    "timeout": ("auth", {"OPENOVA_FLOW_PROXY_TIMEOUT": "1s", "OPENOVA_FLOW_KEEPALIVE": "0"}),
-    "refused": ("auth", {"OPENOVA_FLOW_SERVER_URL": "<refused>"}),
-    "maxbody": ("auth", {"OPENOVA_FLOW_MAX_BODY": "1024"}),
-    "maxstreams": ("auth", {"OPENOVA_FLOW_MAX_STREAMS": "2", "OPENOVA_FLOW_KEEPALIVE": "1s"}),
+    # Some configurations log in JSON (and one at debug), so that the
+    # suite's traffic exercises both formats: test_logs.py parses every
+    # line the session's apps wrote.
+    "timeout": ("auth", {"OPENOVA_FLOW_PROXY_TIMEOUT": "1s", "OPENOVA_FLOW_KEEPALIVE": "0",
+                         "OPENOVA_FLOW_LOG_FORMAT": "json"}),
+    "refused": ("auth", {"OPENOVA_FLOW_SERVER_URL": "<refused>", "OPENOVA_FLOW_LOG_FORMAT": "json",
+                         "OPENOVA_FLOW_LOG_LEVEL": "debug"}),
+    "maxbody": ("auth", {"OPENOVA_FLOW_MAX_BODY": "1024", "OPENOVA_FLOW_LOG_FORMAT": "json"}),
+    "maxstreams": ("auth", {"OPENOVA_FLOW_MAX_STREAMS": "2", "OPENOVA_FLOW_KEEPALIVE": "1s",
+                            "OPENOVA_FLOW_LOG_FORMAT": "json"}),
     # The app authenticates by itself (web server without auth), with the
     # session's generated credentials (harness/authkeys.py).
     "bearer": ("noauth", lambda keys: keys.app_env("bearer")),
     "jwt": ("noauth", lambda keys: keys.app_env("jwt", OPENOVA_FLOW_KEEPALIVE="0",
                                                             OPENOVA_FLOW_JWT_CLOCK_SKEW="1s")),
-    "anyauth": ("noauth", lambda keys: keys.app_env("remote-user,bearer,jwt")),
+    "anyauth": ("noauth", lambda keys: keys.app_env("remote-user,bearer,jwt", OPENOVA_FLOW_LOG_FORMAT="json",
+                                                    OPENOVA_FLOW_LOG_LEVEL="debug")),
     # Emitters with a static token may POST events; browsers with a JWT read.
     "split": ("noauth", lambda keys: keys.app_env("none", OPENOVA_FLOW_AUTH_EVENTS="bearer",
                                                  OPENOVA_FLOW_AUTH_READ="jwt")),
@@ -170,6 +177,14 @@ _reports = []   # (when: a test's node id or a phase, log path, excerpt)
 
 def pytest_sessionstart(session):
     wrapper.prepare()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: runs after every other test (it reads what the session wrote)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: the rest keep their order
 
 
 def pytest_report_header(config):
