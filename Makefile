@@ -99,6 +99,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_http \
 	$(BUILD)/tests/unit/test_log \
 	$(BUILD)/tests/unit/test_metrics \
+	$(BUILD)/tests/unit/test_ops \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
 	$(BUILD)/tests/unit/test_request \

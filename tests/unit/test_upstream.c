@@ -263,6 +263,44 @@ static void test_error_of(void **state)
     unit_done(failures);
 }
 
+/* The metrics' reason of a failed call: TLS told apart by libcurl's code;
+ * what is not the upstream's failure is none (-1). */
+struct kind_row {
+    const char *name;
+    enum proxy_err err;
+    CURLcode rc;
+    int kind;
+};
+
+static const struct kind_row kind_rows[] = {
+    {"refused", PROXY_ERR_UPSTREAM_UNREACHABLE, CURLE_COULDNT_CONNECT, METRICS_UPSTREAM_UNREACHABLE},
+    {"no such host", PROXY_ERR_UPSTREAM_UNREACHABLE, CURLE_COULDNT_RESOLVE_HOST, METRICS_UPSTREAM_UNREACHABLE},
+    {"handshake", PROXY_ERR_UPSTREAM_UNREACHABLE, CURLE_SSL_CONNECT_ERROR, METRICS_UPSTREAM_TLS},
+    {"certificate", PROXY_ERR_UPSTREAM_UNREACHABLE, CURLE_PEER_FAILED_VERIFICATION, METRICS_UPSTREAM_TLS},
+    {"client certificate", PROXY_ERR_UPSTREAM_PROTOCOL, CURLE_SSL_CERTPROBLEM, METRICS_UPSTREAM_TLS},
+    {"timeout", PROXY_ERR_UPSTREAM_TIMEOUT, CURLE_OPERATION_TIMEDOUT, METRICS_UPSTREAM_TIMEOUT},
+    {"answer deadline", PROXY_ERR_UPSTREAM_TIMEOUT, CURLE_OK, METRICS_UPSTREAM_TIMEOUT},
+    {"bad answer", PROXY_ERR_UPSTREAM_PROTOCOL, CURLE_WEIRD_SERVER_REPLY, METRICS_UPSTREAM_PROTOCOL},
+    {"too large", PROXY_ERR_UPSTREAM_TOO_LARGE, CURLE_WRITE_ERROR, METRICS_UPSTREAM_TOO_LARGE},
+    {"ok", PROXY_OK, CURLE_OK, -1},
+    {"client left", PROXY_ERR_CLIENT_GONE, CURLE_WRITE_ERROR, -1},
+    {"out of memory", PROXY_ERR_NOMEM, CURLE_OUT_OF_MEMORY, -1},
+    {"the stop", PROXY_ERR_SHUTDOWN, CURLE_ABORTED_BY_CALLBACK, -1},
+};
+
+static void test_failure_kind(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(kind_rows); i++) {
+        const struct kind_row *r = &kind_rows[i];
+        int kind = upstream_failure_kind(r->err, r->rc);
+        if (kind != r->kind)
+            unit_fail(&failures, i, r->name, "kind %d, want %d", kind, r->kind);
+    }
+    unit_done(failures);
+}
+
 /* A callback's reason for stopping a transfer wins over libcurl's code. */
 struct result_row {
     const char *name;
@@ -336,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_filter_headers_limit),
         cmocka_unit_test(test_connection_token_bound),
         cmocka_unit_test(test_error_of),
+        cmocka_unit_test(test_failure_kind),
         cmocka_unit_test(test_exchange_result),
         cmocka_unit_test(test_content_length),
     };
