@@ -70,8 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(sse_tracker_at_boundary(&split) == was && memcmp(&before, &split, sizeof split) == 0);
         CHECK(sse_tracker_at_boundary(&split) == reference_at_boundary(stream, fed));
     }
-    if (nsizes)
+    if (nsizes) {
         CHECK(sse_tracker_at_boundary(&split) == sse_tracker_at_boundary(&whole));
+        CHECK(split.frames == whole.frames); /* the metrics count frames however they arrive */
+    }
 
     /* The stream loop relies on this: a keepalive comment written at a
      * boundary leaves the stream at a boundary. */
