@@ -51,6 +51,8 @@ void request_count(const struct flow_request *req, long long duration_us)
 {
     const struct fcgi_request *f = req->fcgi;
     metrics_request(req->label, f->method, f->out.head_sent ? f->out.status : 0, duration_us);
-    if (f->out.error_code)
+    /* A response cut after its head carries the code for the log, but the
+     * client got no error answer of the proxy's. */
+    if (f->out.error_code && !f->out.cut)
         metrics_refusal(f->out.error_code);
 }

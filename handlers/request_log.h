@@ -25,7 +25,8 @@ enum proxy_log_level request_log_level(const struct flow_request *req);
 void request_log(const struct flow_request *req, enum proxy_log_level level, const struct request_log_extra *x);
 
 /* request_count: adds the request to the metrics: by route, method and
- * status, its duration, and its error code among the refusals. */
+ * status, its duration, and the code of the error answer the proxy gave
+ * (if it gave one) among the refusals. */
 void request_count(const struct flow_request *req, long long duration_us);
 
 #endif

@@ -3,7 +3,8 @@ server: spawn-fcgi (conf/spawn-fcgi/, Debian's spawn-fcgi), systemd socket
 activation (conf/systemd/ units run with systemd-socket-activate: no
 systemd runs here) and the container (conf/container/: the image's
 entrypoint and health check run with the image's command lines, ENV and
-USER; no container engine here, so the image itself is not built).
+USER, and kubernetes.yaml's probes sent through nginx-pod.conf; no
+container engine or cluster here, so the image itself is not built).
 
 spawn-fcgi also starts the app of every Apache and nginx instance of the
 behavioural suite."""
@@ -16,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from harness import client, launchers, servers, wrapper
 from harness.checks import wait_for
@@ -210,19 +212,79 @@ def test_systemd_restart_keeps_socket_usable(upstream, fid, tmp_path):
 
 
 def test_container_health_check(upstream, tmp_path):
-    """The image's HEALTHCHECK command: 0 while the app answers, 1 once it
-    is gone; the probe never reaches the flow server."""
+    """The image's HEALTHCHECK command asks the app's liveness endpoint: 0
+    while the app answers, 1 once it is gone. Liveness is the process
+    alone: the flow server hears nothing, not even its own health check
+    (that is readiness)."""
     app = launchers.ContainerEntrypoint({"OPENOVA_FLOW_SERVER_URL": upstream.url}, tmp_path,
                                         ("127.0.0.1", servers.free_port())).start()
     try:
         assert app.healthcheck() == 0, app.log()
         assert upstream.requests() == []
-        assert "rid=healthcheck" in app.log()
         app.proc.send_signal(signal.SIGTERM)
         assert app.proc.wait(timeout=scaled(5)) == 0
         assert app.healthcheck() == 1
     finally:
         app.stop()
+
+
+def test_container_health_check_ignores_flow_server(refusing_port, tmp_path):
+    """With nothing listening at the flow server's address the app is
+    alive all the same: the health check passes (a flow server outage must
+    not restart the proxy)."""
+    app = launchers.ContainerEntrypoint({"OPENOVA_FLOW_SERVER_URL": refusing_port.url}, tmp_path,
+                                        ("127.0.0.1", servers.free_port())).start()
+    try:
+        assert app.healthcheck() == 0, app.log()
+    finally:
+        app.stop()
+
+
+def pod_probes():
+    """The httpGet probes of kubernetes.yaml's containers: {(container,
+    kind): probe}."""
+    with open(os.path.join(launchers.CONTAINER_DIR, "kubernetes.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    return {(c["name"], kind): c[kind] for c in deployment["spec"]["template"]["spec"]["containers"]
+            for kind in ("readinessProbe", "livenessProbe") if kind in c}
+
+
+def test_pod_probes_reach_the_app(upstream, fid, tmp_path):
+    """kubernetes.yaml's probes of the app container, as the kubelet sends
+    them (no credentials) through the pod's nginx (nginx-pod.conf) to the
+    image's entrypoint: readiness is the app's readyz (the flow server's
+    health check), liveness its healthz; each answers 200 from the app,
+    with a timeout above the app's 1.5 s check of the flow server. The
+    flow routes stay behind nginx's basic auth."""
+    probes = pod_probes()
+    assert probes[("app", "readinessProbe")]["httpGet"]["path"] == "/openova-flow/readyz"
+    assert probes[("app", "livenessProbe")]["httpGet"]["path"] == "/openova-flow/healthz"
+    server = start("container", upstream, tmp_path)
+    try:
+        for (container, kind), probe in sorted(probes.items()):
+            get = probe["httpGet"]
+            if container == "app":
+                assert get["port"] == 8080, "the app container's probes go to nginx's port"
+                assert probe["timeoutSeconds"] >= 2, (kind, probe)
+            # Until it passes, as the kubelet retries: the first check of the
+            # flow server may still be under way (or slow, under valgrind).
+            last = []
+            wait_for(lambda: last.append(client.request(server.port, "GET", get["path"],
+                                                        [("User-Agent", "kube-probe/1.30")]))
+                     or 200 <= last[-1].status < 400, scaled(6), interval=0.2)
+            resp = last[-1]
+            assert 200 <= resp.status < 400, (container, kind, resp)
+            if container == "app":
+                assert resp.header("X-Request-ID"), resp   # the app's answer, not nginx's
+                expected = {"readinessProbe": "ready", "livenessProbe": "ok"}[kind]
+                assert resp.json() == {"status": expected}, resp
+        # readiness asked the flow server's health check, and nothing else
+        assert {r.target for r in upstream.requests()} == {"/healthz"}
+        resp = client.request(server.port, "GET", f"{BASE}/{fid()}/snapshot")
+        assert resp.status == 401 and not resp.header("X-Request-ID"), resp   # nginx's own 401
+    finally:
+        server.stop()
 
 
 def test_container_entrypoint_passes_arguments(upstream, tmp_path):

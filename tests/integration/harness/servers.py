@@ -447,11 +447,13 @@ class NginxPod(Nginx):
     def render(self):
         with open(self.POD_CONF) as f:
             site = f.read()
-        for old, new in [("listen 8080;", f"listen 127.0.0.1:{self.port};"),
-                         ("server 127.0.0.1:9000;", f"server 127.0.0.1:{self.tcp[1]};"),
-                         ("/etc/nginx/snippets/", self.CONF_DIR + "/"),
-                         ("/etc/nginx/auth/htpasswd", self.userfile)]:
-            assert site.count(old) == 1, f"nginx-pod.conf: {old!r} occurs {site.count(old)} times"
+        # (text, filled in, how often it occurs: the snippet is included by
+        # the API's location and the operations endpoints')
+        for old, new, times in [("listen 8080;", f"listen 127.0.0.1:{self.port};", 1),
+                                ("server 127.0.0.1:9000;", f"server 127.0.0.1:{self.tcp[1]};", 1),
+                                ("/etc/nginx/snippets/", self.CONF_DIR + "/", 2),
+                                ("/etc/nginx/auth/htpasswd", self.userfile, 1)]:
+            assert site.count(old) == times, f"nginx-pod.conf: {old!r} occurs {site.count(old)} times"
             site = site.replace(old, new)
         site_path = os.path.join(self.dir, "openova-flow.conf")
         with open(site_path, "w") as f:

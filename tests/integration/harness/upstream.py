@@ -6,7 +6,9 @@ test's control: header names keep their case, stream frames go out one
 chunk at a time, and a connection can be dropped mid-stream or held open in
 silence. Each test registers a Reply per flow id; each received request is
 recorded with its connection, and each connection with when it opened and
-closed.
+closed. GET /healthz, the flow server's health check (the app's readiness
+asks it), is answered with `health`, {"status":"ok"} unless a test sets
+another Reply.
 """
 import dataclasses
 import re
@@ -116,6 +118,7 @@ class Upstream:
     def __init__(self):
         self.lock = threading.Lock()
         self.replies = {}
+        self.health = json_reply(200, b'{"status":"ok"}')
         self.connections = []
         self.received = []
         self._stopping = threading.Event()
@@ -288,6 +291,8 @@ class Upstream:
         return rec, buf
 
     def _lookup(self, target):
+        if target.partition("?")[0] == "/healthz":
+            return self.health
         m = re.match(r"^/v1/flows/([^/?]*)/([^/?]*)", target)
         with self.lock:
             if m:
