@@ -18,8 +18,10 @@ enum proxy_log_level request_log_level(const struct flow_request *req)
     const struct fcgi_response *out = &req->fcgi->out;
     if (out->status >= 500 && req->label != METRICS_ROUTE_READY)
         return PROXY_LOG_ERROR;
-    if (operations(req->label) && (out->status < 400 || req->label == METRICS_ROUTE_READY))
-        return PROXY_LOG_DEBUG; /* a failing upstream is logged once, when readiness changes */
+    /* A probe's answer, "not ready" too, is quiet: a failing upstream is
+     * logged once, when readiness changes. A refusal is not. */
+    if (operations(req->label) && (out->status < 400 || (req->label == METRICS_ROUTE_READY && out->status == 503)))
+        return PROXY_LOG_DEBUG;
     return out->error_code ? PROXY_LOG_WARN : PROXY_LOG_INFO;
 }
 
