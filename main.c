@@ -272,7 +272,7 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
     };
     const struct log_field banner[] = {
         LOG_TEXT("version", OPENOVA_VERSION),
-        LOG_TEXT("upstream", cfg->upstream_url),
+        LOG_TEXT("upstream", cfg->upstream_shown),
         LOG_NUMBER("max_streams", cfg->max_streams),
         LOG_TEXT("metrics", cfg->metrics_path ? cfg->metrics_path : "off"),
     };

@@ -119,6 +119,22 @@ static const char *url_problem(const char *url)
     return NULL;
 }
 
+/* url with the password of its user info (RFC 3986 3.2.1) replaced by
+ * "***": a URL goes into logs and onto the status page, a secret must not. */
+static char *shown_url(const char *url)
+{
+    const char *host = after_scheme(url);
+    size_t authority = strcspn(host, "/");
+    const char *at = memchr(host, '@', authority);
+    const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+    if (!colon)
+        return strdup(url);
+    char *shown = NULL;
+    if (asprintf(&shown, "%.*s:***%s", (int)(colon - url), url, at) < 0)
+        return NULL;
+    return shown;
+}
+
 static enum proxy_err load_url(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
                                size_t errlen)
 {
@@ -135,6 +151,8 @@ static enum proxy_err load_url(const struct setting *s, struct proxy_config *cfg
         return refuse(PROXY_ERR_INVALID, err, errlen, s->name, why);
     }
     cfg->upstream_url = url;
+    if (!(cfg->upstream_shown = shown_url(url)))
+        return out_of_memory(err, errlen, s->name);
     return PROXY_OK;
 }
 
@@ -532,6 +550,7 @@ void config_free(struct proxy_config *cfg)
     if (!cfg)
         return;
     free(cfg->upstream_url);
+    free(cfg->upstream_shown);
     free(cfg->ca_file);
     free(cfg->base_path);
     free(cfg->tokens_file);
@@ -554,7 +573,7 @@ char *config_json(const struct proxy_config *cfg)
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    json_object_object_add(o, "upstream_url", json_object_new_string(cfg->upstream_url));
+    json_object_object_add(o, "upstream_url", json_object_new_string(cfg->upstream_shown));
     json_object_object_add(o, "proxy_timeout_ms", json_object_new_int64(cfg->proxy_timeout_ms));
     json_object_object_add(o, "tls_skip_verify", json_object_new_boolean(cfg->tls_skip_verify));
     json_object_object_add(o, "ca_file", cfg->ca_file ? json_object_new_string(cfg->ca_file) : NULL);

@@ -34,6 +34,7 @@ enum auth_method {
 
 struct proxy_config {
     char *upstream_url;       /* no trailing '/' */
+    char *upstream_shown;     /* the same without a password, for logs and pages */
     long proxy_timeout_ms;    /* snapshot and events, whole request */
     bool tls_skip_verify;
     char *ca_file;            /* NULL: the system bundle */

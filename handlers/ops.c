@@ -263,7 +263,7 @@ static json_object *status_json(const struct ops *ops, const struct status_facts
     json_object_object_add(s, "frames", number((long long)t->stream_frames));
     json_object_object_add(s, "bytes", number((long long)t->stream_bytes));
     json_object_object_add(o, "streams", s);
-    json_object_object_add(u, "url", json_object_new_string(ops->cfg->upstream_url));
+    json_object_object_add(u, "url", json_object_new_string(ops->cfg->upstream_shown));
     json_object_object_add(u, "healthy", f->health.checked_ms ? json_object_new_boolean(f->health.ok) : NULL);
     json_object_object_add(u, "lastCheck", f->health.checked_ms ? json_object_new_string(f->checked) : NULL);
     json_object_object_add(u, "lastError", f->health.checked_ms && !f->health.ok
@@ -300,7 +300,7 @@ static char *status_text(const struct ops *ops, const struct status_facts *f, si
             t->streams_opened, t->stream_frames, t->stream_bytes);
     fprintf(out, "requests:              %llu\nrefusals:              %llu\nupstream failures:     %llu\n",
             t->requests, t->refusals, t->upstream_failures);
-    fprintf(out, "auth refusals:         %llu\nupstream:              %s\n", t->auth_refused, ops->cfg->upstream_url);
+    fprintf(out, "auth refusals:         %llu\nupstream:              %s\n", t->auth_refused, ops->cfg->upstream_shown);
     fprintf(out, "upstream healthy:      %s\nupstream last check:   %s\n",
             !f->health.checked_ms ? "unknown" : f->health.ok ? "yes" : "no", f->checked);
     fprintf(out, "upstream last error:   %s\n", f->health.checked_ms && !f->health.ok ? f->health.reason : "-");

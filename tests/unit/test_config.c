@@ -614,6 +614,39 @@ static void test_ops_settings(void **state)
     unit_done(failures);
 }
 
+/* The upstream as logs and the status page show it: no password. */
+static const struct {
+    const char *url, *shown;
+} shown_rows[] = {
+    {"http://flow:8080", "http://flow:8080"},
+    {"https://user:secret@flow.example/base", "https://user:***@flow.example/base"},
+    {"https://user@flow.example", "https://user@flow.example"},
+    {"http://flow/a:b@c", "http://flow/a:b@c"}, /* an @ in the path is no user info */
+    {"http://u:p:q@flow:1/", "http://u:***@flow:1"},
+};
+
+static void test_upstream_shown(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(shown_rows); i++) {
+        struct env_var env[MAX_VARS] = {{"OPENOVA_FLOW_SERVER_URL", shown_rows[i].url}};
+        current_env = env;
+        struct proxy_config cfg;
+        char err[256] = "";
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (rc != PROXY_OK) {
+            unit_fail(&failures, i, shown_rows[i].url, "refused: %s", err);
+            continue;
+        }
+        if (strcmp(cfg.upstream_shown, shown_rows[i].shown) != 0)
+            unit_fail(&failures, i, shown_rows[i].url, "shown as %s, want %s", cfg.upstream_shown, shown_rows[i].shown);
+        config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_auth_settings),
         cmocka_unit_test(test_limits_defaults),
         cmocka_unit_test(test_ops_settings),
+        cmocka_unit_test(test_upstream_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
