@@ -3,7 +3,7 @@
 #   make bench                 installs what is missing (wrk, gnuplot-nox,
 #                              nginx, lighttpd, apache2, spawn-fcgi), builds,
 #                              runs every path against the same upstream
-#                              (about 10 minutes) and writes bench/RESULTS.md,
+#                              (about 12 minutes) and writes bench/RESULTS.md,
 #                              bench/results.json and bench/results.png
 #   make bench BENCH_QUICK=1   a smoke run of about a minute; its results go
 #                              to build/bench/ (not for committing)
