@@ -27,11 +27,18 @@
 #endif
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int signo)
 {
     (void)signo;
     stop_requested = 1;
+}
+
+static void on_reload_signal(int signo)
+{
+    (void)signo;
+    reload_requested = 1;
 }
 
 static void usage(FILE *out)
@@ -88,7 +95,11 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_METRICS_ALLOW    client addresses that may read metrics and status\n"
             "                                (default %s)\n"
             "  OPENOVA_FLOW_LOG_LEVEL        debug, info (default), warn or error\n"
-            "  OPENOVA_FLOW_LOG_FORMAT       logfmt (default) or json\n",
+            "  OPENOVA_FLOW_LOG_FORMAT       logfmt (default) or json\n"
+            "  OPENOVA_FLOW_ENV_FILE         environment file SIGHUP re-reads OPENOVA_FLOW_LOG_LEVEL from\n"
+            "\n"
+            "Signals: SIGTERM, SIGINT stop gracefully; SIGHUP re-reads the credential files\n"
+            "and the log level and never stops; SIGUSR1, SIGUSR2 are ignored.\n",
             CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH, CONFIG_DEFAULT_HEALTH_PATH, CONFIG_DEFAULT_READY_PATH,
             CONFIG_DEFAULT_METRICS_PATH, CONFIG_DEFAULT_STATUS_PATH, CONFIG_DEFAULT_METRICS_ALLOW);
 }
@@ -146,6 +157,31 @@ static void app_serve(void *ctx, void *worker, struct fcgi_request *req)
     metrics_worker_busy(1);
     dispatch(ctx, worker, req);
     metrics_worker_busy(-1);
+}
+
+/* SIGHUP: the credential files now, and the log level from the
+ * environment file, if one is named; nothing else changes without a restart. */
+static void app_reload(void *ctx)
+{
+    struct flow_app *app = ctx;
+    auth_reload(app->auth);
+    const char *level_text = proxy_log_level_name(app->cfg->log_level);
+    char value[32], err[256];
+    enum proxy_log_level level = app->cfg->log_level;
+    if (app->cfg->env_file) {
+        enum proxy_err rc = config_env_file_value(app->cfg->env_file, "OPENOVA_FLOW_LOG_LEVEL", value, sizeof value,
+                                                  err, sizeof err);
+        if (rc == PROXY_OK && proxy_log_level_parse(value, &level) != 0)
+            proxy_log(PROXY_LOG_WARN, NULL, "reload: OPENOVA_FLOW_LOG_LEVEL=%s in %s is not a level; keeping %s",
+                      value, app->cfg->env_file, level_text);
+        else if (rc == PROXY_OK)
+            level_text = proxy_log_level_name(level);
+    }
+    proxy_log_set_level(level);
+    struct log_field fields[] = {LOG_TEXT("log_level", level_text)};
+    /* An operator's action leaves a line, whatever the level says. */
+    proxy_log_fields(level > PROXY_LOG_INFO ? level : PROXY_LOG_INFO, NULL,
+                     "reloaded on SIGHUP: credential files re-read", fields, 1);
 }
 
 static void app_stopping(void *ctx)
@@ -226,10 +262,14 @@ static void install_signals(void)
     sa.sa_flags = 0; /* no SA_RESTART: the wait for the stop must return */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    /* Some spawners (lighttpd) send SIGUSR1 for a graceful restart. */
-    sigaction(SIGUSR1, &sa, NULL);
-    /* A hang-up of the controlling terminal stops cleanly too. */
+    /* SIGHUP reloads (a reflexive kill -HUP, logrotate's postrotate): it
+     * never stops the process. */
+    sa.sa_handler = on_reload_signal;
     sigaction(SIGHUP, &sa, NULL);
+    /* Nothing here uses them: a stray one must not end the process (their
+     * default action). */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
 }
 
 static void warn_about(const struct proxy_config *cfg)
@@ -266,6 +306,7 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
         .worker_start = app_worker_start,
         .worker_end = app_worker_end,
         .serve = app_serve,
+        .reload = app_reload,
         .stopping = app_stopping,
         .cut_short = app_cut_short,
         .stopped = app_stopped,
@@ -283,7 +324,7 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
                                             .keepconn_idle_ms = cfg->keepconn_idle_ms,
                                             .banner = banner,
                                             .banner_count = sizeof banner / sizeof banner[0]};
-    int rc = fcgi_server_run(&settings, &app, &stop_requested);
+    int rc = fcgi_server_run(&settings, &app, &stop_requested, &reload_requested);
     /* A worker that never ended may still read the state: the process exits
      * from inside fcgi_server_run then, so here every worker is gone. */
     ops_free(flow.ops);

@@ -55,6 +55,14 @@ fail:
     return NULL;
 }
 
+void auth_reload(struct auth *auth)
+{
+    if (auth->tokens)
+        tokens_reload(auth->tokens);
+    if (auth->jwt)
+        jwt_verifier_reload(auth->jwt);
+}
+
 void auth_free(struct auth *auth)
 {
     if (!auth)

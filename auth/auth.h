@@ -42,6 +42,11 @@ struct auth *auth_new(const struct proxy_config *cfg, char *err, size_t errlen);
 /* auth_free: frees auth; NULL-safe. No decision may be running. */
 void auth_free(struct auth *auth);
 
+/* auth_reload: re-reads the credential files now (SIGHUP), as they are
+ * re-read within a second of a change anyway; decisions go on meanwhile
+ * with what is loaded. Thread-safe. */
+void auth_reload(struct auth *auth);
+
 /* auth_accepted: the methods the route accepts (auth_method bits). Pure. */
 unsigned auth_accepted(const struct proxy_config *cfg, bool events_route);
 

@@ -456,6 +456,11 @@ fail:
     return NULL;
 }
 
+void jwt_verifier_reload(struct jwt_verifier *v)
+{
+    watched_set_reload(&v->files);
+}
+
 void jwt_verifier_free(struct jwt_verifier *v)
 {
     if (!v)

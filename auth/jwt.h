@@ -37,6 +37,10 @@ struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, s
  * running. */
 void jwt_verifier_free(struct jwt_verifier *v);
 
+/* jwt_verifier_reload: re-reads the key files now (watched_set_reload).
+ * Thread-safe. */
+void jwt_verifier_reload(struct jwt_verifier *v);
+
 /* jwt_verify: checks token (a compact JWS) at time now: its signature
  * (RS256, ES256 or HS256 only; HS256 only with the secret, never with a
  * JWKS key), then exp (required), nbf, iss and aud, then the user claim.

@@ -282,6 +282,11 @@ fail:
     return NULL;
 }
 
+void tokens_reload(struct tokens *t)
+{
+    watched_set_reload(&t->files);
+}
+
 void tokens_free(struct tokens *t)
 {
     if (!t)

@@ -42,4 +42,7 @@ enum proxy_err tokens_check(struct tokens *t, const char *token, time_t now, str
 /* tokens_free: frees t; NULL-safe. No check may be running. */
 void tokens_free(struct tokens *t);
 
+/* tokens_reload: re-reads the file now (watched_set_reload). Thread-safe. */
+void tokens_reload(struct tokens *t);
+
 #endif

@@ -268,14 +268,14 @@ static bool may_have_changed(struct watched_file *w)
     return w->read_errno || !stamp_eq(&now_st, &w->seen) || racy;
 }
 
-/* refresh: re-reads w if it may have changed and publishes valid new
+/* refresh: re-reads w if it may have changed (or force) and publishes valid new
  * content, releasing the old. A failure to read it, or invalid content, is
  * logged once per change and the content in use stays. Called with the
  * set's reload lock held. */
-static void refresh(struct watched_file *w)
+static void refresh(struct watched_file *w, bool force)
 {
     const struct watched_kind *k = w->kind;
-    if (!may_have_changed(w))
+    if (!may_have_changed(w) && !force)
         return;
     struct reading r;
     char err[LOG_SENTENCE_MAX];
@@ -325,7 +325,7 @@ void watched_set_refresh_if_due(struct watched_set *s)
      * this one goes on with what is there. */
     if (pthread_mutex_trylock(&s->reload) == 0) {
         for (size_t i = 0; i < s->n; i++)
-            refresh(s->files[i]);
+            refresh(s->files[i], false);
         pthread_mutex_unlock(&s->reload);
         return;
     }
@@ -334,6 +334,14 @@ void watched_set_refresh_if_due(struct watched_set *s)
     pthread_mutex_lock(&s->publish);
     s->next_check_ms = now;
     pthread_mutex_unlock(&s->publish);
+}
+
+void watched_set_reload(struct watched_set *s)
+{
+    pthread_mutex_lock(&s->reload);
+    for (size_t i = 0; i < s->n; i++)
+        refresh(s->files[i], true);
+    pthread_mutex_unlock(&s->reload);
 }
 
 void *watched_file_acquire(struct watched_file *w)

@@ -99,6 +99,11 @@ enum proxy_err watched_file_open(struct watched_file *w, struct watched_set *s, 
  * that reload may have read a file before the change. Thread-safe. */
 void watched_set_refresh_if_due(struct watched_set *s);
 
+/* watched_set_reload: re-reads every file of s now, whatever its stamp
+ * says (SIGHUP), waiting for a reload in progress; publishes valid new
+ * content as watched_set_refresh_if_due does. Thread-safe. */
+void watched_set_reload(struct watched_set *s);
+
 /* watched_file_acquire: the content in use, with a reference the caller
  * drops with w's kind's release; NULL when w is not configured (all zero).
  * Thread-safe. */

@@ -349,6 +349,47 @@ static enum proxy_err load_log(const struct setting *s, struct proxy_config *cfg
     return PROXY_OK;
 }
 
+/* The value part of an environment file's line, quotes removed, into out. */
+static enum proxy_err unquote_value(const char *v, char *out, size_t outlen)
+{
+    size_t n = strlen(v);
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
+        n--;
+    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+        v++;
+        n -= 2;
+    }
+    if (n >= outlen)
+        return PROXY_ERR_TOO_LARGE;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return PROXY_OK;
+}
+
+enum proxy_err config_env_file_value(const char *path, const char *name, char *out, size_t outlen, char *err,
+                                     size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        proxy_say(err, errlen, "%s: %s", path, strerror(errno));
+        return PROXY_ERR_INVALID;
+    }
+    enum proxy_err rc = PROXY_ERR_INVALID;
+    char line[1024];
+    size_t name_len = strlen(name);
+    while (fgets(line, sizeof line, f)) {
+        const char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (strncmp(p, name, name_len) == 0 && p[name_len] == '=')
+            rc = unquote_value(p + name_len + 1, out, outlen); /* the last one wins, as in systemd */
+    }
+    fclose(f);
+    if (rc == PROXY_ERR_INVALID)
+        proxy_say(err, errlen, "%s does not set %s", path, name);
+    return rc;
+}
+
 /* ---- authentication ---- */
 
 static const struct {
@@ -532,6 +573,7 @@ static const struct setting settings[] = {
      .text = CONFIG_DEFAULT_STATUS_PATH},
     {.name = "OPENOVA_FLOW_METRICS_ALLOW", .load = load_allow, .text = CONFIG_DEFAULT_METRICS_ALLOW},
     {.name = "OPENOVA_FLOW_LOG_LEVEL", .load = load_log},
+    {.name = "OPENOVA_FLOW_ENV_FILE", .load = load_file_name, .field = FIELD(env_file)},
 };
 
 enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
@@ -564,6 +606,7 @@ void config_free(struct proxy_config *cfg)
     free(cfg->ready_path);
     free(cfg->metrics_path);
     free(cfg->status_path);
+    free(cfg->env_file);
     cidr_list_free(&cfg->metrics_allow);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -615,6 +658,7 @@ char *config_json(const struct proxy_config *cfg)
                            json_object_new_string(cidr_list_text(&cfg->metrics_allow, allow, sizeof allow)));
     json_object_object_add(o, "log_level", json_object_new_string(proxy_log_level_name(cfg->log_level)));
     json_object_object_add(o, "log_format", json_object_new_string(proxy_log_format_name(cfg->log_format)));
+    json_object_object_add(o, "env_file", cfg->env_file ? json_object_new_string(cfg->env_file) : NULL);
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     char *copy = text ? strdup(text) : NULL;
     json_object_put(o);

@@ -62,6 +62,7 @@ struct proxy_config {
     char *health_path, *ready_path, *metrics_path, *status_path;
     struct cidr_list metrics_allow; /* who may read metrics and status */
     enum proxy_log_level log_level;
+    char *env_file;           /* where SIGHUP re-reads the log level (systemd's EnvironmentFile); NULL: none */
     enum proxy_log_format log_format;
 };
 
@@ -89,6 +90,15 @@ char *config_json(const struct proxy_config *cfg);
  * out. */
 #define CONFIG_AUTH_METHODS_TEXT_MAX 64
 const char *config_auth_methods_text(unsigned mask, char *out, size_t outlen);
+
+/* config_env_file_value: the value of name in an environment file as
+ * systemd's EnvironmentFile= reads it (NAME=value lines; '#' and ';'
+ * comments; a value in single or double quotes loses them) into out.
+ * Returns PROXY_OK, PROXY_ERR_INVALID when the file cannot be read or does
+ * not set name (a sentence in err), or PROXY_ERR_TOO_LARGE when the value
+ * does not fit out. */
+enum proxy_err config_env_file_value(const char *path, const char *name, char *out, size_t outlen, char *err,
+                                     size_t errlen);
 
 /* config_duration_ms: a Go duration (core/duration.h: "10s", "1500ms",
  * "1m30s", "0") in milliseconds, as every duration setting reads it: a

@@ -1,5 +1,6 @@
 /* log.c: line-atomic logging to stderr in logfmt or JSON (json-c). */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -9,8 +10,9 @@
 
 #include "core/log.h"
 
-/* Written once by proxy_log_setup before threads start, then only read. */
-static enum proxy_log_level lowest_level = PROXY_LOG_INFO;
+/* The format is set once before threads start; the level may change at
+ * run time (SIGHUP), so every thread reads it atomically. */
+static atomic_int lowest_level = PROXY_LOG_INFO;
 static enum proxy_log_format line_format = PROXY_LOG_LOGFMT;
 
 /* A value is cut here: a line stays one write(2) that a pipe takes whole. */
@@ -23,13 +25,18 @@ static const char *const format_names[] = {[PROXY_LOG_LOGFMT] = "logfmt", [PROXY
 
 void proxy_log_setup(enum proxy_log_level lowest, enum proxy_log_format format)
 {
-    lowest_level = lowest;
+    atomic_store(&lowest_level, (int)lowest);
     line_format = format;
+}
+
+void proxy_log_set_level(enum proxy_log_level lowest)
+{
+    atomic_store(&lowest_level, (int)lowest);
 }
 
 bool proxy_log_enabled(enum proxy_log_level level)
 {
-    return level >= lowest_level;
+    return (int)level >= atomic_load_explicit(&lowest_level, memory_order_relaxed);
 }
 
 const char *proxy_log_level_name(enum proxy_log_level level)

@@ -14,6 +14,9 @@ enum proxy_log_format { PROXY_LOG_LOGFMT, PROXY_LOG_JSON };
  * before any thread starts (the default: info, logfmt). */
 void proxy_log_setup(enum proxy_log_level lowest, enum proxy_log_format format);
 
+/* proxy_log_set_level: the lowest level written from now on; any thread. */
+void proxy_log_set_level(enum proxy_log_level lowest);
+
 /* proxy_log_enabled: whether a line of level would be written. */
 bool proxy_log_enabled(enum proxy_log_level level);
 

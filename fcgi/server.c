@@ -125,17 +125,24 @@ static unsigned start_workers(struct worker *workers, const struct fcgi_server_s
     return started;
 }
 
-/* The stop signals stay blocked except inside sigsuspend, so one that
- * arrives between the check and the wait is not lost. */
-static void wait_for_stop(sigset_t old, volatile sig_atomic_t *stop)
+/* The signals stay blocked except inside sigsuspend, so one that arrives
+ * between the check and the wait is not lost. A reload runs here, on this
+ * thread, never in the handler. */
+static void wait_for_stop(sigset_t old, const struct fcgi_app *app, volatile sig_atomic_t *stop,
+                          volatile sig_atomic_t *reload)
 {
     sigset_t waiting = old;
     sigdelset(&waiting, SIGTERM);
     sigdelset(&waiting, SIGINT);
     sigdelset(&waiting, SIGHUP);
-    sigdelset(&waiting, SIGUSR1);
-    while (!*stop)
+    while (!*stop) {
         sigsuspend(&waiting);
+        if (reload && *reload) {
+            *reload = 0;
+            if (app->reload)
+                app->reload(app->ctx);
+        }
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -182,7 +189,8 @@ static void log_serving(const struct fcgi_server_settings *s, unsigned started)
     proxy_log_fields(PROXY_LOG_INFO, NULL, "serving", fields, n);
 }
 
-int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop)
+int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop,
+                    volatile sig_atomic_t *reload)
 {
     sigset_t old = block_stop_signals();
     struct fcgi_lobby *lobby = open_lobby(s);
@@ -206,7 +214,7 @@ int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app 
         return 1;
     }
     log_serving(s, started);
-    wait_for_stop(old, stop);
+    wait_for_stop(old, app, stop, reload);
 
     /* Accepting ends and idle workers leave; a socket we bound ourselves is
      * shut down so that web servers fail over at once, an inherited one

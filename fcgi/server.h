@@ -25,6 +25,9 @@ struct fcgi_app {
     /* Answers one loaded request completely (fcgi/response.h), or detaches
      * it to carry on elsewhere. Called on a worker thread. */
     void (*serve)(void *ctx, void *worker, struct fcgi_request *req);
+    /* SIGHUP: re-read what can change without a restart. Called on the
+     * thread that runs the server, outside any signal handler. */
+    void (*reload)(void *ctx);
     /* The stop began: accepting has ended; refuse new long-lived work. */
     void (*stopping)(void *ctx);
     /* The grace period is over: cut what is still in flight. */
@@ -47,7 +50,8 @@ struct fcgi_server_settings {
 };
 
 /* fcgi_server_run: serves on s->listen_fd until *stop becomes non-zero (set
- * from a signal handler), then stops accepting, gives requests in flight
+ * from a signal handler; each time *reload becomes non-zero meanwhile, it
+ * is cleared and app->reload runs), then stops accepting, gives requests in flight
  * FCGI_SERVER_GRACE_MS, cuts them (app->cut_short), and returns 0 once every
  * worker ended (1 if the server could not start). A worker that has not
  * ended by FCGI_SERVER_JOIN_MS (blocked reading a kept connection) may still
@@ -55,6 +59,7 @@ struct fcgi_server_settings {
  * once, freeing nothing. */
 #define FCGI_SERVER_GRACE_MS 2000
 #define FCGI_SERVER_JOIN_MS 3000
-int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop);
+int fcgi_server_run(const struct fcgi_server_settings *s, const struct fcgi_app *app, volatile sig_atomic_t *stop,
+                    volatile sig_atomic_t *reload);
 
 #endif

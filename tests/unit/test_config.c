@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -414,6 +415,7 @@ static const char *const json_keys[] = {
     "jwt_user_claim", "jwt_clock_skew_ms", "connect_timeout_ms", "max_snapshot",
     "upstream_idle_ms", "keepconn_idle_ms", "client_timeout_ms",
     "health_path", "ready_path", "metrics_path", "status_path", "metrics_allow", "log_level", "log_format",
+    "env_file",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -647,6 +649,48 @@ static void test_upstream_shown(void **state)
     unit_done(failures);
 }
 
+/* What SIGHUP reads from an environment file, as systemd reads it. */
+static const struct {
+    const char *name;
+    const char *text;
+    const char *want; /* NULL: not set */
+} env_file_rows[] = {
+    {"plain", "OPENOVA_FLOW_LOG_LEVEL=warn\n", "warn"},
+    {"double quotes", "OPENOVA_FLOW_LOG_LEVEL=\"debug\"\n", "debug"},
+    {"single quotes", "  OPENOVA_FLOW_LOG_LEVEL='error'  \n", "error"},
+    {"the last wins", "OPENOVA_FLOW_LOG_LEVEL=info\nOPENOVA_FLOW_LOG_LEVEL=warn", "warn"},
+    {"comments", "# OPENOVA_FLOW_LOG_LEVEL=debug\n; OPENOVA_FLOW_LOG_LEVEL=x\nOPENOVA_FLOW_LOG_LEVEL=info\n", "info"},
+    {"another name", "OPENOVA_FLOW_LOG_LEVELS=debug\nXOPENOVA_FLOW_LOG_LEVEL=debug\n", NULL},
+    {"empty file", "", NULL},
+};
+
+static void test_env_file(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    char path[] = "/tmp/test-config-env-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < UNIT_LEN(env_file_rows); i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(env_file_rows[i].text, f);
+        fclose(f);
+        char value[32] = "", err[256] = "";
+        enum proxy_err rc = config_env_file_value(path, "OPENOVA_FLOW_LOG_LEVEL", value, sizeof value, err, sizeof err);
+        const char *want = env_file_rows[i].want;
+        if (want ? rc != PROXY_OK || strcmp(value, want) != 0 : rc != PROXY_ERR_INVALID || !err[0])
+            unit_fail(&failures, i, env_file_rows[i].name, "rc %d value \"%s\" err \"%s\"", rc, value, err);
+    }
+    unlink(path);
+    char value[8], err[256] = "";
+    if (config_env_file_value("/nonexistent/env", "X", value, sizeof value, err, sizeof err) != PROXY_ERR_INVALID ||
+        !strstr(err, "/nonexistent/env"))
+        unit_fail(&failures, UNIT_LEN(env_file_rows), "missing file", "%s", err);
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -658,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_limits_defaults),
         cmocka_unit_test(test_ops_settings),
         cmocka_unit_test(test_upstream_shown),
+        cmocka_unit_test(test_env_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
