@@ -26,6 +26,9 @@
 #define OPENOVA_VERSION "0.1.0"
 #endif
 
+/* How long the start waits for the upstream's health check at most. */
+#define START_PROBE_MS 1000
+
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
 
@@ -44,7 +47,9 @@ static void on_reload_signal(int signo)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: openova-flow-fcgi [--listen unix:PATH | --listen HOST:PORT] [--print-config]\n"
+            "Usage: openova-flow-fcgi [--listen unix:PATH [--socket-mode MODE] [--socket-owner USER]\n"
+            "                         [--socket-group GROUP] | --listen HOST:PORT]\n"
+            "       openova-flow-fcgi --print-config | --check-config | --help | --version\n"
             "\n"
             "FastCGI front door to an OpenovaFlow flow server: relays\n"
             "  GET  {base}/{deploymentId}/snapshot\n"
@@ -56,11 +61,18 @@ static void usage(FILE *out)
             "activation (LISTEN_FDS=1, fd 3).\n"
             "\n"
             "Options:\n"
-            "  --listen unix:PATH   bind a unix socket (a stale socket file is replaced)\n"
+            "  --listen unix:PATH   bind a unix socket (a stale socket file is replaced, a live one\n"
+            "                       refused; the file is removed at exit)\n"
             "  --listen HOST:PORT   bind a TCP socket\n"
+            "  --socket-mode MODE   unix socket's mode (default 0660)\n"
+            "  --socket-owner USER  unix socket's owner (name or number)\n"
+            "  --socket-group GROUP unix socket's group (name or number; the web server's)\n"
             "  --print-config       print the effective configuration as JSON and exit\n"
+            "  --check-config       check the configuration and credential files, one line per\n"
+            "                       problem, and exit 0 or 2 without binding\n"
             "  --help, --version\n"
-            "\n"
+            "\n");
+    fprintf(out,
             "Configuration (environment):\n"
             "  OPENOVA_FLOW_SERVER_URL       upstream base URL (default %s)\n"
             "  OPENOVA_FLOW_PROXY_TIMEOUT    snapshot/events timeout, Go duration (default 10s)\n"
@@ -214,13 +226,35 @@ static void app_stopped(void *ctx, bool workers_left)
 
 struct options {
     const char *listen_spec;
-    bool print_config;
+    bool print_config, check_config;
+    struct fcgi_socket_access access; /* --listen unix: only */
 };
+
+/* An option with a value ("--name VALUE" or "--name=VALUE") into *out;
+ * true when argv[*i] is it. */
+static bool value_option(int argc, char **argv, int *i, const char *name, const char **out)
+{
+    size_t n = strlen(name);
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        *out = argv[++*i];
+        return true;
+    }
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+        *out = argv[*i] + n + 1;
+        return true;
+    }
+    return false;
+}
 
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
     for (int i = 1; i < argc; i++) {
+        if (value_option(argc, argv, &i, "--listen", &o->listen_spec) ||
+            value_option(argc, argv, &i, "--socket-mode", &o->access.mode) ||
+            value_option(argc, argv, &i, "--socket-owner", &o->access.owner) ||
+            value_option(argc, argv, &i, "--socket-group", &o->access.group))
+            continue;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -229,16 +263,56 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 0;
         } else if (strcmp(argv[i], "--print-config") == 0) {
             o->print_config = true;
-        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-            o->listen_spec = argv[++i];
-        } else if (strncmp(argv[i], "--listen=", 9) == 0) {
-            o->listen_spec = argv[i] + 9;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            o->check_config = true;
         } else {
             fprintf(stderr, "openova-flow-fcgi: unknown argument %s (see --help)\n", argv[i]);
             return 2;
         }
     }
+    bool unix_socket = o->listen_spec && strncmp(o->listen_spec, "unix:", 5) == 0;
+    if ((o->access.mode || o->access.owner || o->access.group) && !unix_socket) {
+        fprintf(stderr, "openova-flow-fcgi: --socket-mode, --socket-owner and --socket-group need --listen unix:PATH\n");
+        return 2;
+    }
     return -1;
+}
+
+static void print_problem(const char *sentence, void *ctx)
+{
+    unsigned *count = ctx;
+    fprintf(stderr, "openova-flow-fcgi: %s\n", sentence);
+    if (count)
+        (*count)++;
+}
+
+/* --check-config: everything a start does short of binding, one line per
+ * problem; unknown variables are warnings, not problems. */
+static int check_config(const struct options *o)
+{
+    struct proxy_config cfg;
+    unsigned bad = config_check_all(&cfg, env_lookup, print_problem, NULL);
+    config_unknown_variables(environ, print_problem, NULL);
+    char err[256];
+    if (!bad) {
+        struct auth *auth = auth_new(&cfg, err, sizeof err);
+        if (!auth)
+            print_problem(err, &bad);
+        auth_free(auth);
+    }
+    if (o->listen_spec && strncmp(o->listen_spec, "unix:", 5) == 0 &&
+        fcgi_socket_access_check(&o->access, err, sizeof err) != 0)
+        print_problem(err, &bad);
+    config_free(&cfg);
+    if (!bad)
+        printf("openova-flow-fcgi: configuration OK\n");
+    return bad ? 2 : 0;
+}
+
+static void log_warning(const char *sentence, void *ctx)
+{
+    (void)ctx;
+    proxy_log(PROXY_LOG_WARN, NULL, "%s", sentence);
 }
 
 static int print_config(struct proxy_config *cfg)
@@ -285,6 +359,15 @@ static void warn_about(const struct proxy_config *cfg)
                   "OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked");
 }
 
+/* Not fatal: the flow server may start after the proxy. */
+static void probe_upstream(const struct proxy_config *cfg)
+{
+    char why[CURL_ERROR_SIZE + 64];
+    if (upstream_reachable(cfg, START_PROBE_MS, why, sizeof why) != PROXY_OK)
+        proxy_log(PROXY_LOG_WARN, NULL, "upstream %s cannot be reached now (%s); serving anyway", cfg->upstream_shown,
+                  why);
+}
+
 static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket)
 {
     raise_fd_limit(cfg);
@@ -293,6 +376,7 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
         proxy_log(PROXY_LOG_ERROR, NULL, "cannot initialise libfcgi or libcurl");
         return 1;
     }
+    probe_upstream(cfg);
     const char *libcurl = curl_version_info(CURLVERSION_NOW)->version;
     struct flow_app flow = {.cfg = cfg, .auth = auth, .ops = ops_new(cfg, OPENOVA_VERSION, libcurl)};
     if (!flow.ops) {
@@ -338,6 +422,9 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &opts);
     if (rc >= 0)
         return rc;
+    if (opts.check_config)
+        return check_config(&opts);
+    bool unix_socket = opts.listen_spec && strncmp(opts.listen_spec, "unix:", 5) == 0;
     struct proxy_config cfg;
     char err[256];
     if (config_load(&cfg, env_lookup, err, sizeof err) != 0) {
@@ -347,6 +434,7 @@ int main(int argc, char **argv)
     if (opts.print_config)
         return print_config(&cfg);
     proxy_log_setup(cfg.log_level, cfg.log_format);
+    config_unknown_variables(environ, log_warning, NULL);
     /* Nothing reads the counters without the metrics or the status page. */
     metrics_enable(cfg.metrics_path || cfg.status_path);
     /* The tokens file and the keys are read now: a bad one stops the start
@@ -356,8 +444,8 @@ int main(int argc, char **argv)
     if (!auth)
         fprintf(stderr, "openova-flow-fcgi: %s\n", err);
     else if (opts.listen_spec)
-        listen_fd = strncmp(opts.listen_spec, "unix:", 5) == 0 ? fcgi_listen_unix(opts.listen_spec + 5)
-                                                              : fcgi_listen_tcp(opts.listen_spec);
+        listen_fd = unix_socket ? fcgi_listen_unix(opts.listen_spec + 5, &opts.access)
+                                : fcgi_listen_tcp(opts.listen_spec);
     else
         listen_fd = fcgi_listen_inherited();
     rc = 2;
@@ -366,6 +454,8 @@ int main(int argc, char **argv)
         rc = serve(&cfg, auth, listen_fd, opts.listen_spec != NULL);
         if (opts.listen_spec)
             close(listen_fd);
+        if (unix_socket)
+            fcgi_listen_unix_remove(opts.listen_spec + 5);
     }
     auth_free(auth);
     config_free(&cfg);

@@ -576,6 +576,104 @@ static const struct setting settings[] = {
     {.name = "OPENOVA_FLOW_ENV_FILE", .load = load_file_name, .field = FIELD(env_file)},
 };
 
+unsigned config_check_all(struct proxy_config *cfg, config_env_fn env, config_report_fn report, void *ctx)
+{
+    memset(cfg, 0, sizeof *cfg);
+    unsigned bad = 0;
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        char err[256];
+        if (settings[i].load(&settings[i], cfg, env, err, sizeof err) != PROXY_OK) {
+            report(err, ctx);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* The variables read inside another's loader (the table names the first
+ * of each group) and those the tools around the program read. */
+static const char *const other_names[] = {
+    "OPENOVA_FLOW_AUTH_READ",     "OPENOVA_FLOW_AUTH_EVENTS",     "OPENOVA_FLOW_TOKENS_FILE",
+    "OPENOVA_FLOW_JWKS_FILE",     "OPENOVA_FLOW_JWT_SECRET_FILE", "OPENOVA_FLOW_JWT_COOKIE",
+    "OPENOVA_FLOW_JWT_ISSUER",    "OPENOVA_FLOW_JWT_AUDIENCE",    "OPENOVA_FLOW_JWT_USER_CLAIM",
+    "OPENOVA_FLOW_JWT_CLOCK_SKEW", "OPENOVA_FLOW_LOG_FORMAT",
+    /* The scripts around it: conf/container (entrypoint, health check),
+     * conf/spawn-fcgi, tools/demo-events, and the test harness's. */
+    "OPENOVA_FLOW_LISTEN", "OPENOVA_FLOW_BIN", "OPENOVA_FLOW_RUN_USER", "OPENOVA_FLOW_SOCKET",
+    "OPENOVA_FLOW_SOCKET_GROUP", "OPENOVA_FLOW_DEMO_BASE", "OPENOVA_FLOW_DEMO_ID", "OPENOVA_FLOW_DEMO_USER",
+    "OPENOVA_FLOW_FCGI_BIN", "OPENOVA_FLOW_DEVSERVER_BIN", "OPENOVA_FLOW_FCGI_WRAPPER",
+};
+
+/* Levenshtein distance of a and b (names are short), capped at 99. */
+static unsigned distance(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (strlen(a) > 64 || n > 64)
+        return 99;
+    unsigned row[65];
+    for (size_t j = 0; j <= n; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        unsigned diagonal = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= n; j++) {
+            unsigned up = row[j];
+            unsigned best = diagonal + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = up;
+        }
+    }
+    return row[n];
+}
+
+/* The known name closest to name, or NULL when name is one. */
+static const char *closest_known(const char *name, bool *known)
+{
+    const char *best = NULL;
+    unsigned best_d = 100;
+    *known = false;
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0] + sizeof other_names / sizeof other_names[0]; i++) {
+        size_t n_settings = sizeof settings / sizeof settings[0];
+        const char *candidate = i < n_settings ? settings[i].name : other_names[i - n_settings];
+        unsigned d = distance(name, candidate);
+        if (d == 0)
+            *known = true;
+        if (d < best_d) {
+            best_d = d;
+            best = candidate;
+        }
+    }
+    return best;
+}
+
+unsigned config_unknown_variables(char *const *environment, config_report_fn report, void *ctx)
+{
+    static const char prefix[] = "OPENOVA_FLOW_";
+    unsigned unknown = 0;
+    for (size_t i = 0; environment && environment[i]; i++) {
+        const char *entry = environment[i];
+        size_t len = strcspn(entry, "=");
+        char name[128];
+        if (strncmp(entry, prefix, sizeof prefix - 1) != 0 || len >= sizeof name)
+            continue;
+        memcpy(name, entry, len);
+        name[len] = '\0';
+        bool known;
+        const char *near = closest_known(name, &known);
+        if (known)
+            continue;
+        char sentence[256];
+        snprintf(sentence, sizeof sentence, "%s is not a setting of openova-flow-fcgi (did you mean %s?)", name, near);
+        report(sentence, ctx);
+        unknown++;
+    }
+    return unknown;
+}
+
 enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);

@@ -77,6 +77,19 @@ typedef const char *(*config_env_fn)(const char *name);
  * config_free. */
 enum proxy_err config_load(struct proxy_config *cfg, config_env_fn env, char *err, size_t errlen);
 
+/* config_check_all: as config_load, but goes on past a bad variable and
+ * calls report with the sentence of each (--check-config: one line per
+ * problem). Returns how many were bad; cfg holds what loaded, freed by
+ * config_free in any case. */
+typedef void (*config_report_fn)(const char *sentence, void *ctx);
+unsigned config_check_all(struct proxy_config *cfg, config_env_fn env, config_report_fn report, void *ctx);
+
+/* config_unknown_variables: calls report with a sentence for each name in
+ * names (an environment's variable names, NULL-terminated entries
+ * "NAME=value" as in environ) that starts with OPENOVA_FLOW_ and is no
+ * setting of this program, naming the closest known one. Returns how many. */
+unsigned config_unknown_variables(char *const *environment, config_report_fn report, void *ctx);
+
 /* config_free: frees the strings cfg owns; NULL-safe, idempotent. */
 void config_free(struct proxy_config *cfg);
 

@@ -737,3 +737,36 @@ enum proxy_err upstream_probe(struct upstream_client *client, struct flow_reques
     curl_easy_setopt(client->easy, CURLOPT_TIMEOUT_MS, client->cfg->proxy_timeout_ms);
     return err;
 }
+
+static size_t drop_body(char *data, size_t size, size_t n, void *ctx)
+{
+    (void)data;
+    (void)ctx;
+    return size * n;
+}
+
+enum proxy_err upstream_reachable(const struct proxy_config *cfg, long timeout_ms, char *detail, size_t detail_len)
+{
+    CURL *easy = upstream_easy_new(cfg, false);
+    char *url = NULL;
+    if (!easy || asprintf(&url, "%s/healthz", cfg->upstream_url) < 0) {
+        curl_easy_cleanup(easy);
+        proxy_say(detail, detail_len, "out of memory");
+        return PROXY_ERR_NOMEM;
+    }
+    char error[CURL_ERROR_SIZE] = "";
+    /* Not an exchange: none of the relay's callbacks. */
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, NULL);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, drop_body);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+    CURLcode rc = curl_easy_perform(easy);
+    enum proxy_err err = upstream_error_of(rc);
+    proxy_say(detail, detail_len, "%s%s%s", proxy_strerror(err), error[0] ? ": " : "", error);
+    curl_easy_cleanup(easy);
+    free(url);
+    return err;
+}

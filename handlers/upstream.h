@@ -124,6 +124,12 @@ enum proxy_err upstream_relay(struct upstream_client *client, struct flow_reques
 enum proxy_err upstream_probe(struct upstream_client *client, struct flow_request *req, enum metrics_route route,
                               const char *path, long timeout_ms, long *status, char *detail, size_t detail_len);
 
+/* upstream_reachable: GET {upstream}/healthz once, on a handle of its own,
+ * within timeout_ms; PROXY_OK when anything answered, else the failure
+ * with libcurl's reason in detail. For the start: the upstream may still
+ * be starting, so the caller only warns. */
+enum proxy_err upstream_reachable(const struct proxy_config *cfg, long timeout_ms, char *detail, size_t detail_len);
+
 /* upstream_content_length: the Content-Length of a raw header block, or -1
  * when absent, unparsable, or overridden by a Transfer-Encoding header
  * (RFC 9112 6.3). Pure. */

@@ -507,8 +507,9 @@ WEB_SERVERS = {"lighttpd": Lighttpd, "apache": Apache, "nginx": Nginx}
 class App:
     """The binary run directly: build/openova-flow-fcgi --listen ADDRESS."""
 
-    def __init__(self, app_env, workdir, listen=None):
+    def __init__(self, app_env, workdir, listen=None, args=()):
         self.dir = str(workdir)
+        self.args = list(args)  # more options after --listen
         os.makedirs(self.dir, exist_ok=True)
         self.socket_path = os.path.join(self.dir, "app.sock")
         self.listen = listen or f"unix:{self.socket_path}"
@@ -527,7 +528,7 @@ class App:
         env = base_env()
         env.update(self.app_env)
         stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(wrapper.argv(["--listen", self.listen]), env=env, cwd=self.dir,
+        self.proc = subprocess.Popen(wrapper.argv(["--listen", self.listen] + self.args), env=env, cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True)
         stderr.close()
