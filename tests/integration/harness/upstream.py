@@ -145,11 +145,17 @@ class Upstream:
             self.received = []
 
     def requests(self, flow_id=None):
+        """What came, but the health checks (health_checks() has those):
+        the app asks /healthz at start and for readiness, not for a client."""
         with self.lock:
-            recs = list(self.received)
+            recs = [r for r in self.received if r.target.partition("?")[0] != "/healthz"]
         if flow_id is None:
             return recs
         return [r for r in recs if f"/v1/flows/{flow_id}/" in r.target]
+
+    def health_checks(self):
+        with self.lock:
+            return [r for r in self.received if r.target.partition("?")[0] == "/healthz"]
 
     def wait_requests(self, flow_id, count=1, timeout=None):
         """Until count requests for flow_id came (default 5 s, scaled)."""
@@ -388,7 +394,9 @@ class HoldingUpstream:
     (which cannot watch a descriptor above 1024). Every request on every
     connection gets the same answer, a 200 stream whose first chunk is
     frame, and then silence until the peer closes. It counts connections
-    opened and closed, and the request targets it answered."""
+    opened and closed, and the request targets it answered. A health check
+    (GET /healthz, the app's at start and its readiness) is answered "ok"
+    and closed, and counted in health_checks only."""
 
     def __init__(self, frame, headers=None):
         head = "HTTP/1.1 200 OK\r\n" + "".join(f"{n}: {v}\r\n" for n, v in (headers or SSE_HEADERS))
@@ -397,6 +405,7 @@ class HoldingUpstream:
         self.lock = threading.Lock()
         self.opened = 0
         self.closed = 0
+        self.health_checks = 0
         self.targets = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -451,12 +460,27 @@ class HoldingUpstream:
         state["buf"] += data
         while b"\r\n\r\n" in state["buf"]:
             head, _, state["buf"] = state["buf"].partition(b"\r\n\r\n")
+            target = head.split(b" ", 2)[1].decode("latin-1")
+            if target == "/healthz":
+                self._answer_health(sock)
+                return
             with self.lock:
-                self.targets.append(head.split(b" ", 2)[1].decode("latin-1"))
+                self.targets.append(target)
             try:
                 sock.send(self.answer)   # a few hundred bytes: the socket's buffer takes them
             except OSError:
                 pass
+
+    def _answer_health(self, sock):
+        try:
+            sock.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        except OSError:
+            pass
+        self._sel.unregister(sock)
+        sock.close()
+        with self.lock:
+            self.opened -= 1
+            self.health_checks += 1
 
     def close(self):
         self._stopping.set()
