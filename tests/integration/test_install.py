@@ -17,6 +17,7 @@ The installed binary is the one of this build tree (make check-asan's
 under ASan); the app is run without OPENOVA_FLOW_FCGI_WRAPPER here, since
 what is tested is the installed file itself.
 """
+import glob
 import os
 import re
 import subprocess
@@ -312,7 +313,9 @@ def test_man_page_names_every_option_and_variable():
     variables = set(re.findall(r"OPENOVA_FLOW_[A-Z_]*[A-Z]", help_text))
     missing = sorted(v for v in variables if f"*{v}*" not in page)
     assert not missing, f"variables missing from the man page: {missing}"
-    with open(os.path.join(REPO, "core", "config.c")) as f:
-        known = set(re.findall(r'"(OPENOVA_FLOW_[A-Z_]+)"', f.read()))
+    known = set()
+    for source in glob.glob(os.path.join(REPO, "core", "*.c")) + [os.path.join(REPO, "main.c")]:
+        with open(source) as f:
+            known |= set(re.findall(r'"(OPENOVA_FLOW_[A-Z_]+)"', f.read()))
     unknown = sorted(set(re.findall(r"OPENOVA_FLOW_[A-Z_]*[A-Z]", page)) - known)
     assert not unknown, f"the man page names variables the program does not read: {unknown}"
