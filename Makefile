@@ -1,10 +1,12 @@
 # Makefile: openova-flow-fcgi. Targets: all check run install uninstall clean,
-# plus check-asan, check-valgrind. V=1 shows the commands.
+# plus man, check-asan, check-valgrind. V=1 shows the commands.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
-VERSION := 0.1.0
+# The version, from one place: VERSION (debian/changelog says the same,
+# tests/integration/test_install.py checks it).
+VERSION := $(strip $(file < VERSION))
 
 CC ?= cc
 PKGS := fcgi libcurl json-c
@@ -118,9 +120,27 @@ TEST_ENV = OPENOVA_FLOW_FCGI_BIN=$(abspath $(BIN)) OPENOVA_FLOW_DEVSERVER_BIN=$(
 # Options set by the caller come after ours and win.
 SAN_ENV = $(if $(SAN),OPENOVA_TEST_SANITIZED=1 ASAN_OPTIONS=quarantine_size_mb=8$${ASAN_OPTIONS:+:$$ASAN_OPTIONS})
 
-.PHONY: all check layout unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind integration-valgrind
+.PHONY: all man check layout unit contract integration browser run demo-events install uninstall clean check-asan check-valgrind integration-valgrind
 
-all: $(BIN) $(DEV_BIN)
+# The man pages need scdoc (tools/install-deps.sh installs it); without it
+# `make` builds the programs alone, and `make install` says what is missing.
+MAN_PAGES := $(BUILD)/openova-flow-fcgi.8 $(BUILD)/openova-flow-devserver.1
+SCDOC := $(shell command -v scdoc 2>/dev/null)
+
+all: $(BIN) $(DEV_BIN) $(if $(SCDOC),$(MAN_PAGES))
+
+man: $(MAN_PAGES)
+
+# @VERSION@ in the source is VERSION; SOURCE_DATE_EPOCH (set by
+# dpkg-buildpackage) fixes the page's date.
+$(MAN_PAGES): $(BUILD)/%: doc/%.scd VERSION
+	@mkdir -p $(dir $@)
+	@echo "  SCDOC   $<"
+	$(Q)command -v scdoc >/dev/null || { echo "$@: scdoc is missing (apt-get install scdoc, or tools/install-deps.sh)" >&2; exit 1; }
+	$(Q)sed 's/@VERSION@/$(VERSION)/g' $< | scdoc > $@.tmp && mv $@.tmp $@
+
+# Both programs print the version (--version, the status page, the log).
+$(MAIN_OBJ) $(DEV_MAIN_OBJ): VERSION
 
 $(BIN): $(MAIN_OBJ) $(BUILD)/libproxy.a
 	@echo "  LD      $@"
@@ -209,12 +229,68 @@ run:
 demo-events:
 	$(Q)tools/demo-events $(DEMO_ARGS)
 
-install: $(BIN) $(DEV_BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
+# Installation directories (GNU names). sysconfdir and unitdir follow the
+# prefix, except that PREFIX=/usr (a distribution's packages) gets /etc and
+# systemd's own unit directory (/lib/systemd/system on Debian 12) instead
+# of /usr/etc and /usr/lib/systemd/system. Any of them can be given on the
+# command line; paths must not contain spaces or commas.
+bindir ?= $(PREFIX)/bin
+datadir ?= $(PREFIX)/share
+mandir ?= $(datadir)/man
+docdir ?= $(datadir)/doc/openova-flow-fcgi
+pkgdatadir ?= $(datadir)/openova-flow-fcgi
+sysconfdir ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+unitdir ?= $(if $(filter /usr,$(PREFIX)),$(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
+
+# What `make install` installs, one file per entry: MODE,HOW,SOURCE,TARGET,
+# where HOW is "cp" (as it is) or "sub" (the paths of a /usr/local install
+# written in conf/ and doc/ replaced by the directories above, below).
+# `make uninstall` removes exactly this list, then the directories of our
+# own that it leaves empty (INSTALL_DIRS, deepest first).
+WWW_FILES := $(sort $(wildcard www/*))
+DOC_FILES := README.md INSTALL SECURITY.md LICENSE CHANGELOG.md
+INSTALL_FILES = \
+	0755,cp,$(BIN),$(bindir)/openova-flow-fcgi \
+	0755,cp,$(DEV_BIN),$(bindir)/openova-flow-devserver \
+	0644,sub,$(BUILD)/openova-flow-fcgi.8,$(mandir)/man8/openova-flow-fcgi.8 \
+	0644,sub,$(BUILD)/openova-flow-devserver.1,$(mandir)/man1/openova-flow-devserver.1 \
+	0644,sub,conf/systemd/openova-flow-fcgi.socket,$(unitdir)/openova-flow-fcgi.socket \
+	0644,sub,conf/systemd/openova-flow-fcgi.service,$(unitdir)/openova-flow-fcgi.service \
+	0644,cp,conf/systemd/openova-flow-fcgi.env,$(pkgdatadir)/systemd/openova-flow-fcgi.env \
+	0755,sub,conf/spawn-fcgi/openova-flow-fcgi-spawn,$(pkgdatadir)/spawn-fcgi/openova-flow-fcgi-spawn \
+	0644,sub,conf/lighttpd/openova-flow-fcgi.conf,$(pkgdatadir)/lighttpd/openova-flow-fcgi.conf \
+	0644,sub,conf/apache2/openova-flow-fcgi.conf,$(pkgdatadir)/apache2/openova-flow-fcgi.conf \
+	0644,sub,conf/nginx/openova-flow-fcgi.conf,$(pkgdatadir)/nginx/openova-flow-fcgi.conf \
+	$(foreach f,$(WWW_FILES),0644,cp,$(f),$(pkgdatadir)/$(f)) \
+	$(foreach f,$(DOC_FILES),0644,cp,$(f),$(docdir)/$(f))
+INSTALL_DIRS = $(pkgdatadir)/www $(pkgdatadir)/systemd $(pkgdatadir)/spawn-fcgi $(pkgdatadir)/lighttpd \
+	$(pkgdatadir)/apache2 $(pkgdatadir)/nginx $(pkgdatadir) $(docdir)
+# conf/ and doc/ name the paths of the default PREFIX=/usr/local (and
+# /etc/default for the service's settings, where conf/systemd's units and
+# INSTALL have it): the installed copies name the real ones. The units'
+# ExecStart= and Documentation= above all: systemd-analyze verify fails on
+# an ExecStart that does not exist. The most specific paths go first.
+SUBST = sed -e 's|/usr/local/lib/systemd/system|$(unitdir)|g' \
+	-e 's|/usr/local/share/doc/openova-flow-fcgi|$(docdir)|g' \
+	-e 's|/usr/local/share/openova-flow-fcgi|$(pkgdatadir)|g' \
+	-e 's|/usr/local/bin/|$(bindir)/|g' \
+	-e 's|/etc/default/openova-flow-fcgi|$(sysconfdir)/default/openova-flow-fcgi|g'
+
+install: $(BIN) $(DEV_BIN) $(MAN_PAGES)
+	$(Q)set -e; for entry in $(INSTALL_FILES); do \
+		mode=$${entry%%,*}; rest=$${entry#*,}; how=$${rest%%,*}; rest=$${rest#*,}; \
+		src=$${rest%%,*}; dst=$${rest#*,}; \
+		echo "  INSTALL $(DESTDIR)$$dst"; \
+		install -d "$(DESTDIR)$${dst%/*}"; \
+		if [ "$$how" = sub ]; then $(SUBST) "$$src" > "$(DESTDIR)$$dst"; chmod "$$mode" "$(DESTDIR)$$dst"; \
+		else install -m "$$mode" "$$src" "$(DESTDIR)$$dst"; fi; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/openova-flow-fcgi
+	$(Q)set -e; for entry in $(INSTALL_FILES); do \
+		dst=$${entry#*,*,*,}; echo "  RM      $(DESTDIR)$$dst"; rm -f "$(DESTDIR)$$dst"; \
+	done
+	$(Q)for dir in $(INSTALL_DIRS); do rmdir "$(DESTDIR)$$dir" 2>/dev/null || true; done
 
 clean:
 	rm -rf $(BUILD)

@@ -13,6 +13,8 @@ packages=(
     libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
     # JWT verification (JOSE: RS256, ES256, HS256) and SHA-256 for bearer tokens.
     libcjose-dev libssl-dev openssl
+    # The man pages (make builds them when it is there; make install needs them).
+    scdoc
     lighttpd python3 python3-pytest valgrind
     # The other web servers and launchers the integration suite runs for
     # real (conf/apache2, conf/nginx, conf/spawn-fcgi, conf/systemd):
@@ -36,6 +38,9 @@ test_packages=(
     # service the install does not start in a container), the parser of the
     # app's metrics exposition, and YAML for reading the rules.
     prometheus python3-prometheus-client python3-yaml
+    # The Debian package (tools/build-package, CI) and test_install.py's
+    # check of the man pages (man --warnings).
+    debhelper dpkg-dev lintian man-db
 )
 
 mode=${1:-all}
