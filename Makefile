@@ -252,6 +252,8 @@ DOC_FILES := README.md INSTALL SECURITY.md LICENSE CHANGELOG.md
 INSTALL_FILES = \
 	0755,cp,$(BIN),$(bindir)/openova-flow-fcgi \
 	0755,cp,$(DEV_BIN),$(bindir)/openova-flow-devserver \
+	0755,cp,tools/openova-flow-verify,$(bindir)/openova-flow-verify \
+	0644,cp,docs/runbooks/multi-region-verify.md,$(docdir)/runbooks/multi-region-verify.md \
 	0644,sub,$(BUILD)/openova-flow-fcgi.8,$(mandir)/man8/openova-flow-fcgi.8 \
 	0644,sub,$(BUILD)/openova-flow-devserver.1,$(mandir)/man1/openova-flow-devserver.1 \
 	0644,sub,conf/systemd/openova-flow-fcgi.socket,$(unitdir)/openova-flow-fcgi.socket \
@@ -264,7 +266,7 @@ INSTALL_FILES = \
 	$(foreach f,$(WWW_FILES),0644,cp,$(f),$(pkgdatadir)/$(f)) \
 	$(foreach f,$(DOC_FILES),0644,cp,$(f),$(docdir)/$(f))
 INSTALL_DIRS = $(pkgdatadir)/www $(pkgdatadir)/systemd $(pkgdatadir)/spawn-fcgi $(pkgdatadir)/lighttpd \
-	$(pkgdatadir)/apache2 $(pkgdatadir)/nginx $(pkgdatadir) $(docdir)
+	$(pkgdatadir)/apache2 $(pkgdatadir)/nginx $(pkgdatadir) $(docdir)/runbooks $(docdir)
 # conf/ and doc/ name the paths of the default PREFIX=/usr/local (and
 # /etc/default for the service's settings, where conf/systemd's units and
 # INSTALL have it): the installed copies name the real ones. The units'

@@ -79,6 +79,8 @@ class Tree:
         files = {
             f"{p}/bin/openova-flow-fcgi": 0o755,
             f"{p}/bin/openova-flow-devserver": 0o755,
+            f"{p}/bin/openova-flow-verify": 0o755,
+            f"{share}/doc/openova-flow-fcgi/runbooks/multi-region-verify.md": 0o644,
             f"{share}/man/man8/openova-flow-fcgi.8": 0o644,
             f"{share}/man/man1/openova-flow-devserver.1": 0o644,
             f"{units}/openova-flow-fcgi.socket": 0o644,
