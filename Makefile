@@ -124,7 +124,7 @@ SAN_ENV = $(if $(SAN),OPENOVA_TEST_SANITIZED=1 ASAN_OPTIONS=quarantine_size_mb=8
 
 # The man pages need scdoc (tools/install-deps.sh installs it); without it
 # `make` builds the programs alone, and `make install` says what is missing.
-MAN_PAGES := $(BUILD)/openova-flow-fcgi.8 $(BUILD)/openova-flow-devserver.1
+MAN_PAGES := $(BUILD)/openova-flow-fcgi.8 $(BUILD)/openova-flow-devserver.1 $(BUILD)/openova-flow-verify.1
 SCDOC := $(shell command -v scdoc 2>/dev/null)
 
 all: $(BIN) $(DEV_BIN) $(if $(SCDOC),$(MAN_PAGES))
@@ -256,6 +256,7 @@ INSTALL_FILES = \
 	0644,cp,docs/runbooks/multi-region-verify.md,$(docdir)/runbooks/multi-region-verify.md \
 	0644,sub,$(BUILD)/openova-flow-fcgi.8,$(mandir)/man8/openova-flow-fcgi.8 \
 	0644,sub,$(BUILD)/openova-flow-devserver.1,$(mandir)/man1/openova-flow-devserver.1 \
+	0644,sub,$(BUILD)/openova-flow-verify.1,$(mandir)/man1/openova-flow-verify.1 \
 	0644,sub,conf/systemd/openova-flow-fcgi.socket,$(unitdir)/openova-flow-fcgi.socket \
 	0644,sub,conf/systemd/openova-flow-fcgi.service,$(unitdir)/openova-flow-fcgi.service \
 	0644,cp,conf/systemd/openova-flow-fcgi.env,$(pkgdatadir)/systemd/openova-flow-fcgi.env \

@@ -32,7 +32,7 @@ INSTALLED = os.environ.get("OPENOVA_TEST_INSTALLED") == "1"
 # The build tree of the binary under test (make check-asan: build/asan).
 BUILD = os.path.relpath(os.path.dirname(servers.BINARY), REPO)
 DEVSERVER = os.path.join(os.path.dirname(servers.BINARY), "openova-flow-devserver")
-MAN_PAGES = [os.path.join(REPO, BUILD, "openova-flow-fcgi.8"), os.path.join(REPO, BUILD, "openova-flow-devserver.1")]
+MAN_PAGES = [os.path.join(REPO, BUILD, name) for name in ("openova-flow-fcgi.8", "openova-flow-devserver.1", "openova-flow-verify.1")]
 WWW = sorted(os.listdir(os.path.join(REPO, "www")))
 DOCS = ["README.md", "INSTALL", "SECURITY.md", "LICENSE", "CHANGELOG.md"]
 # The units' directory of PREFIX=/usr: systemd's own (Debian 12: /lib).
@@ -83,6 +83,7 @@ class Tree:
             f"{share}/doc/openova-flow-fcgi/runbooks/multi-region-verify.md": 0o644,
             f"{share}/man/man8/openova-flow-fcgi.8": 0o644,
             f"{share}/man/man1/openova-flow-devserver.1": 0o644,
+            f"{share}/man/man1/openova-flow-verify.1": 0o644,
             f"{units}/openova-flow-fcgi.socket": 0o644,
             f"{units}/openova-flow-fcgi.service": 0o644,
             f"{share}/openova-flow-fcgi/systemd/openova-flow-fcgi.env": 0o644,
