@@ -155,11 +155,12 @@ int fcgi_listen_unix(const char *path, const struct fcgi_socket_access *a)
     if (clear_path(path, &addr) != 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    /* Born owner-only: nobody connects before its mode and owner are set. */
+    /* Born owner-only, and listening only once its mode and owner are set:
+     * nobody connects to it before, nobody sees it half set up. */
     mode_t old_umask = umask(0177);
     int bound = fd >= 0 ? bind(fd, (struct sockaddr *)&addr, sizeof addr) : -1;
     umask(old_umask);
-    if (fd < 0 || bound != 0 || listen(fd, FCGI_LISTEN_BACKLOG) != 0) {
+    if (fd < 0 || bound != 0) {
         fprintf(stderr, "openova-flow-fcgi: --listen unix:%s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -171,7 +172,12 @@ int fcgi_listen_unix(const char *path, const struct fcgi_socket_access *a)
         own_socket.ino = st.st_ino;
         own_socket.bound = true;
     }
-    if (apply_access(path, a) != 0) {
+    int rc = apply_access(path, a); /* says why itself */
+    if (rc == 0 && listen(fd, FCGI_LISTEN_BACKLOG) != 0) {
+        fprintf(stderr, "openova-flow-fcgi: --listen unix:%s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
         close(fd);
         fcgi_listen_unix_remove(path);
         return -1;
