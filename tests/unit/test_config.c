@@ -489,6 +489,28 @@ static void test_config_json(void **state)
     unit_done(failures);
 }
 
+/* Loads row i's environment into cfg. A row with bad_var must be refused
+ * naming it; any other must load. True when cfg loaded and is the caller's
+ * to check and free; a failure is counted in *failures. */
+static bool load_row(const struct env_var *env, const char *name, const char *bad_var, size_t i,
+                     unsigned *failures, struct proxy_config *cfg)
+{
+    current_env = env;
+    char err[256] = "";
+    enum proxy_err rc = config_load(cfg, fake_env, err, sizeof err);
+    current_env = NULL;
+    if (bad_var) {
+        if (rc == PROXY_OK || !strstr(err, bad_var))
+            unit_fail(failures, i, name, "loaded, or the error does not name %s: \"%s\"", bad_var, err);
+        if (rc == PROXY_OK)
+            config_free(cfg);
+        return false;
+    }
+    if (rc != PROXY_OK)
+        unit_fail(failures, i, name, "refused: %s", err);
+    return rc == PROXY_OK;
+}
+
 /* The time limits on the web server's side and the upstream's silence. */
 struct limit_row {
     const char *name;
@@ -515,22 +537,9 @@ static void test_time_limits(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(limit_rows); i++) {
         const struct limit_row *r = &limit_rows[i];
-        current_env = r->env;
         struct proxy_config cfg;
-        char err[256] = "";
-        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
-        current_env = NULL;
-        if (r->bad_var) {
-            if (rc == PROXY_OK || !strstr(err, r->bad_var))
-                unit_fail(&failures, i, r->name, "loaded, or the error does not name %s: \"%s\"", r->bad_var, err);
-            if (rc == PROXY_OK)
-                config_free(&cfg);
+        if (!load_row(r->env, r->name, r->bad_var, i, &failures, &cfg))
             continue;
-        }
-        if (rc != PROXY_OK) {
-            unit_fail(&failures, i, r->name, "refused: %s", err);
-            continue;
-        }
         if (cfg.upstream_idle_ms != r->upstream_idle_ms || cfg.keepconn_idle_ms != r->keepconn_idle_ms ||
             cfg.client_timeout_ms != r->client_timeout_ms)
             unit_fail(&failures, i, r->name, "%ld %ld %ld, want %ld %ld %ld", cfg.upstream_idle_ms,
@@ -588,22 +597,9 @@ static void test_ops_settings(void **state)
     unsigned failures = 0;
     for (size_t i = 0; i < UNIT_LEN(ops_rows); i++) {
         const struct ops_row *r = &ops_rows[i];
-        current_env = r->env;
         struct proxy_config cfg;
-        char err[256] = "";
-        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
-        current_env = NULL;
-        if (r->bad_var) {
-            if (rc == PROXY_OK || !strstr(err, r->bad_var))
-                unit_fail(&failures, i, r->name, "loaded, or the error does not name %s: \"%s\"", r->bad_var, err);
-            if (rc == PROXY_OK)
-                config_free(&cfg);
+        if (!load_row(r->env, r->name, r->bad_var, i, &failures, &cfg))
             continue;
-        }
-        if (rc != PROXY_OK) {
-            unit_fail(&failures, i, r->name, "refused: %s", err);
-            continue;
-        }
         char allow[512];
         cidr_list_text(&cfg.metrics_allow, allow, sizeof allow);
         if (!same_text(cfg.health_path, r->health) || !same_text(cfg.metrics_path, r->metrics) ||
