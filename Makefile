@@ -264,6 +264,7 @@ INSTALL_FILES = \
 	0644,sub,conf/lighttpd/openova-flow-fcgi.conf,$(pkgdatadir)/lighttpd/openova-flow-fcgi.conf \
 	0644,sub,conf/apache2/openova-flow-fcgi.conf,$(pkgdatadir)/apache2/openova-flow-fcgi.conf \
 	0644,sub,conf/nginx/openova-flow-fcgi.conf,$(pkgdatadir)/nginx/openova-flow-fcgi.conf \
+	0644,sub,conf/nginx/openova-flow-www.conf,$(pkgdatadir)/nginx/openova-flow-www.conf \
 	$(foreach f,$(WWW_FILES),0644,cp,$(f),$(pkgdatadir)/$(f)) \
 	$(foreach f,$(DOC_FILES),0644,cp,$(f),$(docdir)/$(f))
 INSTALL_DIRS = $(pkgdatadir)/www $(pkgdatadir)/systemd $(pkgdatadir)/spawn-fcgi $(pkgdatadir)/lighttpd \

@@ -20,7 +20,7 @@
 import { MESSAGE_TYPES, apply, emptyState, isEmpty, statusCategory, view, CATEGORY_ORDER } from './flow-state.js';
 
 const API = new URL(
-  (document.querySelector('meta[name="openova-flow-api"]')?.content || 'api/v1/flows').replace(/\/*$/, '/'),
+  (document.querySelector('meta[name="openova-flow-api"]')?.content || '/api/v1/flows').replace(/\/*$/, '/'),
   document.baseURI,
 );
 // The proxy's rule for a deployment id (README "Routes").

@@ -227,7 +227,9 @@ def test_flow_page(stack):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update({
-        "FLOW_PAGE_URL": f"http://127.0.0.1:{stack.web_port}/",
+        # The page where the shipped snippet mounts it (lighttpd.conf also
+        # serves it at /, which the second server's page uses).
+        "FLOW_PAGE_URL": f"http://127.0.0.1:{stack.web_port}/flow/",
         "FLOW_API_BASE": f"http://127.0.0.1:{stack.web_port}/api/v1/flows",
         "FLOW_PAGE_URL_NOUSER": f"http://127.0.0.1:{stack.nouser_port}/",
         "FLOW_DEVSERVER_URL": stack.dev_url,

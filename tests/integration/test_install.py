@@ -91,6 +91,7 @@ class Tree:
             f"{share}/openova-flow-fcgi/lighttpd/openova-flow-fcgi.conf": 0o644,
             f"{share}/openova-flow-fcgi/apache2/openova-flow-fcgi.conf": 0o644,
             f"{share}/openova-flow-fcgi/nginx/openova-flow-fcgi.conf": 0o644,
+            f"{share}/openova-flow-fcgi/nginx/openova-flow-www.conf": 0o644,
         }
         files.update({f"{share}/openova-flow-fcgi/www/{name}": 0o644 for name in WWW})
         files.update({f"{share}/doc/openova-flow-fcgi/{name}": 0o644 for name in DOCS})
@@ -253,9 +254,14 @@ def test_installed_files_serve_a_snapshot_through_lighttpd(tree, upstream, fid, 
         resp = client.request(server.port, "GET", "/openova-flow/healthz")
         assert (resp.status, resp.json()) == (200, {"status": "ok"}), resp
 
-        resp = client.request(server.port, "GET", "/")
-        with open(os.path.join(tree.pkgdata, "www", "index.html"), "rb") as f:
-            assert (resp.status, resp.body) == (200, f.read())
+        # The live page, where the snippet mounts it (and at /, lighttpd.conf's
+        # document root).
+        for target in ("/", "/flow/"):
+            resp = client.request(server.port, "GET", target)
+            with open(os.path.join(tree.pkgdata, "www", "index.html"), "rb") as f:
+                assert (resp.status, resp.body) == (200, f.read()), (target, resp)
+        resp = client.request(server.port, "GET", "/flow/app.js")
+        assert resp.status == 200 and resp.header("Content-Type").startswith("text/javascript"), resp
     finally:
         server.stop()
 
