@@ -18,6 +18,8 @@ under ASan); the app is run without OPENOVA_FLOW_FCGI_WRAPPER here, since
 what is tested is the installed file itself.
 """
 import glob
+import importlib.machinery
+import importlib.util
 import os
 import re
 import subprocess
@@ -328,3 +330,30 @@ def test_man_page_names_every_option_and_variable():
             known |= set(re.findall(r'"(OPENOVA_FLOW_[A-Z_]+)"', f.read()))
     unknown = sorted(set(re.findall(r"OPENOVA_FLOW_[A-Z_]*[A-Z]", page)) - known)
     assert not unknown, f"the man page names variables the program does not read: {unknown}"
+
+
+# --- INSTALL's steps from the package (tools/follow-install-guide) ---------
+
+def guide_tool():
+    path = os.path.join(REPO, "tools", "follow-install-guide")
+    loader = importlib.machinery.SourceFileLoader("follow_install_guide", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_the_install_guide_declares_what_the_snippet_reads():
+    """CI runs the guide on Debian's lighttpd (it needs root and port 80);
+    here, that its blocks are the six the tool expects and that the mount
+    declares exactly the variables the installed snippet reads, with the
+    package's paths."""
+    blocks = guide_tool().guide_blocks()
+    assert len(blocks) == 6, blocks
+    mount = blocks[2]
+    declared = dict(re.findall(r'^(var\.openova_flow_\w+)\s*=\s*"([^"]*)"', mount, re.M))
+    with open(os.path.join(REPO, "conf", "lighttpd", "openova-flow-fcgi.conf")) as f:
+        snippet = "\n".join(line for line in f if not line.lstrip().startswith("#"))
+    assert set(declared) == set(re.findall(r"var\.openova_flow_\w+", snippet)), declared
+    assert declared["var.openova_flow_bin"] == "/usr/bin/openova-flow-fcgi"
+    assert declared["var.openova_flow_www"] == "/usr/share/openova-flow-fcgi/www"
+    assert 'include "/usr/share/openova-flow-fcgi/lighttpd/openova-flow-fcgi.conf"' in mount
