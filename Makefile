@@ -44,6 +44,7 @@ CORE_OBJS := \
 	$(BUILD)/core/duration.o \
 	$(BUILD)/core/error.o \
 	$(BUILD)/core/http.o \
+	$(BUILD)/core/url_template.o \
 	$(BUILD)/core/log.o \
 	$(BUILD)/core/metrics.o \
 	$(BUILD)/fcgi/listen.o \
@@ -59,13 +60,16 @@ CORE_OBJS := \
 	$(BUILD)/handlers/dispatch.o \
 	$(BUILD)/handlers/events.o \
 	$(BUILD)/handlers/ops.o \
+	$(BUILD)/handlers/purge.o \
+	$(BUILD)/handlers/records.o \
 	$(BUILD)/handlers/request_log.o \
 	$(BUILD)/handlers/route.o \
 	$(BUILD)/handlers/snapshot.o \
 	$(BUILD)/handlers/sse.o \
 	$(BUILD)/handlers/stream.o \
 	$(BUILD)/handlers/stream_loop.o \
-	$(BUILD)/handlers/upstream.o
+	$(BUILD)/handlers/upstream.o \
+	$(BUILD)/handlers/upstreams.o
 
 MAIN_OBJ := $(BUILD)/main.o
 
@@ -104,6 +108,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_ops \
 	$(BUILD)/tests/unit/test_sse \
 	$(BUILD)/tests/unit/test_record \
+	$(BUILD)/tests/unit/test_records \
 	$(BUILD)/tests/unit/test_request \
 	$(BUILD)/tests/unit/test_response \
 	$(BUILD)/tests/unit/test_upstream \

@@ -21,6 +21,7 @@
 #include "handlers/ops.h"
 #include "handlers/stream_loop.h"
 #include "handlers/upstream.h"
+#include "handlers/upstreams.h"
 
 #ifndef OPENOVA_VERSION
 #define OPENOVA_VERSION "0.1.0"
@@ -155,7 +156,7 @@ static int app_start(void *ctx)
 static void *app_worker_start(void *ctx)
 {
     const struct flow_app *app = ctx;
-    return upstream_client_new(app->cfg);
+    return upstream_client_new(app->cfg, app->upstreams);
 }
 
 static void app_worker_end(void *ctx, void *worker)
@@ -177,6 +178,7 @@ static void app_reload(void *ctx)
 {
     struct flow_app *app = ctx;
     auth_reload(app->auth);
+    upstreams_reload(app->upstreams);
     const char *level_text = proxy_log_level_name(app->cfg->log_level);
     char value[32], err[256];
     enum proxy_log_level level = app->cfg->log_level;
@@ -299,6 +301,15 @@ static int check_config(const struct options *o)
         if (!auth)
             print_problem(err, &bad);
         auth_free(auth);
+        if (upstream_global_init() != 0) {
+            print_problem("cannot initialise libcurl", &bad);
+        } else {
+            struct upstreams *upstreams = upstreams_new(&cfg, err, sizeof err);
+            if (!upstreams)
+                print_problem(err, &bad);
+            upstreams_free(upstreams);
+            upstream_global_cleanup();
+        }
     }
     if (o->listen_spec && strncmp(o->listen_spec, "unix:", 5) == 0 &&
         fcgi_socket_access_check(&o->access, err, sizeof err) != 0)
@@ -357,31 +368,40 @@ static void warn_about(const struct proxy_config *cfg)
     if (cfg->tls_skip_verify)
         proxy_log(PROXY_LOG_WARN, NULL,
                   "OPENOVA_FLOW_TLS_SKIP_VERIFY=true: upstream certificates are not checked");
+    const char *dir = getenv("OPENOVA_FLOW_DEPLOYMENTS_DIR");
+    if (cfg->upstream_mode == UPSTREAM_FIXED && dir && *dir)
+        proxy_log(PROXY_LOG_WARN, NULL,
+                  "OPENOVA_FLOW_DEPLOYMENTS_DIR is not used: OPENOVA_FLOW_SERVER_URL sends every deployment to %s",
+                  cfg->upstream_shown);
 }
 
-/* Not fatal: the flow server may start after the proxy. */
-static void probe_upstream(const struct proxy_config *cfg)
+/* Not fatal: the flow server may start after the proxy. The console has no
+ * one flow server to look at. */
+static void probe_upstream(const struct proxy_config *cfg, const struct upstreams *upstreams)
 {
     char why[CURL_ERROR_SIZE + 64];
-    if (upstream_reachable(cfg, START_PROBE_MS, why, sizeof why) != PROXY_OK)
+    if (cfg->upstream_mode == UPSTREAM_PER_DEPLOYMENT)
+        return;
+    if (upstream_reachable(cfg, upstreams, START_PROBE_MS, why, sizeof why) != PROXY_OK)
         proxy_log(PROXY_LOG_WARN, NULL, "upstream %s cannot be reached now (%s); serving anyway", cfg->upstream_shown,
                   why);
 }
 
-static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_fd, bool own_socket)
+static int serve(const struct proxy_config *cfg, struct auth *auth, struct upstreams *upstreams, int listen_fd,
+                 bool own_socket)
 {
     raise_fd_limit(cfg);
     warn_about(cfg);
-    if (FCGX_Init() != 0 || upstream_global_init() != 0) {
-        proxy_log(PROXY_LOG_ERROR, NULL, "cannot initialise libfcgi or libcurl");
+    if (FCGX_Init() != 0) {
+        proxy_log(PROXY_LOG_ERROR, NULL, "cannot initialise libfcgi");
         return 1;
     }
-    probe_upstream(cfg);
+    probe_upstream(cfg, upstreams);
     const char *libcurl = curl_version_info(CURLVERSION_NOW)->version;
-    struct flow_app flow = {.cfg = cfg, .auth = auth, .ops = ops_new(cfg, OPENOVA_VERSION, libcurl)};
+    struct flow_app flow = {.cfg = cfg, .auth = auth, .upstreams = upstreams,
+                            .ops = ops_new(cfg, upstreams, OPENOVA_VERSION, libcurl)};
     if (!flow.ops) {
         proxy_log(PROXY_LOG_ERROR, NULL, "cannot start: out of memory");
-        upstream_global_cleanup();
         return 1;
     }
     struct fcgi_app app = {
@@ -397,7 +417,8 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
     };
     const struct log_field banner[] = {
         LOG_TEXT("version", OPENOVA_VERSION),
-        LOG_TEXT("upstream", cfg->upstream_shown),
+        LOG_TEXT("upstream", cfg->upstream_mode == UPSTREAM_PER_DEPLOYMENT ? cfg->upstream_template
+                                                                             : cfg->upstream_shown),
         LOG_NUMBER("max_streams", cfg->max_streams),
         LOG_TEXT("metrics", cfg->metrics_path ? cfg->metrics_path : "off"),
     };
@@ -412,7 +433,6 @@ static int serve(const struct proxy_config *cfg, struct auth *auth, int listen_f
     /* A worker that never ended may still read the state: the process exits
      * from inside fcgi_server_run then, so here every worker is gone. */
     ops_free(flow.ops);
-    upstream_global_cleanup();
     return rc;
 }
 
@@ -437,11 +457,18 @@ int main(int argc, char **argv)
     config_unknown_variables(environ, log_warning, NULL);
     /* Nothing reads the counters without the metrics or the status page. */
     metrics_enable(cfg.metrics_path || cfg.status_path);
-    /* The tokens file and the keys are read now: a bad one stops the start
-     * with its reason, before a socket is taken. */
+    /* The tokens file and the keys, the upstream token and the records
+     * directory are read now: a bad one stops the start with its reason,
+     * before a socket is taken. */
+    if (upstream_global_init() != 0) {
+        fprintf(stderr, "openova-flow-fcgi: cannot initialise libcurl\n");
+        config_free(&cfg);
+        return 1;
+    }
     struct auth *auth = auth_new(&cfg, err, sizeof err);
+    struct upstreams *upstreams = auth ? upstreams_new(&cfg, err, sizeof err) : NULL;
     int listen_fd = -1;
-    if (!auth)
+    if (!auth || !upstreams)
         fprintf(stderr, "openova-flow-fcgi: %s\n", err);
     else if (opts.listen_spec)
         listen_fd = unix_socket ? fcgi_listen_unix(opts.listen_spec + 5, &opts.access)
@@ -451,13 +478,15 @@ int main(int argc, char **argv)
     rc = 2;
     if (listen_fd >= 0) {
         install_signals();
-        rc = serve(&cfg, auth, listen_fd, opts.listen_spec != NULL);
+        rc = serve(&cfg, auth, upstreams, listen_fd, opts.listen_spec != NULL);
         if (opts.listen_spec)
             close(listen_fd);
         if (unix_socket)
             fcgi_listen_unix_remove(opts.listen_spec + 5);
     }
+    upstreams_free(upstreams);
     auth_free(auth);
+    upstream_global_cleanup();
     config_free(&cfg);
     return rc;
 }

@@ -72,9 +72,17 @@ void auth_free(struct auth *auth)
     free(auth);
 }
 
-unsigned auth_accepted(const struct proxy_config *cfg, bool events_route)
+unsigned auth_accepted(const struct proxy_config *cfg, enum auth_scope scope)
 {
-    return events_route ? cfg->auth_events : cfg->auth_read;
+    switch (scope) {
+    case AUTH_SCOPE_EVENTS:
+        return cfg->auth_events;
+    case AUTH_SCOPE_DELETE:
+        return cfg->auth_delete;
+    case AUTH_SCOPE_READ:
+        break;
+    }
+    return cfg->auth_read;
 }
 
 const char *auth_bearer_token(const char *value, size_t *len)

@@ -48,7 +48,7 @@ void auth_free(struct auth *auth);
 void auth_reload(struct auth *auth);
 
 /* auth_accepted: the methods the route accepts (auth_method bits). Pure. */
-unsigned auth_accepted(const struct proxy_config *cfg, bool events_route);
+unsigned auth_accepted(const struct proxy_config *cfg, enum auth_scope scope);
 
 /* auth_decide: the verdict for one request at time now, into out (which
  * it overwrites). With status 0 out->credential holds the user (NULL for

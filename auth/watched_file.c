@@ -54,7 +54,7 @@ static void bytes_wipe(struct bytes *b)
     b->len = 0;
 }
 
-static void stamp_of(const struct stat *sb, struct file_stamp *st)
+void file_stamp_of(const struct stat *sb, struct file_stamp *st)
 {
     memset(st, 0, sizeof *st);
     st->dev = sb->st_dev;
@@ -64,7 +64,12 @@ static void stamp_of(const struct stat *sb, struct file_stamp *st)
     st->ctime = sb->st_ctim;
 }
 
-static bool stamp_eq(const struct file_stamp *a, const struct file_stamp *b)
+bool file_stamp_racy(const struct file_stamp *st)
+{
+    return time(NULL) - st->mtime.tv_sec <= RACY_S;
+}
+
+bool file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
            a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
@@ -155,7 +160,7 @@ static enum proxy_err read_file(const struct watched_file *w, struct bytes *b, s
         proxy_say(err, errlen, "%s is not a regular file", w->path);
         rc = failure(r, EINVAL);
     } else if ((rc = read_all(fd, w, (size_t)sb.st_size, b, r, err, errlen)) == PROXY_OK) {
-        stamp_of(&sb, &r->stamp);
+        file_stamp_of(&sb, &r->stamp);
     }
     close(fd);
     return rc;
@@ -263,9 +268,9 @@ static bool may_have_changed(struct watched_file *w)
         return false;
     }
     struct file_stamp now_st;
-    stamp_of(&sb, &now_st);
-    bool racy = time(NULL) - now_st.mtime.tv_sec <= RACY_S;
-    return w->read_errno || !stamp_eq(&now_st, &w->seen) || racy;
+    file_stamp_of(&sb, &now_st);
+    bool racy = file_stamp_racy(&now_st);
+    return w->read_errno || !file_stamp_equal(&now_st, &w->seen) || racy;
 }
 
 /* refresh: re-reads w if it may have changed (or force) and publishes valid new

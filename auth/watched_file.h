@@ -46,6 +46,16 @@ struct file_stamp {
     struct timespec mtime, ctime;
 };
 
+/* file_stamp_of: the stamp of a stat(2) result. file_stamp_equal: whether
+ * two stamps are the same file, unchanged. file_stamp_racy: whether the
+ * file changed so recently (2 s) that it may change again within the
+ * timestamp granularity without its stamp changing (git's "racy" files):
+ * its content must be read again, whatever the stamp says. Pure but for
+ * the clock. */
+void file_stamp_of(const struct stat *sb, struct file_stamp *st);
+bool file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b);
+bool file_stamp_racy(const struct file_stamp *st);
+
 /* One file. current is read and replaced under the set's publish lock; the
  * other fields belong to whoever holds the set's reload lock. All zero: a
  * file that is not configured. */

@@ -15,6 +15,8 @@
 
 #include "core/config.h"
 #include "core/duration.h"
+#include "core/http.h"
+#include "core/url_template.h"
 
 enum proxy_err config_duration_ms(const char *text, long *ms)
 {
@@ -142,6 +144,7 @@ static enum proxy_err load_url(const struct setting *s, struct proxy_config *cfg
     char *url = trimmed_copy(raw ? raw : CONFIG_DEFAULT_UPSTREAM);
     if (!url)
         return out_of_memory(err, errlen, s->name);
+    cfg->upstream_mode = raw ? UPSTREAM_FIXED : UPSTREAM_IN_CLUSTER;
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
         url[--n] = '\0';
@@ -153,6 +156,98 @@ static enum proxy_err load_url(const struct setting *s, struct proxy_config *cfg
     cfg->upstream_url = url;
     if (!(cfg->upstream_shown = shown_url(url)))
         return out_of_memory(err, errlen, s->name);
+    return PROXY_OK;
+}
+
+/* OPENOVA_FLOW_DEPLOYMENTS_DIR (s->name) and OPENOVA_FLOW_UPSTREAM_TEMPLATE:
+ * the console's mode, unless OPENOVA_FLOW_SERVER_URL (loaded before) names
+ * one upstream for every deployment. */
+static enum proxy_err load_console(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                   char *err, size_t errlen)
+{
+    static const char template_name[] = "OPENOVA_FLOW_UPSTREAM_TEMPLATE";
+    char *dir = NULL, *tmpl = NULL;
+    if (copy_setting(&dir, s->name, env(s->name), err, errlen) ||
+        copy_setting(&tmpl, template_name, env(template_name), err, errlen)) {
+        free(dir);
+        return PROXY_ERR_NOMEM;
+    }
+    if (!tmpl && !(tmpl = strdup(URL_TEMPLATE_DEFAULT))) {
+        free(dir);
+        return out_of_memory(err, errlen, template_name);
+    }
+    char why[160];
+    enum proxy_err rc = PROXY_OK;
+    if (dir && dir[0] != '/')
+        rc = refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be an absolute path");
+    else if (url_template_check(tmpl, why, sizeof why) != PROXY_OK)
+        rc = refuse(PROXY_ERR_INVALID, err, errlen, template_name, why);
+    if (rc || !dir || cfg->upstream_mode == UPSTREAM_FIXED) {
+        free(dir);
+        free(tmpl);
+        return rc;
+    }
+    cfg->upstream_mode = UPSTREAM_PER_DEPLOYMENT;
+    cfg->deployments_dir = dir;
+    cfg->upstream_template = tmpl;
+    return PROXY_OK;
+}
+
+/* OPENOVA_FLOW_CLIENT_CERT (s->name) and OPENOVA_FLOW_CLIENT_KEY: file
+ * names; a key needs its certificate, a certificate may hold its key. */
+static enum proxy_err load_client_cert(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                       char *err, size_t errlen)
+{
+    static const char key_name[] = "OPENOVA_FLOW_CLIENT_KEY";
+    if (copy_setting(&cfg->client_cert, s->name, env(s->name), err, errlen) ||
+        copy_setting(&cfg->client_key, key_name, env(key_name), err, errlen))
+        return PROXY_ERR_NOMEM;
+    if (cfg->client_key && !cfg->client_cert)
+        return refuse(PROXY_ERR_INVALID, err, errlen, key_name, "needs OPENOVA_FLOW_CLIENT_CERT");
+    return PROXY_OK;
+}
+
+/* One "host:port:address" of curl's --resolve: a host name, a port from 1
+ * to 65535, an address (IPv6 in brackets). */
+static bool resolve_entry_valid(const char *entry, size_t len)
+{
+    const char *colon = memchr(entry, ':', len);
+    if (!colon || !http_hostname_valid(entry, (size_t)(colon - entry)))
+        return false;
+    const char *port = colon + 1, *end = entry + len;
+    const char *second = memchr(port, ':', (size_t)(end - port));
+    if (!second || second == port || second - port > 5)
+        return false;
+    unsigned long n = 0;
+    for (const char *c = port; c < second; c++) {
+        if (!isdigit((unsigned char)*c))
+            return false;
+        n = n * 10 + (unsigned long)(*c - '0');
+    }
+    if (n == 0 || n > 65535 || second + 1 >= end)
+        return false;
+    for (const char *c = second + 1; c < end; c++)
+        if (!isxdigit((unsigned char)*c) && !strchr(".:[]", *c))
+            return false;
+    return true;
+}
+
+static enum proxy_err load_resolve(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                   char *err, size_t errlen)
+{
+    if (copy_setting(&cfg->resolve, s->name, env(s->name), err, errlen))
+        return PROXY_ERR_NOMEM;
+    for (const char *p = cfg->resolve; p && *p;) {
+        size_t len = strcspn(p, ",");
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (!resolve_entry_valid(p, len))
+            return refuse(PROXY_ERR_INVALID, err, errlen, s->name,
+                          "must be host:port:address entries, comma-separated (curl's --resolve)");
+        p += strcspn(p, ",");
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+    }
     return PROXY_OK;
 }
 
@@ -503,6 +598,13 @@ static enum proxy_err load_auth(const struct setting *s, struct proxy_config *cf
     rc = load_methods("OPENOVA_FLOW_AUTH_EVENTS", env, &cfg->auth_events, err, errlen);
     if (rc)
         return rc;
+    /* The purge is a route only when its methods are named: never by default. */
+    const char *purge = env("OPENOVA_FLOW_AUTH_DELETE");
+    cfg->purge_enabled = purge && *purge;
+    rc = cfg->purge_enabled ? load_methods("OPENOVA_FLOW_AUTH_DELETE", env, &cfg->auth_delete, err, errlen)
+                            : PROXY_OK;
+    if (rc)
+        return rc;
 
     const struct {
         const char *name;
@@ -525,7 +627,7 @@ static enum proxy_err load_auth(const struct setting *s, struct proxy_config *cf
     if (rc)
         return rc;
 
-    unsigned used = cfg->auth_read | cfg->auth_events;
+    unsigned used = cfg->auth_read | cfg->auth_events | (cfg->purge_enabled ? cfg->auth_delete : 0);
     if ((used & AUTH_BEARER) && !cfg->tokens_file)
         return refuse(PROXY_ERR_INVALID, err, errlen, "OPENOVA_FLOW_TOKENS_FILE",
                       "must name the tokens file when bearer is accepted");
@@ -543,6 +645,10 @@ static enum proxy_err load_auth(const struct setting *s, struct proxy_config *cf
  * is the one named; the defaults and bounds of each stand in its row. */
 static const struct setting settings[] = {
     {.name = "OPENOVA_FLOW_SERVER_URL", .load = load_url},
+    {.name = "OPENOVA_FLOW_DEPLOYMENTS_DIR", .load = load_console},
+    {.name = "OPENOVA_FLOW_CLIENT_CERT", .load = load_client_cert},
+    {.name = "OPENOVA_FLOW_UPSTREAM_TOKEN_FILE", .load = load_file_name, .field = FIELD(upstream_token_file)},
+    {.name = "OPENOVA_FLOW_RESOLVE", .load = load_resolve},
     {.name = "OPENOVA_FLOW_PROXY_TIMEOUT", .load = load_timeout, .field = FIELD(proxy_timeout_ms), .fallback = 10000},
     {.name = "OPENOVA_FLOW_TLS_SKIP_VERIFY", .load = load_flag, .field = FIELD(tls_skip_verify)},
     {.name = "OPENOVA_FLOW_CA_FILE", .load = load_file_name, .field = FIELD(ca_file)},
@@ -596,7 +702,8 @@ static const char *const other_names[] = {
     "OPENOVA_FLOW_AUTH_READ",     "OPENOVA_FLOW_AUTH_EVENTS",     "OPENOVA_FLOW_TOKENS_FILE",
     "OPENOVA_FLOW_JWKS_FILE",     "OPENOVA_FLOW_JWT_SECRET_FILE", "OPENOVA_FLOW_JWT_COOKIE",
     "OPENOVA_FLOW_JWT_ISSUER",    "OPENOVA_FLOW_JWT_AUDIENCE",    "OPENOVA_FLOW_JWT_USER_CLAIM",
-    "OPENOVA_FLOW_JWT_CLOCK_SKEW", "OPENOVA_FLOW_LOG_FORMAT",
+    "OPENOVA_FLOW_JWT_CLOCK_SKEW", "OPENOVA_FLOW_LOG_FORMAT",  "OPENOVA_FLOW_AUTH_DELETE",
+    "OPENOVA_FLOW_UPSTREAM_TEMPLATE", "OPENOVA_FLOW_CLIENT_KEY",
     /* The scripts around it: conf/container (entrypoint, health check),
      * conf/spawn-fcgi, tools/demo-events, and the test harness's. */
     "OPENOVA_FLOW_LISTEN", "OPENOVA_FLOW_BIN", "OPENOVA_FLOW_RUN_USER", "OPENOVA_FLOW_SOCKET",
@@ -691,6 +798,12 @@ void config_free(struct proxy_config *cfg)
         return;
     free(cfg->upstream_url);
     free(cfg->upstream_shown);
+    free(cfg->deployments_dir);
+    free(cfg->upstream_template);
+    free(cfg->client_cert);
+    free(cfg->client_key);
+    free(cfg->upstream_token_file);
+    free(cfg->resolve);
     free(cfg->ca_file);
     free(cfg->base_path);
     free(cfg->tokens_file);
@@ -714,7 +827,22 @@ char *config_json(const struct proxy_config *cfg)
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    json_object_object_add(o, "upstream_url", json_object_new_string(cfg->upstream_shown));
+    static const char *const modes[] = {[UPSTREAM_IN_CLUSTER] = "in-cluster", [UPSTREAM_FIXED] = "sovereign",
+                                        [UPSTREAM_PER_DEPLOYMENT] = "console"};
+    json_object_object_add(o, "upstream_mode", json_object_new_string(modes[cfg->upstream_mode]));
+    json_object_object_add(o, "upstream_url", cfg->upstream_mode == UPSTREAM_PER_DEPLOYMENT
+                                                  ? NULL
+                                                  : json_object_new_string(cfg->upstream_shown));
+    const struct {
+        const char *key, *value;
+    } upstream_texts[] = {
+        {"deployments_dir", cfg->deployments_dir},   {"upstream_template", cfg->upstream_template},
+        {"client_cert", cfg->client_cert},           {"client_key", cfg->client_key},
+        {"upstream_token_file", cfg->upstream_token_file}, {"resolve", cfg->resolve},
+    };
+    for (size_t i = 0; i < sizeof upstream_texts / sizeof upstream_texts[0]; i++)
+        json_object_object_add(o, upstream_texts[i].key,
+                               upstream_texts[i].value ? json_object_new_string(upstream_texts[i].value) : NULL);
     json_object_object_add(o, "proxy_timeout_ms", json_object_new_int64(cfg->proxy_timeout_ms));
     json_object_object_add(o, "tls_skip_verify", json_object_new_boolean(cfg->tls_skip_verify));
     json_object_object_add(o, "ca_file", cfg->ca_file ? json_object_new_string(cfg->ca_file) : NULL);
@@ -724,6 +852,10 @@ char *config_json(const struct proxy_config *cfg)
                            json_object_new_string(config_auth_methods_text(cfg->auth_read, methods, sizeof methods)));
     json_object_object_add(o, "auth_events",
                            json_object_new_string(config_auth_methods_text(cfg->auth_events, methods, sizeof methods)));
+    /* null: no purge route at all. */
+    json_object_object_add(o, "auth_delete", cfg->purge_enabled ? json_object_new_string(config_auth_methods_text(
+                                                                     cfg->auth_delete, methods, sizeof methods))
+                                                                : NULL);
     /* File names and claims, never the keys or tokens themselves. */
     json_object_object_add(o, "tokens_file", cfg->tokens_file ? json_object_new_string(cfg->tokens_file) : NULL);
     json_object_object_add(o, "jwks_file", cfg->jwks_file ? json_object_new_string(cfg->jwks_file) : NULL);

@@ -32,15 +32,38 @@ enum auth_method {
 };
 #define AUTH_NONE 0u
 
+/* Which OPENOVA_FLOW_AUTH_* variable a route takes its methods from. */
+enum auth_scope {
+    AUTH_SCOPE_READ,   /* snapshot and stream: OPENOVA_FLOW_AUTH_READ */
+    AUTH_SCOPE_EVENTS, /* events: OPENOVA_FLOW_AUTH_EVENTS */
+    AUTH_SCOPE_DELETE, /* the purge: OPENOVA_FLOW_AUTH_DELETE */
+};
+
+/* Where the flow routes' calls go, in the order they are decided. */
+enum upstream_mode {
+    UPSTREAM_IN_CLUSTER,     /* neither variable: CONFIG_DEFAULT_UPSTREAM, inside a Sovereign */
+    UPSTREAM_FIXED,          /* OPENOVA_FLOW_SERVER_URL: that URL for every deployment */
+    UPSTREAM_PER_DEPLOYMENT, /* OPENOVA_FLOW_DEPLOYMENTS_DIR: the central console, from each record */
+};
+
 struct proxy_config {
-    char *upstream_url;       /* no trailing '/' */
+    enum upstream_mode upstream_mode;
+    char *upstream_url;       /* no trailing '/'; every call's but in UPSTREAM_PER_DEPLOYMENT */
     char *upstream_shown;     /* the same without a password, for logs and pages */
+    char *deployments_dir;    /* UPSTREAM_PER_DEPLOYMENT: the records, <id>.json; else NULL */
+    char *upstream_template;  /* UPSTREAM_PER_DEPLOYMENT: checked by url_template_check; else NULL */
+    char *client_cert;        /* mutual TLS to the flow servers: a PEM certificate; NULL: none */
+    char *client_key;         /* its key; NULL: in client_cert's file, or none */
+    char *upstream_token_file; /* a bearer token sent upstream as Authorization, re-read on change */
+    char *resolve;            /* curl --resolve entries, host:port:address, comma-separated; NULL: none */
     long proxy_timeout_ms;    /* snapshot and events, whole request */
     bool tls_skip_verify;
     char *ca_file;            /* NULL: the system bundle */
     char *base_path;          /* starts with '/', no trailing '/' */
     unsigned auth_read;       /* snapshot and stream: auth_method bits */
     unsigned auth_events;     /* events */
+    bool purge_enabled;       /* OPENOVA_FLOW_AUTH_DELETE set: DELETE {base}/{id} is a route */
+    unsigned auth_delete;     /* its methods */
     char *tokens_file;        /* bearer: SHA-256 digests, re-read on change */
     char *jwks_file;          /* jwt: public keys, re-read on change */
     char *jwt_secret_file;    /* jwt: the HS256 key */

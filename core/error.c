@@ -28,6 +28,8 @@ static const struct err_answer answers[] = {
     [PROXY_ERR_UPSTREAM_TIMEOUT] = {"upstream timed out", 504, "upstream_timeout",
                                     "The flow server did not answer in time."},
     [PROXY_ERR_UPSTREAM_PROTOCOL] = {"upstream answered badly", UNAVAILABLE},
+    [PROXY_ERR_UPSTREAM_TLS] = {"upstream TLS failed", 502, "upstream_tls",
+                                "The TLS connection to the flow server failed (its certificate, or ours)."},
     [PROXY_ERR_UPSTREAM_TOO_LARGE] = {"upstream response too large", 502, "upstream_too_large",
                                       "The flow server's answer is larger than the proxy relays."},
     [PROXY_ERR_BODY_TOO_LARGE] = {"request body too large", 413, "body_too_large",

@@ -19,6 +19,7 @@ enum proxy_err {
     PROXY_ERR_UPSTREAM_UNREACHABLE,
     PROXY_ERR_UPSTREAM_TIMEOUT,
     PROXY_ERR_UPSTREAM_PROTOCOL,
+    PROXY_ERR_UPSTREAM_TLS, /* the TLS handshake failed: a certificate not trusted, not ours, or refused */
     PROXY_ERR_UPSTREAM_TOO_LARGE,
     PROXY_ERR_BODY_TOO_LARGE,
     PROXY_ERR_SHUTDOWN,

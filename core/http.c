@@ -61,3 +61,28 @@ int http_hex_value(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+static bool hostname_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+bool http_hostname_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > HTTP_HOSTNAME_MAX)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || name[i] == '.') {
+            /* An empty label (leading, doubled or trailing dot), or one too long. */
+            if (label == 0 || label > 63 || name[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!hostname_char(name[i]) || (label == 0 && name[i] == '-'))
+            return false;
+        label++;
+    }
+    return true;
+}

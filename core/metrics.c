@@ -14,9 +14,9 @@
 typedef atomic_ullong counter;
 
 #define STATUSES 600
-#define METHODS 4
-static const char *const method_labels[METHODS] = {"GET", "POST", "HEAD", "other"};
-static const char *const route_labels[METRICS_ROUTES] = {"snapshot", "events", "stream", "health",
+#define METHODS 5
+static const char *const method_labels[METHODS] = {"GET", "POST", "HEAD", "DELETE", "other"};
+static const char *const route_labels[METRICS_ROUTES] = {"snapshot", "events", "stream", "purge", "health",
                                                          "ready",    "metrics", "status", "none"};
 static const char *const failure_labels[METRICS_UPSTREAM_FAILURES] = {"unreachable", "timeout", "tls", "protocol",
                                                                       "too_large"};
@@ -27,7 +27,8 @@ static const char *const auth_outcome_labels[METRICS_AUTH_OUTCOMES] = {"accepted
                                                                        "invalid_credentials", "forbidden", "error"};
 /* The routes that call the upstream: a label set of their own. */
 static const enum metrics_route upstream_routes[] = {METRICS_ROUTE_SNAPSHOT, METRICS_ROUTE_EVENTS,
-                                                     METRICS_ROUTE_STREAM, METRICS_ROUTE_READY};
+                                                     METRICS_ROUTE_STREAM, METRICS_ROUTE_PURGE,
+                                                     METRICS_ROUTE_READY};
 #define UPSTREAM_ROUTES (sizeof upstream_routes / sizeof upstream_routes[0])
 
 /* Bucket bounds in microseconds: short requests, and streams that live for hours. */

@@ -12,6 +12,7 @@
 #include "handlers/handlers.h"
 #include "handlers/ops.h"
 #include "handlers/request_log.h"
+#include "handlers/upstreams.h"
 
 static const struct dispatch_refusal route_refusals[] = {
     [ROUTE_NOT_FOUND] = {404, "not_found", "No such route."},
@@ -27,6 +28,16 @@ static const struct dispatch_refusal headers_too_large = {431, "headers_too_larg
 static const struct dispatch_refusal bad_content_type = {400, "bad_request",
                                                          "Content-Type is not printable or too long."};
 static const struct dispatch_refusal bad_content_length = {400, "bad_request", "Content-Length is not a number."};
+
+/* The console's answers for a deployment it cannot send anywhere. */
+static const struct dispatch_refusal target_refusals[] = {
+    [UPSTREAMS_NOT_FOUND] = {404, "deployment_not_found", "No deployment with this id is known here."},
+    [UPSTREAMS_RECORD_INVALID] = {502, "deployment_record_invalid",
+                                  "The deployment's record cannot be read or is not valid JSON."},
+    [UPSTREAMS_FQDN_INVALID] = {502, "deployment_fqdn_invalid",
+                                "The deployment's record names no usable Sovereign FQDN."},
+    [UPSTREAMS_NOMEM] = {500, "internal_error", PROXY_INTERNAL_ERROR_MESSAGE},
+};
 
 const struct dispatch_refusal *dispatch_route_refusal(enum route_result result)
 {
@@ -74,7 +85,7 @@ static bool authenticate(struct flow_request *req)
         .remote_user = fcgi_request_param(req->fcgi, "REMOTE_USER"),
         .authorization = fcgi_request_param(req->fcgi, "HTTP_AUTHORIZATION"),
         .cookie = fcgi_request_param(req->fcgi, "HTTP_COOKIE"),
-        .accepted = auth_accepted(req->cfg, req->route->events_auth),
+        .accepted = auth_accepted(req->cfg, req->route->auth),
     };
     if (presented.accepted == AUTH_NONE) {
         req->auth_method = "none";
@@ -109,6 +120,22 @@ static const struct dispatch_refusal *check(const struct flow_request *req, enum
     return NULL;
 }
 
+/* Where the deployment's calls go (the console reads its record); true to
+ * go on, false when refused: then nothing goes upstream. */
+static bool target(struct flow_request *req)
+{
+    char why[160];
+    enum upstreams_target t = upstreams_base(req->upstreams, req->id, &req->upstream_url, &req->upstream_url_owned,
+                                             why, sizeof why);
+    if (t == UPSTREAMS_OK)
+        return true;
+    const struct dispatch_refusal *r = &target_refusals[t];
+    proxy_log(r->status >= 500 ? PROXY_LOG_ERROR : PROXY_LOG_WARN, req->fcgi->request_id, "refused: deployment %s: %s",
+              req->id, why);
+    refuse(req, r);
+    return false;
+}
+
 /* The request's line and counts; refusals name their reason: the error
  * code the client got too. */
 static void log_line(const struct flow_request *req, const char *end)
@@ -135,16 +162,22 @@ static bool run_handler(struct flow_request *req)
 
 static const enum metrics_route route_labels[] = {
     [ROUTE_SNAPSHOT] = METRICS_ROUTE_SNAPSHOT, [ROUTE_EVENTS] = METRICS_ROUTE_EVENTS,
-    [ROUTE_STREAM] = METRICS_ROUTE_STREAM};
+    [ROUTE_STREAM] = METRICS_ROUTE_STREAM, [ROUTE_PURGE] = METRICS_ROUTE_PURGE};
 
 void dispatch(const struct flow_app *app, struct upstream_client *upstream, struct fcgi_request *fcgi)
 {
     struct flow_request req = {.fcgi = fcgi, .cfg = app->cfg, .upstream = upstream, .streams = app->streams,
-                               .auth = app->auth, .label = METRICS_ROUTE_NONE, .upstream_us = -1};
+                               .auth = app->auth, .upstreams = app->upstreams, .label = METRICS_ROUTE_NONE,
+                               .upstream_us = -1};
     struct route_match match = {0};
     enum ops_endpoint endpoint = ops_match(app->cfg, fcgi->request_uri);
     enum route_result result = endpoint ? ROUTE_NOT_FOUND
                                         : route_lookup(app->cfg->base_path, fcgi->method, fcgi->request_uri, &match);
+    if (match.entry && match.entry->kind == ROUTE_PURGE && !app->cfg->purge_enabled) {
+        /* Off: {base}/{id} is no route, whatever the method. */
+        match.entry = NULL;
+        result = ROUTE_NOT_FOUND;
+    }
     req.route = endpoint ? NULL : match.entry;
     if (req.route)
         req.label = route_labels[req.route->kind];
@@ -162,7 +195,8 @@ void dispatch(const struct flow_app *app, struct upstream_client *upstream, stru
             refuse(&req, refusal);
         } else {
             memcpy(req.id, match.id, sizeof req.id);
-            answer = run_handler(&req);
+            if (target(&req))
+                answer = run_handler(&req);
         }
     }
     if (answer) {
@@ -171,4 +205,5 @@ void dispatch(const struct flow_app *app, struct upstream_client *upstream, stru
         log_line(&req, NULL);
     }
     free(req.user);
+    free(req.upstream_url_owned);
 }

@@ -18,11 +18,15 @@
 struct auth;
 struct stream_loop;
 struct upstream_client;
+struct upstreams;
 
 struct flow_request {
     struct fcgi_request *fcgi;        /* the transport's request and response state */
     const struct proxy_config *cfg;
     struct upstream_client *upstream; /* the worker's own, reused */
+    struct upstreams *upstreams;      /* shared, thread-safe: where calls go, what they share */
+    const char *upstream_url;         /* the deployment's upstream, once dispatched: cfg's or upstream_url_owned */
+    char *upstream_url_owned;         /* the console's per-deployment URL (owned), or NULL */
     struct stream_loop *streams;
     struct auth *auth;                /* shared, thread-safe */
     char *user;                       /* the authenticated user (owned), NULL for none */
@@ -44,5 +48,9 @@ enum proxy_err handle_events(struct flow_request *req);
  * hands it to the stream loop, which answers and logs it from then on
  * (req->fcgi->fcgx is NULL afterwards). */
 enum proxy_err handle_stream(struct flow_request *req);
+
+/* DELETE {base}/{id}: the flow server's purge, DELETE /v1/flows/{id}
+ * (a route only with OPENOVA_FLOW_AUTH_DELETE). */
+enum proxy_err handle_purge(struct flow_request *req);
 
 #endif

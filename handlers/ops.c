@@ -17,6 +17,7 @@
 #include "handlers/ops.h"
 #include "handlers/stream_loop.h"
 #include "handlers/upstream.h"
+#include "handlers/upstreams.h"
 
 /* The last health check of the upstream. */
 struct health {
@@ -28,6 +29,7 @@ struct health {
 
 struct ops {
     const struct proxy_config *cfg;
+    const struct upstreams *upstreams;
     const char *version, *libcurl;
     time_t started_at;
     long long started_ms;
@@ -36,12 +38,14 @@ struct ops {
     struct health last;
 };
 
-struct ops *ops_new(const struct proxy_config *cfg, const char *version, const char *libcurl)
+struct ops *ops_new(const struct proxy_config *cfg, const struct upstreams *upstreams, const char *version,
+                    const char *libcurl)
 {
     struct ops *ops = calloc(1, sizeof *ops);
     if (!ops)
         return NULL;
     ops->cfg = cfg;
+    ops->upstreams = upstreams;
     ops->version = version;
     ops->libcurl = libcurl;
     ops->started_at = time(NULL);
@@ -87,12 +91,32 @@ static struct health last_health(struct ops *ops)
 }
 
 /* A change of readiness is worth a line; the same result again is not. */
-static void log_change(const struct health *before, const struct health *now)
+static void log_change(const struct health *before, const struct health *now, const char *what)
 {
     if (now->ok && (!before->checked_ms || !before->ok))
-        proxy_log(PROXY_LOG_INFO, NULL, "upstream health check passed: ready");
+        proxy_log(PROXY_LOG_INFO, NULL, "%s check passed: ready", what);
     else if (!now->ok && (!before->checked_ms || before->ok))
-        proxy_log(PROXY_LOG_WARN, NULL, "upstream health check failed: %s; not ready", now->reason);
+        proxy_log(PROXY_LOG_WARN, NULL, "%s check failed: %s; not ready", what, now->reason);
+}
+
+/* The console has no one flow server: each deployment has its own, which
+ * may be down without the proxy being unable to serve the others. Its
+ * readiness is the process's own: the records directory is there. */
+static void check_records(struct ops *ops, struct health *now)
+{
+    now->ok = upstreams_records_present(ops->upstreams);
+    if (!now->ok)
+        snprintf(now->reason, sizeof now->reason, "the records directory %s is gone", ops->cfg->deployments_dir);
+}
+
+static void check_upstream(struct flow_request *req, struct health *now)
+{
+    long status = 0;
+    enum proxy_err err = upstream_probe(req->upstream, req, METRICS_ROUTE_READY, "/healthz", OPS_HEALTH_TIMEOUT_MS,
+                                        &status, now->reason, sizeof now->reason);
+    now->ok = err == PROXY_OK && status >= 200 && status < 300;
+    if (err == PROXY_OK && !now->ok)
+        snprintf(now->reason, sizeof now->reason, "GET /healthz answered %ld", status);
 }
 
 /* Checks again when the last result is too old and no other worker is at
@@ -107,19 +131,24 @@ static void refresh_health(struct ops *ops, struct flow_request *req)
     if (atomic_exchange(&ops->checking, true))
         return;
     struct health now = {0};
-    long status = 0;
-    enum proxy_err err = upstream_probe(req->upstream, req, METRICS_ROUTE_READY, "/healthz", OPS_HEALTH_TIMEOUT_MS,
-                                        &status, now.reason, sizeof now.reason);
-    now.ok = err == PROXY_OK && status >= 200 && status < 300;
-    if (err == PROXY_OK && !now.ok)
-        snprintf(now.reason, sizeof now.reason, "GET /healthz answered %ld", status);
+    bool console = upstreams_per_deployment(ops->upstreams);
+    if (console)
+        check_records(ops, &now);
+    else
+        check_upstream(req, &now);
     now.checked_ms = clock_ms();
     now.checked_at = time(NULL);
     pthread_mutex_lock(&ops->lock);
     ops->last = now;
     pthread_mutex_unlock(&ops->lock);
     atomic_store(&ops->checking, false);
-    log_change(&before, &now);
+    log_change(&before, &now, console ? "records directory" : "upstream health");
+}
+
+/* The upstream as the status page names it: the console's template. */
+static const char *upstream_text(const struct ops *ops)
+{
+    return ops->cfg->upstream_mode == UPSTREAM_PER_DEPLOYMENT ? ops->cfg->upstream_template : ops->cfg->upstream_shown;
 }
 
 /* ---- answers ---- */
@@ -263,7 +292,7 @@ static json_object *status_json(const struct ops *ops, const struct status_facts
     json_object_object_add(s, "frames", number((long long)t->stream_frames));
     json_object_object_add(s, "bytes", number((long long)t->stream_bytes));
     json_object_object_add(o, "streams", s);
-    json_object_object_add(u, "url", json_object_new_string(ops->cfg->upstream_shown));
+    json_object_object_add(u, "url", json_object_new_string(upstream_text(ops)));
     json_object_object_add(u, "healthy", f->health.checked_ms ? json_object_new_boolean(f->health.ok) : NULL);
     json_object_object_add(u, "lastCheck", f->health.checked_ms ? json_object_new_string(f->checked) : NULL);
     json_object_object_add(u, "lastError", f->health.checked_ms && !f->health.ok
@@ -300,7 +329,7 @@ static char *status_text(const struct ops *ops, const struct status_facts *f, si
             t->streams_opened, t->stream_frames, t->stream_bytes);
     fprintf(out, "requests:              %llu\nrefusals:              %llu\nupstream failures:     %llu\n",
             t->requests, t->refusals, t->upstream_failures);
-    fprintf(out, "auth refusals:         %llu\nupstream:              %s\n", t->auth_refused, ops->cfg->upstream_shown);
+    fprintf(out, "auth refusals:         %llu\nupstream:              %s\n", t->auth_refused, upstream_text(ops));
     fprintf(out, "upstream healthy:      %s\nupstream last check:   %s\n",
             !f->health.checked_ms ? "unknown" : f->health.ok ? "yes" : "no", f->checked);
     fprintf(out, "upstream last error:   %s\n", f->health.checked_ms && !f->health.ok ? f->health.reason : "-");

@@ -21,7 +21,9 @@ struct ops;
 
 /* ops_new: NULL when out of memory. version and libcurl are static texts
  * for build info. Free with ops_free (NULL-safe) once no worker uses it. */
-struct ops *ops_new(const struct proxy_config *cfg, const char *version, const char *libcurl);
+struct upstreams;
+struct ops *ops_new(const struct proxy_config *cfg, const struct upstreams *upstreams, const char *version,
+                    const char *libcurl);
 void ops_free(struct ops *ops);
 
 /* ops_match: the endpoint whose path is exactly the path of request_uri
@@ -31,7 +33,8 @@ enum ops_endpoint ops_match(const struct proxy_config *cfg, const char *request_
 /* ops_serve: answers req (GET or HEAD; else 405) at endpoint, and sets
  * req->label. Readiness, metrics and status check the upstream's health
  * first when the last result is older than OPS_HEALTH_CACHE_MS, on the
- * worker's own upstream client. */
+ * worker's own upstream client; in the console's mode (one flow server per
+ * deployment) the check is the process's own: the records directory. */
 void ops_serve(struct ops *ops, struct flow_request *req, enum ops_endpoint endpoint);
 
 #endif

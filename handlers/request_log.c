@@ -4,6 +4,7 @@
 
 static const char *const route_names[METRICS_ROUTES] = {
     [METRICS_ROUTE_SNAPSHOT] = "snapshot", [METRICS_ROUTE_EVENTS] = "events", [METRICS_ROUTE_STREAM] = "stream",
+    [METRICS_ROUTE_PURGE] = "purge",
     [METRICS_ROUTE_HEALTH] = "health",     [METRICS_ROUTE_READY] = "ready",   [METRICS_ROUTE_METRICS] = "metrics",
     [METRICS_ROUTE_STATUS] = "status",     [METRICS_ROUTE_NONE] = "none"};
 

@@ -10,8 +10,9 @@
 static const struct route routes[] = {
     {.kind = ROUTE_SNAPSHOT, .method = "GET", .suffix = "snapshot", .handler = handle_snapshot},
     {.kind = ROUTE_EVENTS, .method = "POST", .suffix = "events", .handler = handle_events, .reads_body = true,
-     .events_auth = true},
+     .auth = AUTH_SCOPE_EVENTS},
     {.kind = ROUTE_STREAM, .method = "GET", .suffix = "stream", .handler = handle_stream},
+    {.kind = ROUTE_PURGE, .method = "DELETE", .suffix = "", .handler = handle_purge, .auth = AUTH_SCOPE_DELETE},
 };
 
 /* RFC 3986 unreserved characters: safe in a URL path without escaping. */
@@ -72,7 +73,8 @@ enum route_result route_lookup(const char *base, const char *method, const char 
     if (path_len <= base_len + 1 || strncmp(request_uri, base, base_len) != 0 || request_uri[base_len] != '/')
         return ROUTE_NOT_FOUND;
 
-    /* {base}/{id}/{suffix}: the suffix is the last segment, the id all between. */
+    /* {base}/{id}/{suffix}: the suffix is the last segment, the id all
+     * between; {base}/{id}: the id alone, and the suffix "". */
     const char *rest = request_uri + base_len + 1;
     size_t rest_len = path_len - base_len - 1;
     const char *slash = NULL;
@@ -82,11 +84,11 @@ enum route_result route_lookup(const char *base, const char *method, const char 
             break;
         }
     }
-    if (!slash)
-        return ROUTE_NOT_FOUND;
-    const char *suffix = slash + 1;
+    const char *suffix = slash ? slash + 1 : rest + rest_len;
     size_t suffix_len = rest_len - (size_t)(suffix - rest);
-    size_t id_len = (size_t)(slash - rest);
+    size_t id_len = slash ? (size_t)(slash - rest) : rest_len;
+    if (slash && suffix_len == 0)
+        return ROUTE_NOT_FOUND; /* {base}/{id}/: no route ends in a slash */
 
     const struct route *entry = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/config.h"
 #include "core/error.h"
 
 #define ROUTE_ID_MAX 128    /* a deployment id's length */
@@ -14,15 +15,15 @@
 struct flow_request;
 typedef enum proxy_err handler_fn(struct flow_request *req);
 
-enum route_kind { ROUTE_SNAPSHOT, ROUTE_EVENTS, ROUTE_STREAM };
+enum route_kind { ROUTE_SNAPSHOT, ROUTE_EVENTS, ROUTE_STREAM, ROUTE_PURGE };
 
 struct route {
     enum route_kind kind;
     const char *method;   /* the one method it takes; also the Allow header of a 405 */
-    const char *suffix;   /* the last path segment, also the upstream's */
+    const char *suffix;   /* the last path segment, also the upstream's; "" for {base}/{id} itself */
     handler_fn *handler;
     bool reads_body;      /* the body is read and forwarded: its Content-Length is checked first */
-    bool events_auth;     /* takes OPENOVA_FLOW_AUTH_EVENTS rather than _AUTH_READ */
+    enum auth_scope auth; /* the variable that names its methods */
 };
 
 enum route_result {
@@ -40,7 +41,9 @@ struct route_match {
 };
 
 /* route_lookup: routes on the path of request_uri (the query is cut off)
- * below base ("" or "/api/v1/flows"). The id is percent-decoded where an
+ * below base ("" or "/api/v1/flows"): {base}/{id}/{suffix}, or {base}/{id}
+ * for the purge (which dispatch refuses as not found unless it is
+ * enabled). The id is percent-decoded where an
  * escape stands for an unreserved character ("dep%2Dx" is "dep-x", RFC 3986
  * 2.3); any other escape makes it ROUTE_ID_INVALID. Pure: no I/O, no
  * allocation. */

@@ -260,6 +260,8 @@ static void destroy(struct stream *s)
     fcgi_request_free(&s->fcgi, NULL); /* closes the connection */
     free(s->req.user);
     s->req.user = NULL;
+    free(s->req.upstream_url_owned);
+    s->req.upstream_url_owned = NULL;
     s->client_watch.dead = true;
     s->prev = NULL;
     s->next = loop->dead_streams;
@@ -400,7 +402,7 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
     }
     s->head_deadline_ms = clock_ms() + loop->cfg->proxy_timeout_ms;
     s->upstream_started_us = clock_us();
-    s->easy = upstream_easy_new(loop->cfg, true);
+    s->easy = upstream_easy_new(loop->cfg, s->req.upstreams, true);
     if (s->easy)
         curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error);
     s->x = (struct upstream_exchange){
@@ -740,6 +742,7 @@ enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request 
     s->req.fcgi = &s->fcgi;
     s->req.upstream = NULL; /* the worker's */
     req->user = NULL;       /* moved */
+    req->upstream_url_owned = NULL;
     sse_tracker_init(&s->sse);
 
     pthread_mutex_lock(&loop->lock);

@@ -5,11 +5,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "core/clock.h"
 #include "core/log.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
 #include "handlers/upstream.h"
+#include "handlers/upstreams.h"
 
 static atomic_bool abort_all_transfers;
 
@@ -226,12 +229,16 @@ enum proxy_err upstream_error_of(CURLcode rc)
         return PROXY_ERR_UPSTREAM_TIMEOUT;
     case CURLE_OUT_OF_MEMORY:
         return PROXY_ERR_NOMEM;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return PROXY_ERR_UPSTREAM_TLS;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
         return PROXY_ERR_UPSTREAM_UNREACHABLE;
@@ -268,6 +275,8 @@ int upstream_failure_kind(enum proxy_err err, CURLcode rc)
         return METRICS_UPSTREAM_TIMEOUT;
     case PROXY_ERR_UPSTREAM_TOO_LARGE:
         return METRICS_UPSTREAM_TOO_LARGE;
+    case PROXY_ERR_UPSTREAM_TLS:
+        return METRICS_UPSTREAM_TLS;
     case PROXY_ERR_UPSTREAM_UNREACHABLE:
         return tls ? METRICS_UPSTREAM_TLS : METRICS_UPSTREAM_UNREACHABLE;
     case PROXY_ERR_UPSTREAM_PROTOCOL:
@@ -289,7 +298,8 @@ void upstream_fail(struct flow_request *req, enum proxy_err err, const char *det
     if (err == PROXY_ERR_CLIENT_GONE)
         return;
     proxy_log(PROXY_LOG_ERROR, req->fcgi->request_id, "upstream %s failed: %s%s%s",
-              req->route ? req->route->suffix : "?", proxy_strerror(err), detail && *detail ? ": " : "",
+              !req->route ? "?" : req->route->kind == ROUTE_PURGE ? "purge" : req->route->suffix,
+              proxy_strerror(err), detail && *detail ? ": " : "",
               detail ? detail : "");
     fcgi_response_fail(req->fcgi, err);
 }
@@ -408,11 +418,12 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return 0;
 }
 
-CURL *upstream_easy_new(const struct proxy_config *cfg, bool long_lived)
+CURL *upstream_easy_new(const struct proxy_config *cfg, const struct upstreams *upstreams, bool long_lived)
 {
     CURL *easy = curl_easy_init();
     if (!easy)
         return NULL;
+    upstreams_configure(upstreams, easy);
     /* Worker threads: signals would hit any thread; timeouts use no alarm(). */
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
@@ -478,15 +489,22 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     x->head_delivered = false;
     x->abort_reason = PROXY_OK;
 
+    /* The deployment's own upstream (dispatch resolved it), or the one of
+     * every call; a path of the upstream's own (/healthz) is always the
+     * latter's. */
+    const char *base = req->upstream_url && !x->path ? req->upstream_url : cfg->upstream_url;
+    bool purge = strcmp(x->action, "purge") == 0;
     char *url = NULL;
-    size_t url_len = strlen(cfg->upstream_url) + strlen(req->id) + strlen(x->action) + 16 + (x->path ? strlen(x->path) : 0);
+    size_t url_len = strlen(base) + strlen(req->id) + strlen(x->action) + 16 + (x->path ? strlen(x->path) : 0);
     if (!(url = malloc(url_len)))
         return PROXY_ERR_NOMEM;
     /* The id was checked to be unreserved characters only: no escaping. */
     if (x->path)
-        snprintf(url, url_len, "%s%s", cfg->upstream_url, x->path);
+        snprintf(url, url_len, "%s%s", base, x->path);
+    else if (purge)
+        snprintf(url, url_len, "%s/v1/flows/%s", base, req->id);
     else
-        snprintf(url, url_len, "%s/v1/flows/%s/%s", cfg->upstream_url, req->id, x->action);
+        snprintf(url, url_len, "%s/v1/flows/%s/%s", base, req->id, x->action);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     free(url); /* libcurl keeps its own copy */
 
@@ -506,6 +524,11 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
         rc |= add_header(h, "X-Forwarded-User", req->user);
     if (in->remote_addr)
         rc |= add_header(h, "X-Forwarded-For", in->remote_addr);
+    /* The proxy's own credential to the flow servers, never the client's. */
+    char authorization[UPSTREAMS_TOKEN_MAX + 16];
+    if (upstreams_authorization(req->upstreams, authorization, sizeof authorization))
+        rc |= add_header(h, "Authorization", authorization);
+    OPENSSL_cleanse(authorization, sizeof authorization);
     rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
     if (rc) {
         upstream_exchange_release(x);
@@ -520,6 +543,8 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
     } else {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     }
+    /* A reused handle forgets the method of its last call here. */
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, purge ? "DELETE" : NULL);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(easy, CURLOPT_XFERINFODATA, x);
@@ -556,14 +581,16 @@ struct upstream_client {
  * latest: an FCGI_ABORT_REQUEST ends the call within this. */
 #define WATCH_MS 50
 
-struct upstream_client *upstream_client_new(const struct proxy_config *cfg)
+struct upstream_client *upstream_client_new(const struct proxy_config *cfg, const struct upstreams *upstreams)
 {
     struct upstream_client *client = calloc(1, sizeof *client);
     if (!client)
         return NULL;
     client->cfg = cfg;
-    client->easy = upstream_easy_new(cfg, false);
+    client->easy = upstream_easy_new(cfg, upstreams, false);
     client->multi = curl_multi_init();
+    if (client->multi)
+        curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS, UPSTREAMS_KEPT_CONNECTIONS);
     if (!client->easy || !client->multi) {
         curl_easy_cleanup(client->easy);
         if (client->multi)
@@ -745,9 +772,10 @@ static size_t drop_body(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-enum proxy_err upstream_reachable(const struct proxy_config *cfg, long timeout_ms, char *detail, size_t detail_len)
+enum proxy_err upstream_reachable(const struct proxy_config *cfg, const struct upstreams *upstreams, long timeout_ms,
+                                  char *detail, size_t detail_len)
 {
-    CURL *easy = upstream_easy_new(cfg, false);
+    CURL *easy = upstream_easy_new(cfg, upstreams, false);
     char *url = NULL;
     if (!easy || asprintf(&url, "%s/healthz", cfg->upstream_url) < 0) {
         curl_easy_cleanup(easy);

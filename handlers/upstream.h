@@ -17,6 +17,8 @@
 #include "core/metrics.h"
 #include "handlers/handlers.h"
 
+struct upstreams;
+
 #define UPSTREAM_MAX_HEADER_BYTES (64 * 1024)
 
 /* Where the upstream's answer goes. Each callback returns 0 to go on, or an
@@ -35,7 +37,7 @@ struct upstream_sink {
  * Lives as long as the transfer; the caller owns it. */
 struct upstream_exchange {
     const struct flow_request *req;
-    const char *action;       /* "snapshot", "events" or "stream" */
+    const char *action;       /* "snapshot", "events", "stream", or "purge" (DELETE /v1/flows/{id}) */
     const char *path;         /* NULL, or a path of the upstream's own ("/healthz") instead of the flow's action */
     const char *body;         /* POST body (events), not copied */
     size_t body_len;
@@ -60,12 +62,15 @@ void upstream_global_cleanup(void);
 void upstream_abort_all(void);
 
 /* upstream_easy_new: an easy handle with the options every call shares
- * (TLS, timeouts, no signals). NULL when out of memory. The caller frees it
+ * (TLS, timeouts, no signals, and what upstreams adds: handlers/
+ * upstreams.h; NULL for none). NULL when out of memory. The caller frees it
  * with curl_easy_cleanup. */
-CURL *upstream_easy_new(const struct proxy_config *cfg, bool long_lived);
+CURL *upstream_easy_new(const struct proxy_config *cfg, const struct upstreams *upstreams, bool long_lived);
 
 /* upstream_exchange_prepare: points easy at the call described by x (URL,
- * method, body, allowlisted headers, callbacks into x->sink). Returns
+ * method, body, allowlisted headers, the upstream token, callbacks into
+ * x->sink). The URL's base is the request's upstream_url when dispatch set
+ * one, else cfg's; a path of the upstream's own always goes to cfg's. Returns
  * PROXY_OK or PROXY_ERR_NOMEM. Release with upstream_exchange_release. */
 enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *cfg, struct upstream_exchange *x);
 
@@ -103,7 +108,7 @@ enum proxy_err upstream_filter_headers(const char *raw, size_t len, const char *
 struct upstream_client;
 
 /* upstream_client_new: NULL when out of memory. Free with upstream_client_free. */
-struct upstream_client *upstream_client_new(const struct proxy_config *cfg);
+struct upstream_client *upstream_client_new(const struct proxy_config *cfg, const struct upstreams *upstreams);
 void upstream_client_free(struct upstream_client *client);
 
 /* upstream_relay: performs the call and relays the answer to req's client:
@@ -128,7 +133,8 @@ enum proxy_err upstream_probe(struct upstream_client *client, struct flow_reques
  * within timeout_ms; PROXY_OK when anything answered, else the failure
  * with libcurl's reason in detail. For the start: the upstream may still
  * be starting, so the caller only warns. */
-enum proxy_err upstream_reachable(const struct proxy_config *cfg, long timeout_ms, char *detail, size_t detail_len);
+enum proxy_err upstream_reachable(const struct proxy_config *cfg, const struct upstreams *upstreams, long timeout_ms,
+                                  char *detail, size_t detail_len);
 
 /* upstream_content_length: the Content-Length of a raw header block, or -1
  * when absent, unparsable, or overridden by a Transfer-Encoding header

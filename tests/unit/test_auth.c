@@ -207,7 +207,7 @@ static void test_decide(void **state)
             .remote_user = r->remote_user,
             .authorization = authorization[0] ? authorization : NULL,
             .cookie = cookie[0] ? cookie : NULL,
-            .accepted = auth_accepted(&cfg, r->events_route),
+            .accepted = auth_accepted(&cfg, r->events_route ? AUTH_SCOPE_EVENTS : AUTH_SCOPE_READ),
         };
         struct auth_outcome out;
         auth_decide(auth, &req, now, &out);

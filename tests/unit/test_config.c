@@ -415,7 +415,8 @@ static const char *const json_keys[] = {
     "jwt_user_claim", "jwt_clock_skew_ms", "connect_timeout_ms", "max_snapshot",
     "upstream_idle_ms", "keepconn_idle_ms", "client_timeout_ms",
     "health_path", "ready_path", "metrics_path", "status_path", "metrics_allow", "log_level", "log_format",
-    "env_file",
+    "env_file", "upstream_mode", "deployments_dir", "upstream_template", "client_cert", "client_key",
+    "upstream_token_file", "resolve", "auth_delete",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -612,6 +613,87 @@ static void test_ops_settings(void **state)
     unit_done(failures);
 }
 
+/* Where calls go: one URL, or the console's records and template; the
+ * purge; the client certificate and the --resolve entries. */
+struct upstream_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    const char *bad_var; /* NULL: loads */
+    enum upstream_mode mode;
+    const char *dir, *template_text, *resolve;
+    bool purge;
+    unsigned auth_delete;
+};
+
+#define DIR_VAR "OPENOVA_FLOW_DEPLOYMENTS_DIR"
+#define TEMPLATE_VAR "OPENOVA_FLOW_UPSTREAM_TEMPLATE"
+
+static const struct upstream_row upstream_rows[] = {
+    {"defaults", {{NULL, NULL}}, NULL, UPSTREAM_IN_CLUSTER, NULL, NULL, NULL, false, 0},
+    {"server url", {{"OPENOVA_FLOW_SERVER_URL", "http://flow:8080"}}, NULL, UPSTREAM_FIXED, NULL, NULL, NULL, false,
+     0},
+    {"console", {{DIR_VAR, "/var/lib/catalyst/deployments"}}, NULL, UPSTREAM_PER_DEPLOYMENT,
+     "/var/lib/catalyst/deployments", "https://openova-flow.{sovereignFQDN}", NULL, false, 0},
+    {"console with a template", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, " http://flow.{sovereignFQDN}:8080/ "}}, NULL,
+     UPSTREAM_PER_DEPLOYMENT, "/d", "http://flow.{sovereignFQDN}:8080/", NULL, false, 0},
+    {"server url wins", {{DIR_VAR, "/d"}, {"OPENOVA_FLOW_SERVER_URL", "http://flow:8080"}}, NULL, UPSTREAM_FIXED,
+     NULL, NULL, NULL, false, 0},
+    {"empty dir", {{DIR_VAR, ""}}, NULL, UPSTREAM_IN_CLUSTER, NULL, NULL, NULL, false, 0},
+    {"relative dir", {{DIR_VAR, "records"}}, DIR_VAR, 0, NULL, NULL, NULL, false, 0},
+    {"template without placeholder", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, "https://flow.example"}}, TEMPLATE_VAR, 0,
+     NULL, NULL, NULL, false, 0},
+    {"template twice", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, "https://{sovereignFQDN}.{sovereignFQDN}"}}, TEMPLATE_VAR,
+     0, NULL, NULL, NULL, false, 0},
+    {"template other placeholder", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, "https://{region}.{sovereignFQDN}"}},
+     TEMPLATE_VAR, 0, NULL, NULL, NULL, false, 0},
+    {"template ftp", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, "ftp://{sovereignFQDN}"}}, TEMPLATE_VAR, 0, NULL, NULL, NULL,
+     false, 0},
+    {"template query", {{DIR_VAR, "/d"}, {TEMPLATE_VAR, "https://{sovereignFQDN}/?x=1"}}, TEMPLATE_VAR, 0, NULL,
+     NULL, NULL, false, 0},
+    {"template checked without the dir", {{TEMPLATE_VAR, "{sovereignFQDN}"}}, TEMPLATE_VAR, 0, NULL, NULL, NULL,
+     false, 0},
+    {"resolve", {{"OPENOVA_FLOW_RESOLVE", "a.example:443:127.0.0.1, b.example:8443:[::1]"}}, NULL,
+     UPSTREAM_IN_CLUSTER, NULL, NULL, "a.example:443:127.0.0.1, b.example:8443:[::1]", false, 0},
+    {"resolve without address", {{"OPENOVA_FLOW_RESOLVE", "a.example:443:"}}, "OPENOVA_FLOW_RESOLVE", 0, NULL, NULL,
+     NULL, false, 0},
+    {"resolve port 0", {{"OPENOVA_FLOW_RESOLVE", "a.example:0:127.0.0.1"}}, "OPENOVA_FLOW_RESOLVE", 0, NULL, NULL,
+     NULL, false, 0},
+    {"resolve bad host", {{"OPENOVA_FLOW_RESOLVE", "a/b:443:127.0.0.1"}}, "OPENOVA_FLOW_RESOLVE", 0, NULL, NULL,
+     NULL, false, 0},
+    {"purge off", {{"OPENOVA_FLOW_AUTH_DELETE", ""}}, NULL, UPSTREAM_IN_CLUSTER, NULL, NULL, NULL, false, 0},
+    {"purge", {{"OPENOVA_FLOW_AUTH_DELETE", "remote-user"}}, NULL, UPSTREAM_IN_CLUSTER, NULL, NULL, NULL, true,
+     AUTH_REMOTE_USER},
+    {"purge open", {{"OPENOVA_FLOW_AUTH_DELETE", "none"}}, NULL, UPSTREAM_IN_CLUSTER, NULL, NULL, NULL, true,
+     AUTH_NONE},
+    {"purge by bearer needs tokens", {{"OPENOVA_FLOW_AUTH_DELETE", "bearer"}}, "OPENOVA_FLOW_TOKENS_FILE", 0, NULL,
+     NULL, NULL, false, 0},
+    {"purge junk", {{"OPENOVA_FLOW_AUTH_DELETE", "admin"}}, "OPENOVA_FLOW_AUTH_DELETE", 0, NULL, NULL, NULL, false,
+     0},
+    {"key without cert", {{"OPENOVA_FLOW_CLIENT_KEY", "/k.pem"}}, "OPENOVA_FLOW_CLIENT_KEY", 0, NULL, NULL, NULL,
+     false, 0},
+};
+
+static void test_upstream_settings(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(upstream_rows); i++) {
+        const struct upstream_row *r = &upstream_rows[i];
+        struct proxy_config cfg;
+        if (!load_row(r->env, r->name, r->bad_var, i, &failures, &cfg))
+            continue;
+        if (cfg.upstream_mode != r->mode || !same_text(cfg.deployments_dir, r->dir) ||
+            !same_text(cfg.upstream_template, r->template_text) || !same_text(cfg.resolve, r->resolve) ||
+            cfg.purge_enabled != r->purge || cfg.auth_delete != r->auth_delete)
+            unit_fail(&failures, i, r->name, "mode %d dir %s template %s resolve %s purge %d/%u", cfg.upstream_mode,
+                      cfg.deployments_dir ? cfg.deployments_dir : "-",
+                      cfg.upstream_template ? cfg.upstream_template : "-", cfg.resolve ? cfg.resolve : "-",
+                      cfg.purge_enabled, cfg.auth_delete);
+        config_free(&cfg);
+    }
+    unit_done(failures);
+}
+
 /* The upstream as logs and the status page show it: no password. */
 static const struct {
     const char *url, *shown;
@@ -698,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_limits_defaults),
         cmocka_unit_test(test_ops_settings),
         cmocka_unit_test(test_upstream_shown),
+        cmocka_unit_test(test_upstream_settings),
         cmocka_unit_test(test_env_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

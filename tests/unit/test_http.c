@@ -1,4 +1,4 @@
-/* test_http.c: reason phrases and header values (core/http.c). */
+/* test_http.c: reason phrases, header values and host names (core/http.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +87,78 @@ static const struct reason_row reason_rows[] = {
     {999, ""},
 };
 
+/* ---- http_hostname_valid ---- */
+
+static char label63[64], label64[65], name253[254], name254[255];
+
+static int setup_names(void **state)
+{
+    (void)state;
+    memset(label63, 'a', 63);
+    memset(label64, 'a', 64);
+    /* 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 */
+    snprintf(name253, sizeof name253, "%s.%s.%s.%.61s", label63, label63, label63, label63);
+    snprintf(name254, sizeof name254, "%s.%s.%s.%.62s", label63, label63, label63, label63);
+    return 0;
+}
+
+struct hostname_row {
+    const char *name;
+    bool ok;
+};
+
+static const struct hostname_row hostname_rows[] = {
+    {"openova-flow.omantel.openova.io", true},
+    {"sov-1.example", true},
+    {"localhost", true},
+    {"a", true},
+    {"1.2.3.4", true}, /* digits are letters of a label (RFC 1123 2.1) */
+    {"xn--bcher-kva.example", true},
+    {"A.B.C", true},
+    {label63, true},
+    {label64, false},
+    {name253, true},
+    {name254, false},
+    {"", false},
+    {".", false},
+    {"example.", false},
+    {".example", false},
+    {"a..b", false},
+    {"-a.example", false},
+    {"a-.example", false},
+    {"a.-b", false},
+    {"a_b.example", false},
+    {"a/b", false},
+    {"evil.example/path", false},
+    {"user@evil.example", false},
+    {"evil.example:443", false},
+    {"evil%2eexample", false},
+    {"evil.example?x", false},
+    {"evil.example#x", false},
+    {"evil example", false},
+    {"evil.example\n", false},
+    {"[::1]", false},
+    {"caf\xc3\xa9.example", false},
+};
+
+static void test_hostname_valid(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(hostname_rows); i++) {
+        const struct hostname_row *r = &hostname_rows[i];
+        if (http_hostname_valid(r->name, strlen(r->name)) != r->ok)
+            unit_fail(&failures, i, r->name, "%s, want %s", r->ok ? "refused" : "accepted",
+                      r->ok ? "accepted" : "refused");
+    }
+    /* The length given is the name: a NUL inside it is no letter. */
+    if (http_hostname_valid("a\0b", 3))
+        unit_fail(&failures, 0, "NUL inside", "accepted");
+    if (!http_hostname_valid("ab.example/x", 10))
+        unit_fail(&failures, 0, "prefix of a longer text", "refused");
+    unit_done(failures);
+}
+
 static void test_status_reason(void **state)
 {
     (void)state;
@@ -107,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_value_acceptable),
         cmocka_unit_test(test_status_reason),
+        cmocka_unit_test_setup(test_hostname_valid, setup_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,9 +101,18 @@ static const struct route_row route_rows[] = {
     {"trailing slash", BASE, "GET", BASE "/d/snapshot/", NF, NULL, NULL, ""},
     {"base alone", BASE, "GET", BASE, NF, NULL, NULL, ""},
     {"base slash", BASE, "GET", BASE "/", NF, NULL, NULL, ""},
-    {"base and id only", BASE, "GET", BASE "/d", NF, NULL, NULL, ""},
+    /* {base}/{id} is the purge's, DELETE alone (dispatch makes it not found
+     * unless it is enabled) */
+    {"base and id only", BASE, "GET", BASE "/d", BM, "", "DELETE", ""},
     {"base and id slash", BASE, "GET", BASE "/d/", NF, NULL, NULL, ""},
-    {"suffix without id segment", BASE, "GET", BASE "/snapshot", NF, NULL, NULL, ""},
+    {"purge and id slash", BASE, "DELETE", BASE "/d/", NF, NULL, NULL, ""},
+    {"suffix without id segment", BASE, "GET", BASE "/snapshot", BM, "", "DELETE", ""},
+    {"purge", BASE, "DELETE", BASE "/d1", OK, "", "DELETE", "d1"},
+    {"purge with query", BASE, "DELETE", BASE "/d1?x=1", OK, "", "DELETE", "d1"},
+    {"purge bad id", BASE, "DELETE", BASE "/a%20b", INV, "", "DELETE", ""},
+    {"purge dotdot", BASE, "DELETE", BASE "/..", INV, "", "DELETE", ""},
+    {"purge of base", BASE, "DELETE", BASE "/", NF, NULL, NULL, ""},
+    {"purge two segments", BASE, "DELETE", BASE "/a/b", NF, NULL, NULL, ""},
     {"base with query", BASE, "GET", BASE "?/d/snapshot", NF, NULL, NULL, ""},
     {"base prefix of segment", BASE, "GET", BASE "x/d/snapshot", NF, NULL, NULL, ""},
     {"other prefix", BASE, "GET", "/api/v2/flows/d/snapshot", NF, NULL, NULL, ""},
@@ -153,7 +162,7 @@ static const struct route_row route_rows[] = {
     {"root base ok", "", "GET", "/d/snapshot", OK, "snapshot", "GET", "d"},
     {"root base events", "", "POST", "/d/events?x", OK, "events", "POST", "d"},
     {"root base empty id", "", "GET", "//snapshot", REQ, "snapshot", "GET", ""},
-    {"root base suffix only", "", "GET", "/snapshot", NF, NULL, NULL, ""},
+    {"root base suffix only", "", "GET", "/snapshot", BM, "", "DELETE", ""},
     {"root base slash", "", "GET", "/", NF, NULL, NULL, ""},
     {"root base full path", "", "GET", BASE "/d/snapshot", INV, "snapshot", "GET", ""},
     {"root base no slash", "", "GET", "d/snapshot", NF, NULL, NULL, ""},
@@ -196,13 +205,14 @@ struct entry_row {
     enum route_kind route;
     const char *method;
     bool reads_body;
-    bool events_auth;
+    enum auth_scope auth;
 };
 
 static const struct entry_row entry_rows[] = {
-    {"snapshot", ROUTE_SNAPSHOT, "GET", false, false},
-    {"events", ROUTE_EVENTS, "POST", true, true},
-    {"stream", ROUTE_STREAM, "GET", false, false},
+    {"snapshot", ROUTE_SNAPSHOT, "GET", false, AUTH_SCOPE_READ},
+    {"events", ROUTE_EVENTS, "POST", true, AUTH_SCOPE_EVENTS},
+    {"stream", ROUTE_STREAM, "GET", false, AUTH_SCOPE_READ},
+    {"", ROUTE_PURGE, "DELETE", false, AUTH_SCOPE_DELETE},
 };
 
 static void test_route_entries(void **state)
@@ -212,7 +222,7 @@ static void test_route_entries(void **state)
     for (size_t i = 0; i < UNIT_LEN(entry_rows); i++) {
         const struct entry_row *r = &entry_rows[i];
         char uri[64];
-        snprintf(uri, sizeof uri, "/x/%s", r->suffix);
+        snprintf(uri, sizeof uri, r->suffix[0] ? "/x/%s" : "/x%s", r->suffix);
         struct route_match m;
         if (route_lookup("", r->method, uri, &m) != ROUTE_OK || !m.entry) {
             unit_fail(&failures, i, r->suffix, "does not route");
@@ -222,9 +232,9 @@ static void test_route_entries(void **state)
             unit_fail(&failures, i, r->suffix, "route %d, want %d", (int)m.entry->kind, (int)r->route);
         if (strcmp(m.entry->method, r->method) != 0)
             unit_fail(&failures, i, r->suffix, "method %s, want %s", m.entry->method, r->method);
-        if (m.entry->reads_body != r->reads_body || m.entry->events_auth != r->events_auth)
-            unit_fail(&failures, i, r->suffix, "reads_body %d events_auth %d, want %d %d", m.entry->reads_body,
-                      m.entry->events_auth, r->reads_body, r->events_auth);
+        if (m.entry->reads_body != r->reads_body || m.entry->auth != r->auth)
+            unit_fail(&failures, i, r->suffix, "reads_body %d auth %d, want %d %d", m.entry->reads_body,
+                      (int)m.entry->auth, r->reads_body, (int)r->auth);
         if (!m.entry->handler)
             unit_fail(&failures, i, r->suffix, "no handler");
     }
