@@ -157,7 +157,7 @@ $(BUILD)/libproxy.a: $(CORE_OBJS)
 
 $(DEV_BIN): $(DEV_MAIN_OBJ) $(BUILD)/libdevserver.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libmicrohttpd gnutls) $(LDLIBS)
 
 $(BUILD)/libdevserver.a: $(DEV_OBJS)
 	@echo "  AR      $@"
@@ -167,7 +167,7 @@ $(BUILD)/tests/unit/test_devserver_%: tests/unit/test_devserver_%.c $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka libmicrohttpd) -o $@ $< $(BUILD)/libdevserver.a \
-		$(LDFLAGS) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS) $(shell pkg-config --libs cmocka)
+		$(LDFLAGS) $(shell pkg-config --libs libmicrohttpd gnutls) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

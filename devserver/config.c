@@ -97,6 +97,37 @@ static const char *value(ds_config_getenv_fn *get, const char *name)
     return v && *v ? v : NULL;
 }
 
+/* A file name into out ("" when unset). */
+static int load_path(ds_config_getenv_fn *get, const char *name, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *v = value(get, name);
+    out[0] = '\0';
+    if (v && strlen(v) >= outlen) {
+        snprintf(err, errlen, "%s: longer than %zu characters", name, outlen - 1);
+        return -1;
+    }
+    if (v)
+        snprintf(out, outlen, "%s", v);
+    return 0;
+}
+
+static int load_tls(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen)
+{
+    if (load_path(get, "FLOW_SERVER_TLS_CERT", cfg->tls_cert, sizeof cfg->tls_cert, err, errlen) ||
+        load_path(get, "FLOW_SERVER_TLS_KEY", cfg->tls_key, sizeof cfg->tls_key, err, errlen) ||
+        load_path(get, "FLOW_SERVER_TLS_CLIENT_CA", cfg->tls_client_ca, sizeof cfg->tls_client_ca, err, errlen))
+        return -1;
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, errlen, "FLOW_SERVER_TLS_CERT: needs FLOW_SERVER_TLS_KEY and the other way round");
+        return -1;
+    }
+    if (cfg->tls_client_ca[0] && !cfg->tls_cert[0]) {
+        snprintf(err, errlen, "FLOW_SERVER_TLS_CLIENT_CA: needs FLOW_SERVER_TLS_CERT and FLOW_SERVER_TLS_KEY");
+        return -1;
+    }
+    return 0;
+}
+
 int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen)
 {
     char why[128];
@@ -132,5 +163,5 @@ int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, s
         }
         cfg->heartbeat_ms = ms;
     }
-    return 0;
+    return load_tls(cfg, get, err, errlen);
 }

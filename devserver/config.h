@@ -14,12 +14,17 @@
 #define DS_HEARTBEAT_MAX_MS (24u * 3600u * 1000u)
 #define DS_HOST_MAX 255
 #define DS_PORT_MAX 65535u
+#define DS_PATH_MAX 1024
 
 struct ds_config {
     char host[DS_HOST_MAX + 1]; /* "" for every interface; IPv6 without brackets */
     unsigned port;              /* 0: any free port (the bound one is logged) */
     size_t ring_capacity;       /* FLOW_SERVER_RING_CAPACITY */
     uint64_t heartbeat_ms;      /* FLOW_SERVER_HEARTBEAT */
+    /* HTTPS: a PEM certificate (chain) and its key; "" for plain HTTP. */
+    char tls_cert[DS_PATH_MAX], tls_key[DS_PATH_MAX];
+    /* With HTTPS: clients must show a certificate this CA signed; "" for none. */
+    char tls_client_ca[DS_PATH_MAX];
 };
 
 /* ds_config_getenv_fn: how ds_config_load reads a variable (getenv, or a
@@ -28,8 +33,10 @@ typedef const char *ds_config_getenv_fn(const char *name);
 
 /* ds_config_load: fills cfg from FLOW_SERVER_LISTEN_ADDR (HOST:PORT,
  * default 127.0.0.1:8081), FLOW_SERVER_RING_CAPACITY (1 to 1048576, default
- * 4096) and FLOW_SERVER_HEARTBEAT (Go duration, 1ms to 24h, default 15s).
- * An empty variable counts as unset. Returns 0, or -1 with one line in err
+ * 4096), FLOW_SERVER_HEARTBEAT (Go duration, 1ms to 24h, default 15s), and
+ * FLOW_SERVER_TLS_CERT, FLOW_SERVER_TLS_KEY (both or neither: HTTPS) and
+ * FLOW_SERVER_TLS_CLIENT_CA (needs them: mutual TLS). The files are read
+ * when the server starts. An empty variable counts as unset. Returns 0, or -1 with one line in err
  * that starts with the variable's name. */
 int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen);
 

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/gnutls.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
 
@@ -22,11 +23,15 @@
 #define LOG_PATH_MAX 256
 /* MHD asks a content reader for at most this much at a time */
 #define SSE_BLOCK (16u * 1024u)
+/* A certificate chain, a key or a CA bundle of the test's is far smaller. */
+#define DS_PEM_MAX (64 * 1024)
 
 struct ds_http {
     struct MHD_Daemon *daemon;
     struct ds_store *store;
     uint64_t heartbeat_ms;
+    bool verify_clients;      /* mutual TLS: a client without a trusted certificate gets 403 */
+    char *tls_cert, *tls_key, *tls_client_ca; /* PEM texts MHD reads while it runs */
     char url[DS_HOST_MAX + 32];
 };
 
@@ -217,9 +222,23 @@ static enum MHD_Result route_stream(struct ds_http *h, struct MHD_Connection *c,
     return ret;
 }
 
+/* Mutual TLS: whether the client showed a certificate that the client CA
+ * signed (MHD asks for one when it has that CA; gnutls checks it here). */
+static bool client_verified(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 0;
+    return ci && ci->tls_session &&
+           gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == GNUTLS_E_SUCCESS &&
+           status == 0;
+}
+
 static enum MHD_Result dispatch(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
 {
     char msg[LOG_PATH_MAX + 64];
+    if (h->verify_clients && !client_verified(c))
+        return respond_error(c, rq, 403, "client_certificate_required",
+                             "a client certificate signed by FLOW_SERVER_TLS_CLIENT_CA is required", NULL);
     switch (rq->result) {
     case DS_ROUTE_NOT_FOUND:
         snprintf(msg, sizeof msg, "no route for %s %s", rq->method, rq->path);
@@ -322,6 +341,48 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* A whole PEM file, NUL-terminated; NULL with the reason in err. */
+static char *read_pem(const char *name, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t len = 0;
+    if (f) {
+        text = malloc(DS_PEM_MAX + 1);
+        len = text ? fread(text, 1, DS_PEM_MAX + 1, f) : 0;
+        fclose(f);
+    }
+    if (!text || len == 0 || len > DS_PEM_MAX) {
+        snprintf(err, errlen, "%s: cannot read %s (or empty, or over %d bytes)", name, path, DS_PEM_MAX);
+        free(text);
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
+}
+
+static void free_tls(struct ds_http *h)
+{
+    free(h->tls_cert);
+    free(h->tls_key);
+    free(h->tls_client_ca);
+}
+
+/* HTTPS from cfg's files: MHD's flags and the PEM texts in h. */
+static int load_tls(struct ds_http *h, const struct ds_config *cfg, unsigned *flags, char *err, size_t errlen)
+{
+    if (!cfg->tls_cert[0])
+        return 0;
+    if (!(h->tls_cert = read_pem("FLOW_SERVER_TLS_CERT", cfg->tls_cert, err, errlen)) ||
+        !(h->tls_key = read_pem("FLOW_SERVER_TLS_KEY", cfg->tls_key, err, errlen)) ||
+        (cfg->tls_client_ca[0] &&
+         !(h->tls_client_ca = read_pem("FLOW_SERVER_TLS_CLIENT_CA", cfg->tls_client_ca, err, errlen))))
+        return -1;
+    h->verify_clients = h->tls_client_ca != NULL;
+    *flags |= MHD_USE_TLS;
+    return 0;
+}
+
 struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *store, char *err, size_t errlen)
 {
     struct ds_http *h = calloc(1, sizeof *h);
@@ -332,6 +393,9 @@ struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *stor
     }
     h->store = store;
     h->heartbeat_ms = cfg->heartbeat_ms;
+    unsigned tls_flags = 0;
+    if (load_tls(h, cfg, &tls_flags, err, errlen) != 0)
+        goto fail;
 
     char port[8];
     snprintf(port, sizeof port, "%u", cfg->port);
@@ -347,15 +411,23 @@ struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *stor
         goto fail;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0) | tls_flags;
     /* No idle timeout shorter than a few heartbeats: a stream's thread may
      * wait a whole heartbeat inside the content reader. */
     uint64_t timeout_s = cfg->heartbeat_ms / 1000 * 3 + 1;
     if (timeout_s < 120)
         timeout_s = 120;
+    /* The array ends at its first MHD_OPTION_END: plain HTTP passes none of
+     * these, HTTPS without a client CA stops after the key. */
+    struct MHD_OptionItem tls_options[] = {
+        {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
+        {h->tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
+        {h->tls_client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->tls_client_ca},
+        {MHD_OPTION_END, 0, NULL},
+    };
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)timeout_s, MHD_OPTION_END);
+                                 (unsigned int)timeout_s, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, errlen, "FLOW_SERVER_LISTEN_ADDR: cannot listen on %s:%u (in use, or not an address of this host)",
                  cfg->host, cfg->port);
@@ -364,13 +436,14 @@ struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *stor
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     char host[INET6_ADDRSTRLEN] = "0.0.0.0";
     getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
-    snprintf(h->url, sizeof h->url, ai->ai_family == AF_INET6 ? "http://[%s]:%u" : "http://%s:%u", host,
-             di ? (unsigned)di->port : cfg->port);
+    snprintf(h->url, sizeof h->url, ai->ai_family == AF_INET6 ? "%s://[%s]:%u" : "%s://%s:%u",
+             h->tls_cert ? "https" : "http", host, di ? (unsigned)di->port : cfg->port);
     freeaddrinfo(ai);
     return h;
 fail:
     if (ai)
         freeaddrinfo(ai);
+    free_tls(h);
     free(h);
     return NULL;
 }
@@ -386,5 +459,6 @@ void ds_http_stop(struct ds_http *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    free_tls(h);
     free(h);
 }

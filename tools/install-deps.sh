@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
     build-essential pkg-config ca-certificates curl
-    libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev
+    libfcgi-dev libfcgi-bin libcurl4-openssl-dev libjson-c-dev libcmocka-dev libmicrohttpd-dev libgnutls28-dev
     # JWT verification (JOSE: RS256, ES256, HS256) and SHA-256 for bearer tokens.
     libcjose-dev libssl-dev openssl
     # The man pages (make builds them when it is there; make install needs them).

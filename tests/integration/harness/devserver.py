@@ -19,12 +19,14 @@ BINARY = os.environ.get("OPENOVA_FLOW_DEVSERVER_BIN") or os.path.join(servers.RE
 
 
 class DevServer:
-    """openova-flow-devserver on 127.0.0.1:port (a free one unless given),
-    with FLOW_SERVER_* settings from env."""
+    """openova-flow-devserver on host:port (127.0.0.1 and a free port unless
+    given), with FLOW_SERVER_* settings from env (FLOW_SERVER_TLS_CERT:
+    https)."""
 
-    def __init__(self, workdir, port=None, env=None):
+    def __init__(self, workdir, port=None, env=None, host="127.0.0.1"):
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
+        self.host = host
         self.port = port or servers.free_port()
         self.env = dict(env or {})
         self.log_path = os.path.join(self.dir, "devserver.log")
@@ -33,13 +35,14 @@ class DevServer:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("FLOW_SERVER_TLS_CERT") else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, timeout=None):
         """Starts it and waits for its "listening on" line (10 s, scaled)."""
         env = servers.base_env()
         env.update(self.env)
-        env["FLOW_SERVER_LISTEN_ADDR"] = f"127.0.0.1:{self.port}"
+        env["FLOW_SERVER_LISTEN_ADDR"] = f"{self.host}:{self.port}"
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts + 1}\n".encode())
             log.flush()
