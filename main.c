@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/url_template.h"
 #include "fcgi/listen.h"
 #include "fcgi/server.h"
 #include "handlers/dispatch.h"
@@ -45,6 +46,8 @@ static void on_reload_signal(int signo)
     reload_requested = 1;
 }
 
+static void usage_environment(FILE *out);
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -56,6 +59,7 @@ static void usage(FILE *out)
             "  GET  {base}/{deploymentId}/snapshot\n"
             "  POST {base}/{deploymentId}/events\n"
             "  GET  {base}/{deploymentId}/stream   (Server-Sent Events, flushed per chunk)\n"
+            "  DELETE {base}/{deploymentId}        (the purge, with OPENOVA_FLOW_AUTH_DELETE)\n"
             "\n"
             "Without --listen it serves on the FastCGI listening socket inherited on\n"
             "fd 0 (lighttpd bin-path, spawn-fcgi) or passed by systemd socket\n"
@@ -73,9 +77,23 @@ static void usage(FILE *out)
             "                       problem, and exit 0 or 2 without binding\n"
             "  --help, --version\n"
             "\n");
+    usage_environment(out);
+}
+
+static void usage_environment(FILE *out)
+{
     fprintf(out,
             "Configuration (environment):\n"
-            "  OPENOVA_FLOW_SERVER_URL       upstream base URL (default %s)\n"
+            "  OPENOVA_FLOW_SERVER_URL       upstream base URL for every deployment (default %s)\n"
+            "  OPENOVA_FLOW_DEPLOYMENTS_DIR  the central console: <id>.json records; without\n"
+            "                                OPENOVA_FLOW_SERVER_URL, each deployment goes to the\n"
+            "                                flow server of its record's request.sovereignFQDN\n"
+            "  OPENOVA_FLOW_UPSTREAM_TEMPLATE that flow server's URL (default %s)\n"
+            "  OPENOVA_FLOW_CLIENT_CERT      PEM client certificate for the flow servers (mutual TLS)\n"
+            "  OPENOVA_FLOW_CLIENT_KEY       its key (default: in the certificate's file)\n"
+            "  OPENOVA_FLOW_UPSTREAM_TOKEN_FILE bearer token sent upstream as Authorization, re-read\n"
+            "                                when it changes\n"
+            "  OPENOVA_FLOW_RESOLVE          host:port:address,... as curl's --resolve\n"
             "  OPENOVA_FLOW_PROXY_TIMEOUT    snapshot/events timeout, Go duration (default 10s)\n"
             "  OPENOVA_FLOW_TLS_SKIP_VERIFY  true: skip upstream certificate checks\n"
             "  OPENOVA_FLOW_CA_FILE          CA bundle for the upstream\n"
@@ -84,6 +102,7 @@ static void usage(FILE *out)
             "                                comma-separated, or none alone\n"
             "  OPENOVA_FLOW_AUTH_READ        the same for snapshot and stream (default: OPENOVA_FLOW_AUTH)\n"
             "  OPENOVA_FLOW_AUTH_EVENTS      the same for events (default: OPENOVA_FLOW_AUTH)\n"
+            "  OPENOVA_FLOW_AUTH_DELETE      the same for DELETE {base}/{id}, the purge (unset: no such route)\n"
             "  OPENOVA_FLOW_TOKENS_FILE      bearer: SHA-256 hex digests, one per line, optional name\n"
             "  OPENOVA_FLOW_JWKS_FILE        jwt: JWKS with the RS256/ES256 public keys\n"
             "  OPENOVA_FLOW_JWT_SECRET_FILE  jwt: HS256 key\n"
@@ -102,7 +121,8 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
             "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n"
             "  OPENOVA_FLOW_HEALTH_PATH      liveness, the process alone (default %s; empty: off)\n"
-            "  OPENOVA_FLOW_READY_PATH       readiness, the upstream's GET /healthz (default %s; empty: off)\n"
+            "  OPENOVA_FLOW_READY_PATH       readiness: the upstream's GET /healthz, or the console's\n"
+            "                                records directory (default %s; empty: off)\n"
             "  OPENOVA_FLOW_METRICS_PATH     Prometheus metrics (default %s; empty: off)\n"
             "  OPENOVA_FLOW_STATUS_PATH      status page, text or ?json (default %s; empty: off)\n"
             "  OPENOVA_FLOW_METRICS_ALLOW    client addresses that may read metrics and status\n"
@@ -111,9 +131,10 @@ static void usage(FILE *out)
             "  OPENOVA_FLOW_LOG_FORMAT       logfmt (default) or json\n"
             "  OPENOVA_FLOW_ENV_FILE         environment file SIGHUP re-reads OPENOVA_FLOW_LOG_LEVEL from\n"
             "\n"
-            "Signals: SIGTERM, SIGINT stop gracefully; SIGHUP re-reads the credential files\n"
-            "and the log level and never stops; SIGUSR1, SIGUSR2 are ignored.\n",
-            CONFIG_DEFAULT_UPSTREAM, CONFIG_DEFAULT_BASE_PATH, CONFIG_DEFAULT_HEALTH_PATH, CONFIG_DEFAULT_READY_PATH,
+            "Signals: SIGTERM, SIGINT stop gracefully; SIGHUP re-reads the credential files,\n"
+            "the upstream token and the log level and never stops; SIGUSR1, SIGUSR2 are ignored.\n",
+            CONFIG_DEFAULT_UPSTREAM, URL_TEMPLATE_DEFAULT, CONFIG_DEFAULT_BASE_PATH, CONFIG_DEFAULT_HEALTH_PATH,
+            CONFIG_DEFAULT_READY_PATH,
             CONFIG_DEFAULT_METRICS_PATH, CONFIG_DEFAULT_STATUS_PATH, CONFIG_DEFAULT_METRICS_ALLOW);
 }
 

@@ -40,6 +40,10 @@ static const char usage[] =
     "                             default 4096\n"
     "  FLOW_SERVER_HEARTBEAT      silence before a heartbeat frame, a Go duration\n"
     "                             (15s, 500ms), default 15s\n"
+    "  FLOW_SERVER_TLS_CERT       PEM certificate (chain): serve HTTPS (with the key)\n"
+    "  FLOW_SERVER_TLS_KEY        its PEM key\n"
+    "  FLOW_SERVER_TLS_CLIENT_CA  PEM CA: a client without a certificate it signed\n"
+    "                             gets 403 (mutual TLS)\n"
     "\n"
     "Logs one line per request to stderr. SIGTERM or SIGINT stops it (exit 0).\n";
 
