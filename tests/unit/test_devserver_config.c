@@ -163,6 +163,59 @@ static const struct config_row config_rows[] = {
     {"heartbeat negative", NULL, NULL, "-1s", "FLOW_SERVER_HEARTBEAT: ", NULL, 0, 0, 0},
 };
 
+/* HTTPS: the three file names, as the fake environment gives them. */
+static const char *env_cert, *env_key, *env_client_ca;
+
+static const char *tls_getenv(const char *name)
+{
+    if (strcmp(name, "FLOW_SERVER_TLS_CERT") == 0)
+        return env_cert;
+    if (strcmp(name, "FLOW_SERVER_TLS_KEY") == 0)
+        return env_key;
+    if (strcmp(name, "FLOW_SERVER_TLS_CLIENT_CA") == 0)
+        return env_client_ca;
+    return NULL;
+}
+
+struct tls_row {
+    const char *name;
+    const char *cert, *key, *client_ca;
+    const char *err_var; /* NULL: accepted */
+};
+
+static const struct tls_row tls_rows[] = {
+    {"plain HTTP", NULL, NULL, NULL, NULL},
+    {"HTTPS", "/c.pem", "/k.pem", NULL, NULL},
+    {"mutual TLS", "/c.pem", "/k.pem", "/ca.pem", NULL},
+    {"empty is unset", "", "", "", NULL},
+    {"cert without key", "/c.pem", NULL, NULL, "FLOW_SERVER_TLS_CERT: "},
+    {"key without cert", NULL, "/k.pem", NULL, "FLOW_SERVER_TLS_CERT: "},
+    {"client CA without HTTPS", NULL, NULL, "/ca.pem", "FLOW_SERVER_TLS_CLIENT_CA: "},
+};
+
+static void test_tls_settings(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(tls_rows); i++) {
+        const struct tls_row *r = &tls_rows[i];
+        env_cert = r->cert;
+        env_key = r->key;
+        env_client_ca = r->client_ca;
+        struct ds_config cfg;
+        char err[256] = "";
+        int rc = ds_config_load(&cfg, tls_getenv, err, sizeof err);
+        if (!r->err_var && rc != 0)
+            unit_fail(&failures, i, r->name, "refused: %s", err);
+        else if (!r->err_var && (strcmp(cfg.tls_cert, r->cert ? r->cert : "") != 0 ||
+                                 strcmp(cfg.tls_client_ca, r->client_ca ? r->client_ca : "") != 0))
+            unit_fail(&failures, i, r->name, "cert \"%s\" client CA \"%s\"", cfg.tls_cert, cfg.tls_client_ca);
+        else if (r->err_var && (rc == 0 || strncmp(err, r->err_var, strlen(r->err_var)) != 0))
+            unit_fail(&failures, i, r->name, "accepted, or \"%s\" does not open with %s", err, r->err_var);
+    }
+    unit_done(failures);
+}
+
 static void test_config_load(void **state)
 {
     (void)state;
@@ -200,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_duration_ms),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_config_load),
+        cmocka_unit_test(test_tls_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
