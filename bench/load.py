@@ -9,11 +9,15 @@ from context import HERE, WRK
 from procs import cpu_delta, cpu_ticks, system_busy, wait_quiet
 
 
-def run_wrk(run, url, seconds, body_file=None, connections=None, delay_ms=None):
+def run_wrk(run, url, seconds, body_file=None, connections=None, delay_ms=None, spread=None):
     """wrk's JSON line, plus its own CPU seconds. connections: the run's
     setting unless given; delay_ms: each connection's pause after an answer
-    (a bounded rate, wrk.lua), unbounded without."""
+    (a bounded rate, wrk.lua), unbounded without; spread: url is a flows
+    base, and the requests ask for the snapshots of dep-00 .. dep-<spread-1>
+    in turn."""
     env = {"PATH": "/usr/bin:/bin"}
+    if spread:
+        env["BENCH_SPREAD"] = str(spread)
     if body_file:
         env["BENCH_BODY_FILE"] = body_file
     if delay_ms:

@@ -23,7 +23,8 @@ def app_env(upstream_url, extra=None):
         "OPENOVA_FLOW_MAX_STREAMS": str(MAX_STREAMS),
     }
     env.update(extra or {})
-    return env
+    # None takes a setting away (the console's runs have no server URL).
+    return {name: value for name, value in env.items() if value is not None}
 
 
 class Path:

@@ -9,6 +9,7 @@ import subprocess
 
 from context import HERE, REPO, SCALE_TARGET, WRK, log
 from integration import servers
+from console import console_section
 from summary import mean
 
 
@@ -190,7 +191,7 @@ def metrics_section(table, cost, s):
     ]
 
 
-def write_markdown(path, info, tables, targets, rows, s, cost):
+def write_markdown(path, info, tables, targets, rows, s, cost, console):
     main, metrics_t, scale_t, target_t = tables
     passed = sum(t["pass"] for t in targets)
     lines = [
@@ -205,7 +206,7 @@ def write_markdown(path, info, tables, targets, rows, s, cost):
         "",
         "![chart](results.png)",
         "",
-    ] + metrics_section(metrics_t, cost, s) + [
+    ] + metrics_section(metrics_t, cost, s) + console_section(console, s) + [
         f"## Streams at scale (nginx + app, one frame per second to every stream, {s.scale_seconds} s)",
         "",
         scale_t,
@@ -227,7 +228,7 @@ def write_markdown(path, info, tables, targets, rows, s, cost):
         f.write("\n".join(lines))
 
 
-def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths):
+def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths, console):
     """Prints the tables; writes results.json, results.png and RESULTS.md to
     run.out_dir. cost: summary.metrics_cost's."""
     tables = (main_table(rows, paths), metrics_table(cost), scale_table(scale), target_table(targets))
@@ -238,10 +239,10 @@ def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths):
     out_dir = run.out_dir
     result = {"machine": info, "quick": run.settings.quick, "seconds": seconds,
               "settings": run.settings.as_json(), "paths": rows, "targets": targets, "scale": scale,
-              "metrics_cost": cost, "runs": raw}
+              "metrics_cost": cost, "console": console, "runs": raw}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
     write_chart(run, rows, paths, os.path.join(out_dir, "results.png"))
-    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings, cost)
+    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings, cost, console)
     return result

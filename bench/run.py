@@ -47,6 +47,9 @@ Measured:
                 open-file limit cannot hold 10,000 (two descriptors per
                 stream in nginx and in the app), the largest run is as many
                 hundreds as fit, and the report says so.
+  6. console    issue 16: snapshots of 100 deployments in turn through
+                nginx+app to a TLS upstream, all to one upstream against each
+                to the one of ten its record names (bench/console.py)
 Every wrk measurement of 1 and 2 runs twice, interleaved (A B C .. A B C);
 the table shows the mean. Machine-dependent numbers also appear as ratios to nginx
 proxy_pass of the same run.
@@ -69,7 +72,8 @@ import sys
 import time
 
 import fixtures
-from context import SCALE_TARGET, WRK, Run, log
+from console import console_summary, phase_console
+from context import FLOW_ID, SCALE_TARGET, WRK, Run, log
 from integration import launchers, servers
 from paths import METRICS_OFF, PATHS, app_env
 from phases import phase_metrics, phase_scale, phase_sse, phase_throughput
@@ -141,12 +145,18 @@ def main(run):
         metrics = phase_metrics(run)
         sse = phase_sse(run)
         scale = phase_scale(run)
+        console_runs = phase_console(run, FLOW_ID)
     finally:
         run.stop_all()
     rows, targets = summarize(throughput, sse, scale, run.settings)
     cost = metrics_cost(metrics)
+    console = console_summary(console_runs)
+    targets.append({"target": "snapshots over 100 deployments on 10 upstreams >= 0.9x one upstream",
+                    "path": "nginx+app", "pass": console["pass"], "value": f"{console['ratio']:.2f}x",
+                    "goal": ">= 0.9x"})
     result = write_results(run, info, round(time.monotonic() - started), rows, targets, scale, cost,
-                           {"throughput": throughput, "metrics": metrics, "sse": sse}, PATHS)
+                           {"throughput": throughput, "metrics": metrics, "sse": sse, "console": console_runs},
+                           PATHS, console)
     trim_logs(run)
     log(f"done in {result['seconds']} s: {run.out_dir}/RESULTS.md, results.json, results.png; "
         f"{sum(t['pass'] for t in targets)} of {len(targets)} targets pass; metrics on against off "

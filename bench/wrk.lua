@@ -8,6 +8,20 @@
 -- it prints one line, "JSON {...}": requests, errors, bytes and latency
 -- percentiles in microseconds, which bench/load.py reads.
 
+-- With BENCH_SPREAD=N (the console's row), the URL's path is a flows base
+-- and each connection asks for the snapshots of dep-00 .. dep-(N-1) in
+-- turn.
+
+local spread = tonumber(os.getenv("BENCH_SPREAD") or "")
+if spread then
+   local next_id = 0
+   request = function()
+      local path = string.format("%sdep-%02d/snapshot", wrk.path, next_id)
+      next_id = (next_id + 1) % spread
+      return wrk.format("GET", path)
+   end
+end
+
 local body_file = os.getenv("BENCH_BODY_FILE")
 if body_file and body_file ~= "" then
    local f = assert(io.open(body_file, "rb"))

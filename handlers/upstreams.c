@@ -1,10 +1,12 @@
 /* upstreams.c: the upstream of each deployment, and libcurl's share, the
  * client certificate and the upstream token of every call. */
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -183,6 +185,22 @@ static bool resolve_list(struct upstreams *u)
 
 /* ---- the whole ---- */
 
+/* The client certificate and key are read by libcurl at each handshake: a
+ * file that cannot be read would fail every call, so the start says so. */
+static bool client_files_readable(const struct proxy_config *cfg, char *err, size_t errlen)
+{
+    const struct {
+        const char *name, *path;
+    } files[] = {{"OPENOVA_FLOW_CLIENT_CERT", cfg->client_cert}, {"OPENOVA_FLOW_CLIENT_KEY", cfg->client_key}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (files[i].path && access(files[i].path, R_OK) != 0) {
+            proxy_say(err, errlen, "%s: cannot read %s: %s", files[i].name, files[i].path, strerror(errno));
+            return false;
+        }
+    }
+    return true;
+}
+
 struct upstreams *upstreams_new(const struct proxy_config *cfg, char *err, size_t errlen)
 {
     struct upstreams *u = calloc(1, sizeof *u);
@@ -196,6 +214,8 @@ struct upstreams *upstreams_new(const struct proxy_config *cfg, char *err, size_
         proxy_say(err, errlen, "cannot set up libcurl's share: out of memory");
         goto fail;
     }
+    if (!client_files_readable(cfg, err, errlen))
+        goto fail;
     if (cfg->upstream_mode == UPSTREAM_PER_DEPLOYMENT && !(u->records = records_open(cfg->deployments_dir, err, errlen)))
         goto fail;
     if (cfg->upstream_token_file) {

@@ -395,3 +395,9 @@ def test_print_and_check_config(sovereigns, tmp_path):
     assert b"OPENOVA_FLOW_UPSTREAM_TEMPLATE" in bad.stderr, bad.stderr
     missing = servers.run_cli(["--check-config"], env=dict(env, OPENOVA_FLOW_DEPLOYMENTS_DIR=str(tmp_path / "none")))
     assert missing.returncode == 2 and b"OPENOVA_FLOW_DEPLOYMENTS_DIR" in missing.stderr, missing
+
+
+def test_check_config_reads_the_client_certificate(sovereigns, tmp_path):
+    env = sovereigns.env(OPENOVA_FLOW_CLIENT_CERT=str(tmp_path / "missing.pem"))
+    bad = servers.run_cli(["--check-config"], env=env)
+    assert bad.returncode == 2 and b"OPENOVA_FLOW_CLIENT_CERT: cannot read" in bad.stderr, bad
