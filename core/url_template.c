@@ -30,6 +30,12 @@ enum proxy_err url_template_check(const char *tmpl, char *why, size_t whylen)
             proxy_say(why, whylen, "must be a plain base URL without spaces, query or fragment");
             return PROXY_ERR_INVALID;
         }
+        if (*c == '@') {
+            /* The URL of each call is logged: no secret may be part of it. */
+            proxy_say(why, whylen, "must hold no user or password (OPENOVA_FLOW_UPSTREAM_TOKEN_FILE and "
+                                   "OPENOVA_FLOW_CLIENT_CERT carry credentials)");
+            return PROXY_ERR_INVALID;
+        }
     }
     return PROXY_OK;
 }

@@ -13,7 +13,8 @@
 
 /* url_template_check: whether tmpl makes an http or https base URL: it
  * starts with http:// or https://, holds the placeholder exactly once and
- * no other brace, and has no space, control character, query or fragment.
+ * no other brace, and has no space, control character, query, fragment or
+ * user info (the URL is logged).
  * PROXY_OK, or PROXY_ERR_INVALID with the reason in why. */
 enum proxy_err url_template_check(const char *tmpl, char *why, size_t whylen);
 

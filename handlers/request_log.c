@@ -39,6 +39,8 @@ void request_log(const struct flow_request *req, enum proxy_log_level level, con
         LOG_TEXT("method", f->method[0] ? f->method : "-"),
         LOG_TEXT("route", (unsigned)req->label < METRICS_ROUTES ? route_names[req->label] : "none"),
         LOG_TEXT("id", req->id[0] ? req->id : NULL),
+        /* The console's: which Sovereign the deployment went to. */
+        LOG_TEXT("upstream", req->upstream_url_owned),
         LOG_NUMBER("status", f->out.head_sent ? f->out.status : 0),
         LOG_NUMBER("bytes", f->out.bytes_out),
         LOG_NUMBER("duration_ms", duration_us / 1000),

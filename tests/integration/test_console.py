@@ -184,6 +184,11 @@ def test_each_deployment_reaches_its_own_sovereign(sovereigns, console):
     assert node_ids(snapshot(console, "dep-b")) == ["node-b"]
     assert wait_for(lambda: served(sovereigns.a, "dep-a") and served(sovereigns.b, "dep-b"), scaled(2))
     assert not served(sovereigns.a, "dep-b") and not served(sovereigns.b, "dep-a")
+    # Each request line names the Sovereign it went to.
+    lines = [r for r in applog.records(console.app_log()) if r["msg"] == "request" and r.get("route") == "snapshot"]
+    for dep, sovereign in (("dep-a", "sov-a"), ("dep-b", "sov-b")):
+        mine = [r for r in lines if r.get("id") == dep]
+        assert mine and mine[-1]["upstream"] == f"https://{flow_host(sovereign)}:{sovereigns.port}", mine
 
 
 def test_records_take_effect_on_the_next_request(sovereigns, console):

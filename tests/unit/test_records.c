@@ -112,6 +112,7 @@ static const struct template_row template_rows[] = {
     {"https://{sovereignFQDN}?x=1", false, NULL},
     {"https://{sovereignFQDN}#x", false, NULL},
     {"https://{sovereignFQDN} /x", false, NULL},
+    {"https://user:secret@{sovereignFQDN}", false, NULL},
 };
 
 static void test_template(void **state)
