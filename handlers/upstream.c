@@ -461,8 +461,9 @@ CURL *upstream_easy_new(const struct proxy_config *cfg, const struct upstreams *
 }
 
 /* The longest header line that goes upstream: every value was bounded
- * when the request was read (fcgi/request.h) or authenticated. */
-#define HEADER_LINE_MAX (FCGI_ACCEPT_MAX + FCGI_LAST_EVENT_ID_MAX)
+ * when the request was read (fcgi/request.h) or authenticated, or is the
+ * upstream token (handlers/upstreams.h). */
+#define HEADER_LINE_MAX (FCGI_ACCEPT_MAX + FCGI_LAST_EVENT_ID_MAX + UPSTREAMS_TOKEN_MAX)
 
 static int add_header(struct curl_slist **list, const char *name, const char *value)
 {
@@ -472,6 +473,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
     if (n < 0 || (size_t)n >= sizeof line)
         return -1; /* values are bounded before; never send libcurl's default instead */
     struct curl_slist *grown = curl_slist_append(*list, line);
+    OPENSSL_cleanse(line, (size_t)n); /* the upstream token passes through here */
     if (!grown)
         return -1;
     *list = grown;

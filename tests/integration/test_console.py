@@ -381,8 +381,23 @@ def test_the_upstream_token_goes_upstream_never_the_client_s(sovereigns, plain_u
         time.sleep(1.2)
         assert client.request(web.port, "GET", f"{BASE}/dep-t/snapshot").status == 200
         assert plain_upstream.requests("dep-t")[-1].header("Authorization") == "Bearer tok-2"
+        longest = "a" * 2040 + "/+-._~=="    # 2048 characters of RFC 6750's b64token
+        tmp.write_text(longest + "\n")
+        os.rename(tmp, token_file)
+        time.sleep(1.2)
+        assert client.request(web.port, "GET", f"{BASE}/dep-t/snapshot").status == 200
+        assert plain_upstream.requests("dep-t")[-1].header("Authorization") == f"Bearer {longest}"
+        # A bad edit is logged and the token loaded before stays in use.
+        tmp.write_text("two words")
+        os.rename(tmp, token_file)
+        time.sleep(1.2)
+        assert client.request(web.port, "GET", f"{BASE}/dep-t/snapshot").status == 200
+        assert plain_upstream.requests("dep-t")[-1].header("Authorization") == f"Bearer {longest}"
+        assert "upstream token file" in web.app_log()
     finally:
         web.stop()
+    bad = servers.run_cli(["--check-config"], env=sovereigns.env(OPENOVA_FLOW_UPSTREAM_TOKEN_FILE=str(token_file)))
+    assert bad.returncode == 2 and b"upstream token file" in bad.stderr, bad
 
 
 def test_print_and_check_config(sovereigns, tmp_path):
