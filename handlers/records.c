@@ -292,6 +292,17 @@ enum records_result records_lookup(struct records *r, const char *id, char fqdn[
     char name[ROUTE_ID_MAX + sizeof ".json"];
     snprintf(name, sizeof name, "%s.json", id);
     fqdn[0] = '\0';
+    /* The common case, a record read before and unchanged since, costs one
+     * fstatat: the same stamp is the same file, as the open below read it
+     * (a symlink is not followed here, so it takes the open's way). */
+    struct stat sb;
+    struct file_stamp stamp;
+    enum records_result rc;
+    if (fstatat(r->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode)) {
+        file_stamp_of(&sb, &stamp);
+        if (from_cache(r, id, &stamp, fqdn, why, whylen, &rc))
+            return rc;
+    }
     int fd = open_beneath(r, name);
     if (fd < 0) {
         int e = errno;
@@ -304,9 +315,6 @@ enum records_result records_lookup(struct records *r, const char *id, char fqdn[
                   e == EXDEV || e == ELOOP ? "a symlink that leaves the records directory" : strerror(e));
         return RECORDS_UNREADABLE;
     }
-    struct stat sb;
-    enum records_result rc;
-    struct file_stamp stamp;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         proxy_say(why, whylen, "%s is not a regular file", name);
         rc = RECORDS_UNREADABLE;
