@@ -15,7 +15,7 @@
 /* The bases config_load can produce: "" for "/", or a path without a
  * trailing slash. */
 static const char *const bases[] = {"", "/api/v1/flows"};
-static const char *const methods[] = {"GET", "POST", "HEAD", "get"};
+static const char *const methods[] = {"GET", "POST", "HEAD", "get", "DELETE"};
 
 /* Written apart from route.c: the id rule of route.h, restated. */
 static int reference_hex(char c)
@@ -67,10 +67,16 @@ static void check_match(const char *base, const char *method, const char *uri)
 
     size_t path_len = strcspn(uri, "?#");
     CHECK((r == ROUTE_URI_TOO_LONG) == (path_len > ROUTE_PATH_MAX));
+    /* After the id: "/suffix", or nothing for the purge's {base}/{id}. */
+    size_t tail_len = 0;
+    if (r == ROUTE_OK || r == ROUTE_BAD_METHOD || r == ROUTE_ID_REQUIRED || r == ROUTE_ID_INVALID) {
+        CHECK(m.entry != NULL);
+        tail_len = m.entry->suffix[0] ? strlen(m.entry->suffix) + 1 : 0;
+    }
     if (r == ROUTE_ID_INVALID) {
         /* Refused only when the decoded id is not valid, or an escape is malformed. */
         size_t base_len = strlen(base);
-        size_t raw_len = path_len - base_len - 1 - strlen(m.entry->suffix) - 1;
+        size_t raw_len = path_len - base_len - 1 - tail_len;
         char decoded[ROUTE_PATH_MAX];
         long n = reference_decode(uri + base_len + 1, raw_len, decoded);
         CHECK(n < 0 || !reference_id_valid(decoded, (size_t)n));
@@ -85,7 +91,10 @@ static void check_match(const char *base, const char *method, const char *uri)
         CHECK(strncmp(uri, base, base_len) == 0 && uri[base_len] == '/');
         CHECK(path_len > base_len + suffix_len);
         CHECK(memcmp(uri + path_len - suffix_len, m.entry->suffix, suffix_len) == 0);
-        CHECK(uri[path_len - suffix_len - 1] == '/');
+        if (suffix_len)
+            CHECK(uri[path_len - suffix_len - 1] == '/');
+        else /* {base}/{id}: one segment */
+            CHECK(memchr(uri + base_len + 1, '/', path_len - base_len - 1) == NULL);
         CHECK((strcmp(m.entry->method, method) == 0) == (r != ROUTE_BAD_METHOD));
     }
     if (r == ROUTE_OK) {
@@ -94,7 +103,7 @@ static void check_match(const char *base, const char *method, const char *uri)
         CHECK(route_id_valid(m.id, id_len));
         /* The id is what stands between base/ and /suffix, decoded. */
         size_t base_len = strlen(base);
-        size_t raw_len = path_len - base_len - 1 - strlen(m.entry->suffix) - 1;
+        size_t raw_len = path_len - base_len - 1 - tail_len;
         char decoded[ROUTE_PATH_MAX];
         CHECK(reference_decode(uri + base_len + 1, raw_len, decoded) == (long)id_len);
         CHECK(memcmp(decoded, m.id, id_len) == 0);
