@@ -1,5 +1,7 @@
 /* http.c: HTTP vocabulary shared by every layer: reason phrases and the
  * check that a value may stand in a header line. Pure. */
+#include <string.h>
+
 #include "core/http.h"
 
 const char *http_status_reason(int status)
@@ -70,6 +72,13 @@ static bool hostname_char(char c)
 bool http_hostname_valid(const char *name, size_t len)
 {
     if (len == 0 || len > HTTP_HOSTNAME_MAX)
+        return false;
+    /* The last label starts with a letter (RFC 1123 2.1): no dotted quad,
+     * and none of the other forms libcurl reads as an IPv4 address
+     * ("2130706433", "127.1", "1.0x7f"). */
+    const char *last = memrchr(name, '.', len);
+    last = last ? last + 1 : name;
+    if (last < name + len && !((*last >= 'a' && *last <= 'z') || (*last >= 'A' && *last <= 'Z')))
         return false;
     size_t label = 0;
     for (size_t i = 0; i <= len; i++) {

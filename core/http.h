@@ -17,8 +17,9 @@ bool http_value_acceptable(const char *value, size_t max);
 
 /* http_hostname_valid: a DNS host name of RFC 1123 (2.1): labels of 1 to 63
  * letters, digits and hyphens, neither starting nor ending with a hyphen,
- * joined by single dots, at most 253 characters in all, no trailing dot.
- * Nothing else: no port, no user, no percent, no IP literal in brackets. */
+ * joined by single dots, at most 253 characters in all, no trailing dot,
+ * the last label starting with a letter. Nothing else: no port, no user,
+ * no percent, no IP address in any form. */
 #define HTTP_HOSTNAME_MAX 253
 bool http_hostname_valid(const char *name, size_t len);
 

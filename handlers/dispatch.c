@@ -124,7 +124,7 @@ static const struct dispatch_refusal *check(const struct flow_request *req, enum
  * go on, false when refused: then nothing goes upstream. */
 static bool target(struct flow_request *req)
 {
-    char why[160];
+    char why[160] = "";
     enum upstreams_target t = upstreams_base(req->upstreams, req->id, &req->upstream_url, &req->upstream_url_owned,
                                              why, sizeof why);
     if (t == UPSTREAMS_OK)

@@ -28,41 +28,51 @@ struct text {
     size_t len;
 };
 
-/* The string value of the last key of obj named name in any ASCII case,
- * as Go assigns it: a null has no effect, any other type is an error. */
-static enum records_result last_string(json_object *obj, const char *name, struct text *value, char *why,
-                                       size_t whylen)
+/* The one member of obj named name in any ASCII case, into *member (NULL
+ * when there is none, or it is null: Go's decoder leaves the field alone
+ * then). Go lets the last of several such keys win, but json-c keeps a
+ * repeated key at its first place, so the two could read different values
+ * out of one record: several are refused, not guessed at. */
+static enum records_result member_of(json_object *obj, const char *name, json_object **member, char *why,
+                                     size_t whylen)
 {
+    unsigned found = 0;
+    *member = NULL;
     json_object_object_foreach(obj, key, child)
     {
-        if (strcasecmp(key, name) != 0 || !child)
+        if (strcasecmp(key, name) != 0)
             continue;
-        if (!json_object_is_type(child, json_type_string)) {
-            proxy_say(why, whylen, "%s is not a string", key);
-            return RECORDS_MALFORMED;
-        }
-        value->s = json_object_get_string(child);
-        value->len = (size_t)json_object_get_string_len(child);
+        found++;
+        *member = child;
+    }
+    if (found > 1) {
+        proxy_say(why, whylen, "%s is given %u times", name, found);
+        return RECORDS_MALFORMED;
     }
     return RECORDS_FOUND;
 }
 
-/* The FQDN in the "request" objects of record: every one of them in turn,
- * as Go decodes each into the same field. */
+/* request.sovereignFQDN of record, keys in any case; an absent one leaves
+ * fqdn empty. */
 static enum records_result fqdn_of(json_object *record, struct text *fqdn, char *why, size_t whylen)
 {
-    json_object_object_foreach(record, key, request)
-    {
-        if (strcasecmp(key, "request") != 0 || !request)
-            continue;
-        if (!json_object_is_type(request, json_type_object)) {
-            proxy_say(why, whylen, "%s is not an object", key);
-            return RECORDS_MALFORMED;
-        }
-        enum records_result rc = last_string(request, "sovereignFQDN", fqdn, why, whylen);
-        if (rc != RECORDS_FOUND)
-            return rc;
+    json_object *request, *value;
+    enum records_result rc = member_of(record, "request", &request, why, whylen);
+    if (rc != RECORDS_FOUND || !request)
+        return rc;
+    if (!json_object_is_type(request, json_type_object)) {
+        proxy_say(why, whylen, "request is not an object");
+        return RECORDS_MALFORMED;
     }
+    rc = member_of(request, "sovereignFQDN", &value, why, whylen);
+    if (rc != RECORDS_FOUND || !value)
+        return rc;
+    if (!json_object_is_type(value, json_type_string)) {
+        proxy_say(why, whylen, "request.sovereignFQDN is not a string");
+        return RECORDS_MALFORMED;
+    }
+    fqdn->s = json_object_get_string(value);
+    fqdn->len = (size_t)json_object_get_string_len(value);
     return RECORDS_FOUND;
 }
 
@@ -73,9 +83,19 @@ enum records_result records_parse(const char *text, size_t len, char fqdn[HTTP_H
         proxy_say(why, whylen, "larger than %d bytes", RECORDS_FILE_MAX);
         return RECORDS_UNREADABLE;
     }
+    /* A NUL in a key is cut off by json-c, where Go keeps the key whole and
+     * matches nothing: a record holding one is refused, not guessed at. */
+    if (memmem(text, len, "\\u0000", 6)) {
+        proxy_say(why, whylen, "holds \\u0000");
+        return RECORDS_MALFORMED;
+    }
     json_tokener *tok = json_tokener_new();
-    if (!tok)
+    if (!tok) {
+        proxy_say(why, whylen, "out of memory");
         return RECORDS_NOMEM;
+    }
+    /* Go's decoder takes no comments, single quotes or trailing commas. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     json_object *record = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
@@ -265,8 +285,10 @@ static enum records_result read_record(int fd, size_t size, char fqdn[HTTP_HOSTN
 {
     /* One byte more than the stamp says: a file that grew since is read whole or found too large. */
     char *text = malloc(size + 1);
-    if (!text)
+    if (!text) {
+        proxy_say(why, whylen, "out of memory");
         return RECORDS_NOMEM;
+    }
     size_t got = 0;
     while (got < size + 1) {
         ssize_t n = read(fd, text + got, size + 1 - got);
@@ -325,7 +347,9 @@ enum records_result records_lookup(struct records *r, const char *id, char fqdn[
         file_stamp_of(&sb, &stamp);
         if (!from_cache(r, id, &stamp, fqdn, why, whylen, &rc)) {
             rc = read_record(fd, (size_t)sb.st_size, fqdn, why, whylen);
-            if (rc != RECORDS_NOMEM)
+            /* What the content says is kept; a failed read may pass (EIO,
+             * ESTALE), so the next request reads again. */
+            if (rc != RECORDS_NOMEM && rc != RECORDS_UNREADABLE)
                 remember(r, id, &stamp, rc, fqdn, rc == RECORDS_FOUND ? "" : why);
         }
     }

@@ -27,10 +27,11 @@ enum records_result {
 /* records_parse: the FQDN of a record's text (len bytes, not necessarily
  * NUL-terminated) into fqdn. Keys match as Go's encoding/json matches them
  * to the record's fields, which is how the record's writer reads them:
- * "request" and "sovereignFQDN" in any ASCII case (an exact match is not
- * preferred over another case: Go lets the later key win either way), a
- * null value has no effect, a later key wins. The FQDN must pass
- * http_hostname_valid. Returns RECORDS_FOUND, RECORDS_MALFORMED,
+ * "request" and "sovereignFQDN" in any ASCII case, a null value as none.
+ * Where Go and json-c could read one record two ways, it is refused
+ * (RECORDS_MALFORMED): a key given more than once in different cases, a
+ * \u0000 anywhere, anything json-c's strict mode refuses. The FQDN must
+ * pass http_hostname_valid. Returns RECORDS_FOUND, RECORDS_MALFORMED,
  * RECORDS_NO_FQDN or RECORDS_NOMEM, with the reason in why. Pure. */
 enum records_result records_parse(const char *text, size_t len, char fqdn[HTTP_HOSTNAME_MAX + 1], char *why,
                                   size_t whylen);

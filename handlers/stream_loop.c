@@ -408,6 +408,7 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
     s->x = (struct upstream_exchange){
         .req = &s->req,
         .action = "stream",
+        .on_loop = true,
         .sink = {.ctx = s, .on_head = stream_on_head, .on_body = stream_on_body},
     };
     if (!s->easy || upstream_exchange_prepare(s->easy, loop->cfg, &s->x) != PROXY_OK ||

@@ -528,7 +528,7 @@ enum proxy_err upstream_exchange_prepare(CURL *easy, const struct proxy_config *
         rc |= add_header(h, "X-Forwarded-For", in->remote_addr);
     /* The proxy's own credential to the flow servers, never the client's. */
     char authorization[UPSTREAMS_TOKEN_MAX + 16];
-    if (upstreams_authorization(req->upstreams, authorization, sizeof authorization))
+    if (upstreams_authorization(req->upstreams, !x->on_loop, authorization, sizeof authorization))
         rc |= add_header(h, "Authorization", authorization);
     OPENSSL_cleanse(authorization, sizeof authorization);
     rc |= add_header(h, "Expect", NULL); /* no 100-continue round trip */
@@ -558,6 +558,9 @@ void upstream_exchange_release(struct upstream_exchange *x)
 {
     if (!x)
         return;
+    /* One of the lines may be the upstream token. */
+    for (struct curl_slist *line = x->request_headers; line; line = line->next)
+        OPENSSL_cleanse(line->data, strlen(line->data));
     curl_slist_free_all(x->request_headers);
     x->request_headers = NULL;
     buf_free(&x->raw_headers);

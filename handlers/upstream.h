@@ -42,6 +42,7 @@ struct upstream_exchange {
     const char *body;         /* POST body (events), not copied */
     size_t body_len;
     size_t max_response_body; /* 0: unbounded; past it the call fails (502) */
+    bool on_loop;             /* prepared on the stream loop's thread: no file is read there */
     struct upstream_sink sink;
 
     /* Filled in during the transfer. */

@@ -102,11 +102,12 @@ static const struct watched_kind token_file_kind = {
     .count = count_token,
 };
 
-bool upstreams_authorization(struct upstreams *u, char *out, size_t outlen)
+bool upstreams_authorization(struct upstreams *u, bool refresh, char *out, size_t outlen)
 {
     if (!u || !u->token_file.kind)
         return false;
-    watched_set_refresh_if_due(&u->token_files);
+    if (refresh)
+        watched_set_refresh_if_due(&u->token_files);
     struct token *t = watched_file_acquire(&u->token_file);
     if (!t)
         return false;
@@ -284,8 +285,10 @@ enum upstreams_target upstreams_base(struct upstreams *u, const char *id, const 
     case RECORDS_NOMEM:
         return UPSTREAMS_NOMEM;
     }
-    if (!(*owned = url_template_expand(u->cfg->upstream_template, fqdn)))
+    if (!(*owned = url_template_expand(u->cfg->upstream_template, fqdn))) {
+        proxy_say(why, whylen, "out of memory");
         return UPSTREAMS_NOMEM;
+    }
     *url = *owned;
     return UPSTREAMS_OK;
 }

@@ -55,10 +55,12 @@ enum upstreams_target upstreams_base(struct upstreams *u, const char *id, const 
  * connections it keeps. u may be NULL (nothing is set). */
 void upstreams_configure(const struct upstreams *u, CURL *easy);
 
-/* upstreams_authorization: "Bearer TOKEN" of the token file as it is now
- * (re-read when it changed, at most once a second) into out; false when no
- * token file is configured. Thread-safe. */
-bool upstreams_authorization(struct upstreams *u, char *out, size_t outlen);
+/* upstreams_authorization: "Bearer TOKEN" of the token file into out;
+ * false when no token file is configured. With refresh, the file is read
+ * again first when it changed (looked at once a second): the workers do
+ * that; the stream loop, whose one thread carries every stream, takes what
+ * the workers (or SIGHUP) loaded and never waits on a file. Thread-safe. */
+bool upstreams_authorization(struct upstreams *u, bool refresh, char *out, size_t outlen);
 
 /* upstreams_per_deployment: the console's mode (no single upstream to
  * probe). upstreams_records_present: in that mode, whether the records

@@ -213,12 +213,16 @@ def hostile_records(outside):
     rows = [(f"fqdn-{i}", fqdn, 502, "deployment_fqdn_invalid") for i, fqdn in enumerate([
         "sov-a.test/evil", "user@sov-a.test", "sov-a.test:8443", "sov-a%2etest", "sov-a.test?x=1", "sov-a.test#x",
         "sov-a .test", "sov-a..test", "sov-a.test.", "sov-a.test evil", "", long_name, "-sov-a.test",
-        "sov-a.test\u0000.evil", "s\u00f6v.test"])]
+        "s\u00f6v.test", "169.254.169.254", "127.0.0.1", "2130706433"])]
     rows += [
         ("no-request", json.dumps({"id": "x"}), 502, "deployment_fqdn_invalid"),
         ("number-fqdn", json.dumps({"request": {"sovereignFQDN": 7}}), 502, "deployment_record_invalid"),
         ("malformed", '{"request": {"sovereignFQDN": "sov-a.test"', 502, "deployment_record_invalid"),
         ("an-array", json.dumps([{"request": {"sovereignFQDN": "sov-a.test"}}]), 502, "deployment_record_invalid"),
+        ("nul-inside", json.dumps({"request": {"sovereignFQDN": "sov-a.test\u0000.evil"}}), 502,
+         "deployment_record_invalid"),
+        ("two-cases", '{"request": {"sovereignFQDN": "sov-a.test", "SovereignFQDN": "sov-b.test"}}', 502,
+         "deployment_record_invalid"),
         ("oversized", " " * (1024 * 1024) + json.dumps({"request": {"sovereignFQDN": "sov-a.test"}}), 502,
          "deployment_record_invalid"),
         ("symlink-out", ("symlink", os.path.join(outside, "secret.json")), 502, "deployment_record_invalid"),

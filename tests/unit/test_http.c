@@ -112,7 +112,14 @@ static const struct hostname_row hostname_rows[] = {
     {"sov-1.example", true},
     {"localhost", true},
     {"a", true},
-    {"1.2.3.4", true}, /* digits are letters of a label (RFC 1123 2.1) */
+    {"sov-1.example2", true},
+    {"1sov.example", true}, /* a label may start with a digit (RFC 1123 2.1)... */
+    {"1.2.3.4", false},     /* ...but not the last one: no IPv4 address in any form */
+    {"169.254.169.254", false},
+    {"2130706433", false},
+    {"127.1", false},
+    {"1.0x7f", false},
+    {"a.1b", false},
     {"xn--bcher-kva.example", true},
     {"A.B.C", true},
     {label63, true},
