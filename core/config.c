@@ -116,7 +116,7 @@ static const char *url_problem(const char *url)
     if (!*host || *host == '/')
         return "has no host";
     for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#')
+        if (!http_url_char_plain(*c))
             return "must be a plain base URL without spaces, query or fragment";
     return NULL;
 }
@@ -232,22 +232,32 @@ static bool resolve_entry_valid(const char *entry, size_t len)
     return true;
 }
 
+const char *config_list_item(const char **p, size_t *len)
+{
+    const char *at = *p;
+    while (at && (*at == ',' || isspace((unsigned char)*at)))
+        at++;
+    if (!at || !*at)
+        return NULL;
+    size_t n = strcspn(at, ",");
+    *p = at + n;
+    while (n > 0 && isspace((unsigned char)at[n - 1]))
+        n--;
+    *len = n;
+    return at;
+}
+
 static enum proxy_err load_resolve(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
                                    char *err, size_t errlen)
 {
     if (copy_setting(&cfg->resolve, s->name, env(s->name), err, errlen))
         return PROXY_ERR_NOMEM;
-    for (const char *p = cfg->resolve; p && *p;) {
-        size_t len = strcspn(p, ",");
-        while (len > 0 && isspace((unsigned char)p[len - 1]))
-            len--;
-        if (!resolve_entry_valid(p, len))
+    const char *p = cfg->resolve, *entry;
+    size_t len;
+    while ((entry = config_list_item(&p, &len)))
+        if (!resolve_entry_valid(entry, len))
             return refuse(PROXY_ERR_INVALID, err, errlen, s->name,
                           "must be host:port:address entries, comma-separated (curl's --resolve)");
-        p += strcspn(p, ",");
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-    }
     return PROXY_OK;
 }
 

@@ -113,6 +113,12 @@ unsigned config_check_all(struct proxy_config *cfg, config_env_fn env, config_re
  * setting of this program, naming the closest known one. Returns how many. */
 unsigned config_unknown_variables(char *const *environment, config_report_fn report, void *ctx);
 
+/* config_list_item: the next item of a comma-separated setting at *p
+ * (OPENOVA_FLOW_RESOLVE), without the white space around it: returns where
+ * it starts and sets *len; moves *p past it and the commas after it. NULL
+ * at the end (or for a NULL *p). Pure. */
+const char *config_list_item(const char **p, size_t *len);
+
 /* config_free: frees the strings cfg owns; NULL-safe, idempotent. */
 void config_free(struct proxy_config *cfg);
 

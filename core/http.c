@@ -64,6 +64,11 @@ int http_hex_value(char c)
     return -1;
 }
 
+bool http_url_char_plain(char c)
+{
+    return (unsigned char)c > ' ' && c != 0x7f && c != '?' && c != '#';
+}
+
 static bool hostname_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';

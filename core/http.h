@@ -15,6 +15,11 @@ int http_hex_value(char c);
  * nothing that could end a header line or smuggle another. */
 bool http_value_acceptable(const char *value, size_t max);
 
+/* http_url_char_plain: whether a base URL (the upstream's, the console's
+ * template) may hold c: no space or control character, no query or
+ * fragment. */
+bool http_url_char_plain(char c);
+
 /* http_hostname_valid: a DNS host name of RFC 1123 (2.1): labels of 1 to 63
  * letters, digits and hyphens, neither starting nor ending with a hyphen,
  * joined by single dots, at most 253 characters in all, no trailing dot,

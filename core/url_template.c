@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/http.h"
 #include "core/url_template.h"
 
 enum proxy_err url_template_check(const char *tmpl, char *why, size_t whylen)
@@ -26,7 +27,7 @@ enum proxy_err url_template_check(const char *tmpl, char *why, size_t whylen)
             proxy_say(why, whylen, "has a brace outside %s, its only placeholder", URL_TEMPLATE_PLACEHOLDER);
             return PROXY_ERR_INVALID;
         }
-        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
+        if (!http_url_char_plain(*c)) {
             proxy_say(why, whylen, "must be a plain base URL without spaces, query or fragment");
             return PROXY_ERR_INVALID;
         }

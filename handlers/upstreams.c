@@ -165,21 +165,15 @@ void upstreams_configure(const struct upstreams *u, CURL *easy)
 /* OPENOVA_FLOW_RESOLVE (checked by config_load) as libcurl's list. */
 static bool resolve_list(struct upstreams *u)
 {
-    for (const char *p = u->cfg->resolve; p && *p;) {
-        size_t len = strcspn(p, ",");
-        char entry[512];
-        size_t n = len < sizeof entry - 1 ? len : sizeof entry - 1;
-        memcpy(entry, p, n);
-        while (n > 0 && isspace((unsigned char)entry[n - 1]))
-            n--;
-        entry[n] = '\0';
+    const char *p = u->cfg->resolve, *item;
+    size_t len;
+    while ((item = config_list_item(&p, &len))) {
+        char entry[512]; /* a host name, a port and an address: far shorter */
+        snprintf(entry, sizeof entry, "%.*s", (int)len, item);
         struct curl_slist *grown = curl_slist_append(u->resolve, entry);
         if (!grown)
             return false;
         u->resolve = grown;
-        p += len;
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
     }
     return true;
 }
