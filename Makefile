@@ -81,6 +81,7 @@ DEV_OBJS := \
 	$(BUILD)/devserver/error.o \
 	$(BUILD)/devserver/flow.o \
 	$(BUILD)/devserver/fold.o \
+	$(BUILD)/devserver/gojson.o \
 	$(BUILD)/devserver/http.o \
 	$(BUILD)/devserver/message.o \
 	$(BUILD)/devserver/ring.o \

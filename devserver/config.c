@@ -7,6 +7,7 @@
 
 #include "core/duration.h"
 #include "devserver/config.h"
+#include "devserver/message.h"
 
 /* Digit counts past which a number is refused before it is read, so that
  * it cannot wrap: a port has at most as many as 65535; a ring capacity one
@@ -44,6 +45,37 @@ int ds_duration_ms(const char *text, uint64_t *ms)
         return -1;
     *ms = (uint64_t)(ns / DURATION_NS_PER_MS);
     return 0;
+}
+
+enum ds_args_result ds_args_parse(int argc, char *const *argv, struct ds_config *cfg, char *err, size_t errlen)
+{
+    static const char max_body[] = "--max-body=";
+    cfg->replay = cfg->strict = false;
+    cfg->max_body = DS_BODY_DEFAULT;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        unsigned long n;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return DS_ARGS_HELP;
+        if (strcmp(a, "--version") == 0)
+            return DS_ARGS_VERSION;
+        if (strcmp(a, "--replay") == 0) {
+            cfg->replay = true;
+        } else if (strcmp(a, "--strict") == 0) {
+            cfg->strict = true;
+        } else if (strncmp(a, max_body, sizeof max_body - 1) == 0) {
+            if (!parse_digits(a + sizeof max_body - 1, DS_MAX_BODY_DIGITS, &n) || n < 1 || n > DS_MESSAGE_MAX) {
+                snprintf(err, errlen, "--max-body: a whole number of bytes from 1 to %u expected (got \"%.64s\")",
+                         DS_MESSAGE_MAX, a + sizeof max_body - 1);
+                return DS_ARGS_ERROR;
+            }
+            cfg->max_body = n;
+        } else {
+            snprintf(err, errlen, "unknown argument \"%.64s\" (try --help)", a);
+            return DS_ARGS_ERROR;
+        }
+    }
+    return DS_ARGS_RUN;
 }
 
 int ds_parse_hostport(const char *text, char *host, size_t hostlen, unsigned *port, char *err, size_t errlen)

@@ -3,6 +3,7 @@
 #ifndef OPENOVA_DS_CONFIG_H
 #define OPENOVA_DS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,8 @@
 #define DS_HOST_MAX 255
 #define DS_PORT_MAX 65535u
 #define DS_PATH_MAX 1024
+/* --max-body is at most DS_MESSAGE_MAX (message.h) */
+#define DS_MAX_BODY_DIGITS 9
 
 struct ds_config {
     char host[DS_HOST_MAX + 1]; /* "" for every interface; IPv6 without brackets */
@@ -25,6 +28,18 @@ struct ds_config {
     char tls_cert[DS_PATH_MAX], tls_key[DS_PATH_MAX];
     /* With HTTPS: clients must show a certificate this CA signed; "" for none. */
     char tls_client_ca[DS_PATH_MAX];
+    /* Extensions, off by default (the reference has none of them): */
+    bool replay;     /* --replay: Last-Event-ID resumes from the ring */
+    bool strict;     /* --strict: the whole schema is enforced */
+    size_t max_body; /* --max-body: request body limit, default DS_BODY_DEFAULT */
+};
+
+/* What the command line asks for. */
+enum ds_args_result {
+    DS_ARGS_RUN,
+    DS_ARGS_HELP,
+    DS_ARGS_VERSION,
+    DS_ARGS_ERROR, /* err says which argument and why */
 };
 
 /* ds_config_getenv_fn: how ds_config_load reads a variable (getenv, or a
@@ -39,6 +54,12 @@ typedef const char *ds_config_getenv_fn(const char *name);
  * when the server starts. An empty variable counts as unset. Returns 0, or -1 with one line in err
  * that starts with the variable's name. */
 int ds_config_load(struct ds_config *cfg, ds_config_getenv_fn *get, char *err, size_t errlen);
+
+/* ds_args_parse: the command line (argv[1..argc-1]) into cfg's extension
+ * fields, which it first sets to their defaults: --replay, --strict,
+ * --max-body=BYTES (a whole number from 1 to DS_MESSAGE_MAX), --help or -h,
+ * --version. Pure. */
+enum ds_args_result ds_args_parse(int argc, char *const *argv, struct ds_config *cfg, char *err, size_t errlen);
 
 /* ds_parse_hostport: splits "HOST:PORT" ("[v6]:PORT" for IPv6, ":PORT" for
  * every interface; PORT decimal 0-65535) into host (brackets removed) and

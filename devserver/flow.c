@@ -288,7 +288,7 @@ enum ds_err ds_store_snapshot(struct ds_store *s, const char *flow_id, char **js
         return DS_ERR_NOT_FOUND;
     enum ds_err rc = DS_OK;
     pthread_mutex_lock(&f->mu);
-    if (f->seq == 0 || f->purged)
+    if (f->seq == 0 || f->purged || ds_fold_is_empty(&f->fold))
         rc = DS_ERR_NOT_FOUND;
     else if (!(*json = ds_fold_snapshot_json(&f->fold, len)))
         rc = DS_ERR_NOMEM;
@@ -345,12 +345,23 @@ bool ds_last_event_id_parse(const char *text, uint64_t *out)
     return true;
 }
 
-static void set_deadline(struct ds_sub *sub)
+static bool passed(const struct timespec *deadline)
 {
-    clock_gettime(CLOCK_MONOTONIC, &sub->deadline);
-    uint64_t ns = (uint64_t)sub->deadline.tv_nsec + (sub->heartbeat_ms % 1000) * 1000000u;
-    sub->deadline.tv_sec += (time_t)(sub->heartbeat_ms / 1000 + ns / 1000000000u);
-    sub->deadline.tv_nsec = (long)(ns % 1000000000u);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* next_heartbeat: moves the deadline one interval on, by the clock (the
+ * reference's ticker), skipping beats missed while the reader was away so
+ * that a stalled reader does not get a burst of them. */
+static void next_heartbeat(struct ds_sub *sub)
+{
+    do {
+        uint64_t ns = (uint64_t)sub->deadline.tv_nsec + (sub->heartbeat_ms % 1000) * 1000000u;
+        sub->deadline.tv_sec += (time_t)(sub->heartbeat_ms / 1000 + ns / 1000000000u);
+        sub->deadline.tv_nsec = (long)(ns % 1000000000u);
+    } while (passed(&sub->deadline));
 }
 
 /* out_append: appends to the subscriber's pending output, which is bounded
@@ -372,7 +383,8 @@ static enum ds_err out_append(struct ds_sub *sub, const char *data, size_t len)
     return DS_OK;
 }
 
-struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *last_event_id, uint64_t heartbeat_ms)
+struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *last_event_id, bool replay,
+                           uint64_t heartbeat_ms)
 {
     bool nomem = false;
     struct ds_sub *sub = calloc(1, sizeof *sub);
@@ -389,7 +401,7 @@ struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *
     enum ds_err rc = DS_OK;
     uint64_t after = 0;
     pthread_mutex_lock(&f->mu);
-    if (ds_last_event_id_parse(last_event_id, &after) && ds_ring_holds_after(&f->ring, after)) {
+    if (replay && ds_last_event_id_parse(last_event_id, &after) && ds_ring_holds_after(&f->ring, after)) {
         /* WHATWG SSE: the client resumes after the last id it saw */
         sub->cursor = after;
         sub->replaying = true;
@@ -403,7 +415,8 @@ struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *
         free(json);
     }
     pthread_mutex_unlock(&f->mu);
-    set_deadline(sub);
+    clock_gettime(CLOCK_MONOTONIC, &sub->deadline);
+    next_heartbeat(sub);
     if (rc != DS_OK) {
         ds_sub_close(sub);
         return NULL;
@@ -416,8 +429,9 @@ bool ds_sub_replaying(const struct ds_sub *sub)
     return sub->replaying;
 }
 
-/* fill: waits for the next frames (or a heartbeat) and puts them in out.
- * Called with out empty. */
+/* fill: waits for the next frames or heartbeat and puts them in out.
+ * Called with out empty. A heartbeat that falls due goes out before the
+ * frames gathered with it, whatever else was sent since the last one. */
 static enum ds_err fill(struct ds_sub *sub)
 {
     struct ds_flow *f = sub->flow;
@@ -433,32 +447,30 @@ static enum ds_err fill(struct ds_sub *sub)
             rc = DS_ERR_PURGED;
             break;
         }
-        if (sub->cursor < f->seq) {
-            while (sub->cursor < f->seq) {
-                const struct ds_ring_entry *e = ds_ring_get(&f->ring, sub->cursor + 1);
-                if (!e) {
-                    /* overwritten: send what was gathered, end next time */
-                    if (sub->len == 0)
-                        rc = DS_ERR_LAGGED;
-                    break;
-                }
-                if (sub->len > 0 && sub->len + e->len > DS_SUB_BATCH)
-                    break;
-                if ((rc = out_append(sub, e->data, e->len)) != DS_OK)
-                    break;
-                sub->cursor++;
+        if (passed(&sub->deadline)) {
+            if ((rc = out_append(sub, heartbeat_frame, sizeof heartbeat_frame - 1)) != DS_OK)
+                break;
+            next_heartbeat(sub);
+        }
+        while (sub->cursor < f->seq) {
+            const struct ds_ring_entry *e = ds_ring_get(&f->ring, sub->cursor + 1);
+            if (!e) {
+                /* overwritten: send what was gathered, end next time */
+                if (sub->len == 0)
+                    rc = DS_ERR_LAGGED;
+                break;
             }
-            break;
+            if (sub->len > 0 && sub->len + e->len > DS_SUB_BATCH)
+                break;
+            if ((rc = out_append(sub, e->data, e->len)) != DS_OK)
+                break;
+            sub->cursor++;
         }
-        int w = pthread_cond_timedwait(&f->cond, &f->mu, &sub->deadline);
-        if (w == ETIMEDOUT && sub->cursor == f->seq && !f->purged && !atomic_load(&sub->store->shutdown)) {
-            rc = out_append(sub, heartbeat_frame, sizeof heartbeat_frame - 1);
+        if (rc != DS_OK || sub->len > 0)
             break;
-        }
+        pthread_cond_timedwait(&f->cond, &f->mu, &sub->deadline);
     }
     pthread_mutex_unlock(&f->mu);
-    if (rc == DS_OK)
-        set_deadline(sub);
     return rc;
 }
 

@@ -19,7 +19,9 @@
 #include "error.h"
 #include "message.h"
 
-#define DS_FLOW_ID_MAX 128
+/* Flow ids are opaque to the reference; this bound keeps a hostile one
+ * from costing memory (a deliberate difference: longer is 400). */
+#define DS_FLOW_ID_MAX 1024
 /* A subscriber gathers whole frames up to this many bytes per wake-up
  * (one frame larger than that still goes out whole). */
 #define DS_SUB_BATCH (64u * 1024u)
@@ -52,8 +54,10 @@ enum ds_err ds_store_ingest(struct ds_store *s, const char *flow_id, struct ds_m
 
 /* ds_store_snapshot: the flow's folded state as snapshot JSON (see
  * ds_fold_snapshot_json) in a malloc'd string for the caller to free.
- * Returns DS_OK, DS_ERR_NOT_FOUND when no message was ever accepted for the
- * flow (or it was purged since), or DS_ERR_NOMEM. */
+ * Returns DS_OK, DS_ERR_NOT_FOUND when the state is empty (no message was
+ * ever accepted for the flow, it was purged since, or its messages left
+ * nothing, like a lone delete-nodes: the reference says 404 then too), or
+ * DS_ERR_NOMEM. */
 enum ds_err ds_store_snapshot(struct ds_store *s, const char *flow_id, char **json, size_t *len);
 
 /* ds_store_purge: forgets the flow and ends its subscribers (DS_ERR_PURGED).
@@ -71,14 +75,17 @@ bool ds_last_event_id_parse(const char *text, uint64_t *out);
 /* ds_sub_open: subscribes to flow_id (creating an empty placeholder when it
  * was never ingested, so a browser may open the stream before the first
  * message; the placeholder is dropped with its last subscriber and stays
- * invisible to ds_store_snapshot). last_event_id is the request's header or
- * NULL. When it names a seq after which every message is still in the ring,
- * the subscriber replays from there; otherwise its first frame is
- * "event: snapshot" with the current state and seq (0, "flow":null and empty
- * arrays for a flow never ingested). A heartbeat frame follows every
- * heartbeat_ms (>= 1) without other output. Returns the subscriber, which
- * the caller closes with ds_sub_close, or NULL when out of memory. */
-struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *last_event_id, uint64_t heartbeat_ms);
+ * invisible to ds_store_snapshot). The first frame is "event: snapshot"
+ * with the current state and seq (id 0 and {"type":"snapshot"} for a flow
+ * never ingested), as the reference server sends whatever the client's
+ * Last-Event-ID. With replay (the --replay extension), a last_event_id (the
+ * request's header, or NULL) naming a seq after which every message is
+ * still in the ring resumes from there instead, without a snapshot frame.
+ * A heartbeat frame follows every heartbeat_ms (>= 1) by the clock from
+ * the opening, whatever else was sent. Returns the subscriber, which the
+ * caller closes with ds_sub_close, or NULL when out of memory. */
+struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *last_event_id, bool replay,
+                           uint64_t heartbeat_ms);
 
 /* ds_sub_replaying: true when the subscriber resumed from Last-Event-ID
  * (no snapshot frame). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fold.h"
+#include "gojson.h"
 
 enum ds_err ds_fold_init(struct ds_fold *f)
 {
@@ -89,7 +90,7 @@ static enum ds_err del_all(struct json_object *map, struct json_object *array, c
 
 static enum ds_err delete_nodes(struct ds_fold *f, struct json_object *ids)
 {
-    /* a set of the ids, so one pass over nodes and relationships suffices */
+    /* a set of the ids, so one pass over the nodes suffices */
     struct json_object *set = json_object_new_object();
     if (!set)
         return DS_ERR_NOMEM;
@@ -102,19 +103,12 @@ static enum ds_err delete_nodes(struct ds_fold *f, struct json_object *ids)
     }
     {
         /* json_object_object_foreach reads the next entry before the body,
-         * so deleting the current one is safe */
+         * so deleting the current one is safe. Relationships that name a
+         * deleted node stay, as in the reference server. */
         json_object_object_foreach(f->nodes, nkey, node)
         {
             if (json_object_object_get_ex(set, str(node, "id"), NULL))
                 json_object_object_del(f->nodes, nkey);
-        }
-    }
-    {
-        json_object_object_foreach(f->rels, rkey, rel)
-        {
-            if (json_object_object_get_ex(set, str(rel, "fromId"), NULL) ||
-                json_object_object_get_ex(set, str(rel, "toId"), NULL))
-                json_object_object_del(f->rels, rkey);
         }
     }
 out:
@@ -198,33 +192,35 @@ char *ds_fold_snapshot_json(const struct ds_fold *f, size_t *len)
 {
     char *out = NULL;
     struct json_object *snap = json_object_new_object();
-    struct json_object *type = json_object_new_string("snapshot");
-    struct json_object *nodes = values(f->nodes);
-    struct json_object *rels = values(f->rels);
-    if (!snap || !type || !nodes || !rels)
+    struct json_object *nodes = NULL, *rels = NULL;
+    if (!snap || json_object_object_add(snap, "type", json_object_new_string("snapshot")) != 0)
         goto out;
-    /* json_object_object_add consumes the reference only on success, so
-     * each local is cleared once the snapshot owns it. */
-    if (json_object_object_add(snap, "type", type) != 0)
-        goto out;
-    type = NULL;
-    if (json_object_object_add(snap, "flow", json_object_get(f->flow)) != 0) {
+    /* json_object_object_add consumes the reference only on success */
+    if (f->flow && json_object_object_add(snap, "flow", json_object_get(f->flow)) != 0) {
         json_object_put(f->flow);
         goto out;
     }
-    if (json_object_object_add(snap, "nodes", nodes) != 0)
-        goto out;
-    nodes = NULL;
-    if (json_object_object_add(snap, "relationships", rels) != 0)
-        goto out;
-    rels = NULL;
-    out = ds_json_dup(snap, len);
+    if (json_object_object_length(f->nodes) > 0) {
+        if (!(nodes = values(f->nodes)) || json_object_object_add(snap, "nodes", nodes) != 0)
+            goto out;
+        nodes = NULL;
+    }
+    if (json_object_object_length(f->rels) > 0) {
+        if (!(rels = values(f->rels)) || json_object_object_add(snap, "relationships", rels) != 0)
+            goto out;
+        rels = NULL;
+    }
+    out = ds_gojson_encode(snap, len);
 out:
-    json_object_put(type);
     json_object_put(nodes);
     json_object_put(rels);
     json_object_put(snap);
     return out;
+}
+
+bool ds_fold_is_empty(const struct ds_fold *f)
+{
+    return !f->flow && json_object_object_length(f->nodes) == 0 && json_object_object_length(f->rels) == 0;
 }
 
 size_t ds_fold_node_count(const struct ds_fold *f)

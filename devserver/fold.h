@@ -4,6 +4,7 @@
 #ifndef OPENOVA_DS_FOLD_H
 #define OPENOVA_DS_FOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -30,8 +31,8 @@ void ds_fold_free(struct ds_fold *f);
  *   upsert-nodes  inserts or replaces each node by (flowId, id);
  *   upsert-rels   inserts or replaces each relationship by (fromId, toId, type);
  *   delete-nodes  removes every node whose id is listed (ids carry no flowId,
- *                 so all flowIds match) and prunes relationships from or to
- *                 those ids, as the schema asks consumers to do;
+ *                 so all flowIds match); relationships that name them stay,
+ *                 as in the reference server;
  *   delete-rels   removes each relationship by (fromId, toId, type).
  * A replaced entry keeps the place of its first insertion; deleting an
  * absent key is not an error. The state takes its own references to parts
@@ -40,10 +41,17 @@ void ds_fold_free(struct ds_fold *f);
  * which the state may hold part of the message. */
 enum ds_err ds_fold_apply(struct ds_fold *f, const struct ds_message *m);
 
-/* ds_fold_snapshot_json: the state as one line of JSON,
- * {"type":"snapshot","flow":<object or null>,"nodes":[...],"relationships":[...]},
- * malloc'd for the caller to free, its length in *len; NULL when out of memory. */
+/* ds_fold_snapshot_json: the state as one line of JSON encoded as the
+ * reference encodes it (gojson.h),
+ * {"type":"snapshot","flow":{...},"nodes":[...],"relationships":[...]},
+ * with flow left out when there is none and each list when it is empty
+ * ({"type":"snapshot"} for an empty state); malloc'd for the caller to free,
+ * its length in *len; NULL when out of memory. */
 char *ds_fold_snapshot_json(const struct ds_fold *f, size_t *len);
+
+/* ds_fold_is_empty: no flow, no nodes, no relationships (the reference's
+ * snapshot route is 404 then). */
+bool ds_fold_is_empty(const struct ds_fold *f);
 
 /* ds_fold_node_count, ds_fold_rel_count: entries held. */
 size_t ds_fold_node_count(const struct ds_fold *f);

@@ -1,6 +1,7 @@
 /* http.c: libmicrohttpd handlers of the flow server: the dispatcher alone
- * answers 404/405/400; each route has one function; every request is logged
- * in one line when it completes. */
+ * answers 404/405/400; each route has one function; answers, headers and
+ * text/plain errors are the reference server's; every request is logged in
+ * one line when it completes. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -13,7 +14,6 @@
 #include <time.h>
 
 #include <gnutls/gnutls.h>
-#include <json-c/json.h>
 #include <microhttpd.h>
 
 #include "http.h"
@@ -21,6 +21,9 @@
 #include "route.h"
 
 #define LOG_PATH_MAX 256
+#define DS_STR_(x) #x
+#define DS_STR(x) DS_STR_(x)
+#define DS_FLOW_ID_MAX_TEXT DS_STR(DS_FLOW_ID_MAX)
 /* MHD asks a content reader for at most this much at a time */
 #define SSE_BLOCK (16u * 1024u)
 /* A certificate chain, a key or a CA bundle of the test's is far smaller. */
@@ -30,6 +33,8 @@ struct ds_http {
     struct MHD_Daemon *daemon;
     struct ds_store *store;
     uint64_t heartbeat_ms;
+    bool replay, strict; /* the --replay and --strict extensions */
+    size_t max_body;
     bool verify_clients;      /* mutual TLS: a client without a trusted certificate gets 403 */
     char *tls_cert, *tls_key, *tls_client_ca; /* PEM texts MHD reads while it runs */
     char url[DS_HOST_MAX + 32];
@@ -44,7 +49,7 @@ struct request {
     char client[INET6_ADDRSTRLEN];
     enum ds_route_result result;
     struct ds_route_match match;
-    char *body; /* bounded by DS_MESSAGE_MAX */
+    char *body; /* bounded by the server's max_body */
     size_t len, cap;
     bool too_large;
     unsigned status; /* 0 until a response is queued */
@@ -71,14 +76,14 @@ static void client_address(struct MHD_Connection *c, char *out, size_t outlen)
         snprintf(out, outlen, "-");
 }
 
-/* body_append: keeps at most DS_MESSAGE_MAX bytes; past that the request is
- * marked too large and the rest is read and dropped, so the client, still
+/* body_append: keeps at most limit bytes; past that the request is marked
+ * too large and the rest is read and dropped, so the client, still
  * sending, gets the 413 instead of a reset connection. */
-static void body_append(struct request *rq, const char *data, size_t len)
+static void body_append(struct request *rq, const char *data, size_t len, size_t limit)
 {
     if (rq->too_large)
         return;
-    if (len > DS_MESSAGE_MAX - rq->len) {
+    if (len > limit - rq->len) {
         rq->too_large = true;
         free(rq->body);
         rq->body = NULL;
@@ -103,14 +108,14 @@ static void body_append(struct request *rq, const char *data, size_t len)
 }
 
 /* respond: the one function that queues a response with a complete body. */
-static enum MHD_Result respond(struct MHD_Connection *c, struct request *rq, unsigned status, const char *body,
-                               size_t len, const char *allow)
+static enum MHD_Result respond(struct MHD_Connection *c, struct request *rq, unsigned status, const char *type,
+                               const char *body, size_t len, const char *allow)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO; /* out of memory: MHD closes the connection */
-    if (len)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     rq->status = status;
@@ -119,22 +124,52 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *rq, uns
     return ret;
 }
 
-/* respond_error: {"error":"<code>","message":"<sentence>"}, JSON-escaped. */
-static enum MHD_Result respond_error(struct MHD_Connection *c, struct request *rq, unsigned status, const char *code,
+/* respond_error: the reference's errors (Go's http.Error): one line of
+ * text/plain, its sentence and a newline, never sniffed as HTML. */
+static enum MHD_Result respond_error(struct MHD_Connection *c, struct request *rq, unsigned status,
                                      const char *message, const char *allow)
 {
-    static const char fallback[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
-    struct json_object *o = json_object_new_object();
-    char *body = NULL;
-    size_t len = 0;
-    if (o && json_object_object_add(o, "error", json_object_new_string(code)) == 0 &&
-        json_object_object_add(o, "message", json_object_new_string(message)) == 0)
-        body = ds_json_dup(o, &len);
-    json_object_put(o);
-    enum MHD_Result ret =
-        body ? respond(c, rq, status, body, len, allow) : respond(c, rq, 500, fallback, sizeof fallback - 1, NULL);
-    free(body);
+    char body[512];
+    int n = snprintf(body, sizeof body, "%s\n", message);
+    if (n < 0 || (size_t)n >= sizeof body) {
+        n = (int)sizeof body - 1;
+        body[n - 1] = '\n';
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    rq->status = status;
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
     return ret;
+}
+
+/* A body already in memory sent chunked, without Content-Length, as the
+ * reference streams its snapshot. */
+struct buffer_reader {
+    char *data;
+    size_t len;
+};
+
+static ssize_t buffer_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct buffer_reader *b = cls;
+    if (pos >= b->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = b->len - (size_t)pos < max ? b->len - (size_t)pos : max;
+    memcpy(buf, b->data + pos, n);
+    return (ssize_t)n;
+}
+
+static void buffer_free(void *cls)
+{
+    struct buffer_reader *b = cls;
+    free(b->data);
+    free(b);
 }
 
 /* route_events: the body is read as JSON whatever its Content-Type says. */
@@ -143,25 +178,24 @@ static enum MHD_Result route_events(struct ds_http *h, struct MHD_Connection *c,
     char err[256];
     struct ds_message m;
     if (rq->too_large) {
-        snprintf(err, sizeof err, "the body is larger than %u bytes", DS_MESSAGE_MAX);
-        return respond_error(c, rq, 413, "body_too_large", err, NULL);
+        snprintf(err, sizeof err, "request body too large: the limit is %zu bytes", h->max_body);
+        return respond_error(c, rq, 413, err, NULL);
     }
     if (rq->status == 500)
-        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
-    enum ds_err rc = ds_message_parse(rq->body ? rq->body : "", rq->len, &m, err, sizeof err);
-    if (rc == DS_ERR_JSON)
-        return respond_error(c, rq, 400, "invalid_json", err, NULL);
-    if (rc == DS_ERR_SCHEMA)
-        return respond_error(c, rq, 400, "invalid_message", err, NULL);
+        return respond_error(c, rq, 500, "out of memory", NULL);
+    enum ds_err rc = ds_message_parse(rq->body ? rq->body : "", rq->len,
+                                      h->strict ? DS_VALIDATE_STRICT : DS_VALIDATE_REFERENCE, &m, err, sizeof err);
+    if (rc == DS_ERR_JSON || rc == DS_ERR_SCHEMA)
+        return respond_error(c, rq, 400, err, NULL);
     if (rc != DS_OK)
-        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
+        return respond_error(c, rq, 500, ds_strerror(rc), NULL);
     uint64_t seq = 0;
     rc = ds_store_ingest(h->store, rq->match.flow_id, &m, &seq);
     if (rc != DS_OK)
-        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
+        return respond_error(c, rq, 500, ds_strerror(rc), NULL);
     char body[48];
     int n = snprintf(body, sizeof body, "{\"seq\":%" PRIu64 "}", seq);
-    return respond(c, rq, 200, body, (size_t)n, NULL);
+    return respond(c, rq, 200, "application/json", body, (size_t)n, NULL);
 }
 
 static enum MHD_Result route_snapshot(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
@@ -169,15 +203,30 @@ static enum MHD_Result route_snapshot(struct ds_http *h, struct MHD_Connection *
     char *json = NULL;
     size_t len = 0;
     enum ds_err rc = ds_store_snapshot(h->store, rq->match.flow_id, &json, &len);
-    if (rc == DS_ERR_NOT_FOUND) {
-        char msg[DS_FLOW_ID_MAX + 96];
-        snprintf(msg, sizeof msg, "flow \"%s\" has no messages: never ingested, or purged", rq->match.flow_id);
-        return respond_error(c, rq, 404, "not_found", msg, NULL);
-    }
+    if (rc == DS_ERR_NOT_FOUND)
+        return respond_error(c, rq, 404, "flow not found", NULL);
     if (rc != DS_OK)
-        return respond_error(c, rq, 500, "internal", ds_strerror(rc), NULL);
-    enum MHD_Result ret = respond(c, rq, 200, json, len, NULL);
-    free(json);
+        return respond_error(c, rq, 500, ds_strerror(rc), NULL);
+    /* Go's json.Encoder ends the value with a newline */
+    struct buffer_reader *b = malloc(sizeof *b);
+    char *body = b ? realloc(json, len + 1) : NULL;
+    if (!body) {
+        free(b);
+        free(json);
+        return respond_error(c, rq, 500, "out of memory", NULL);
+    }
+    body[len] = '\n';
+    *b = (struct buffer_reader){.data = body, .len = len + 1};
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, buffer_read, b,
+                                                               buffer_free);
+    if (!r) {
+        buffer_free(b);
+        return respond_error(c, rq, 500, "out of memory", NULL);
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    rq->status = 200;
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
     return ret;
 }
 
@@ -197,23 +246,26 @@ static void sse_free(void *cls)
 /* route_stream: 200 and SSE at once, also for a flow never ingested (a
  * snapshot frame of an empty flow, id 0, then live), so a browser can open
  * the page before the first message; the snapshot route alone says 404.
+ * Last-Event-ID counts only with --replay: the reference ignores it.
  * The connection's thread waits inside ds_sub_read, so a client that left
  * is noticed when the next frame or heartbeat fails to go out. */
 static enum MHD_Result route_stream(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
 {
     /* WHATWG SSE: EventSource sends the last id it saw on reconnection */
     const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
-    struct ds_sub *sub = ds_sub_open(h->store, rq->match.flow_id, last, h->heartbeat_ms);
+    struct ds_sub *sub = ds_sub_open(h->store, rq->match.flow_id, last, h->replay, h->heartbeat_ms);
     if (!sub)
-        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
+        return respond_error(c, rq, 500, "out of memory", NULL);
     /* unknown size on HTTP/1.1: MHD sends it chunked */
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_read, sub, sse_free);
     if (!r) {
         ds_sub_close(sub);
-        return respond_error(c, rq, 500, "internal", "out of memory", NULL);
+        return respond_error(c, rq, 500, "out of memory", NULL);
     }
+    /* the reference's stream headers, Connection included */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-transform");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "keep-alive");
     /* nginx and proxies that honour it must not buffer the stream */
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     rq->status = 200;
@@ -235,20 +287,24 @@ static bool client_verified(struct MHD_Connection *c)
 
 static enum MHD_Result dispatch(struct ds_http *h, struct MHD_Connection *c, struct request *rq)
 {
+    static const char ok[] = "ok\n";
     char msg[LOG_PATH_MAX + 64];
     if (h->verify_clients && !client_verified(c))
-        return respond_error(c, rq, 403, "client_certificate_required",
-                             "a client certificate signed by FLOW_SERVER_TLS_CLIENT_CA is required", NULL);
+        return respond_error(c, rq, 403, "a client certificate signed by FLOW_SERVER_TLS_CLIENT_CA is required", NULL);
     switch (rq->result) {
     case DS_ROUTE_NOT_FOUND:
-        snprintf(msg, sizeof msg, "no route for %s %s", rq->method, rq->path);
-        return respond_error(c, rq, 404, "not_found", msg, NULL);
+        return respond_error(c, rq, 404, "404 page not found", NULL);
     case DS_ROUTE_BAD_METHOD:
-        snprintf(msg, sizeof msg, "%s accepts %s only", rq->path, rq->match.entry->method);
-        return respond_error(c, rq, 405, "method_not_allowed", msg, rq->match.entry->method);
+        snprintf(msg, sizeof msg, "method not allowed: %s accepts %s only", rq->path, rq->match.entry->method);
+        return respond_error(c, rq, 405, msg, rq->match.entry->method);
+    case DS_ROUTE_NO_SUCH_PATH:
+        snprintf(msg, sizeof msg, "method not allowed: no route for %s", rq->path);
+        return respond_error(c, rq, 405, msg, NULL);
     case DS_ROUTE_BAD_FLOW_ID:
-        return respond_error(c, rq, 400, "invalid_flow_id",
-                             "a flow id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..)", NULL);
+        return respond_error(c, rq, 400,
+                             h->strict ? "invalid flow id: 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..)"
+                                       : "invalid flow id: longer than " DS_FLOW_ID_MAX_TEXT " bytes",
+                             NULL);
     case DS_ROUTE_OK:
         break;
     }
@@ -262,12 +318,12 @@ static enum MHD_Result dispatch(struct ds_http *h, struct MHD_Connection *c, str
     case DS_ROUTE_PURGE:
         /* idempotent: an unknown flow is purged already */
         ds_store_purge(h->store, rq->match.flow_id);
-        return respond(c, rq, 204, "", 0, NULL);
+        return respond(c, rq, 204, NULL, "", 0, NULL);
     case DS_ROUTE_HEALTHZ:
     case DS_ROUTE_READYZ:
-        return respond(c, rq, 200, "{\"status\":\"ok\"}", strlen("{\"status\":\"ok\"}"), NULL);
+        return respond(c, rq, 200, "text/plain; charset=utf-8", ok, sizeof ok - 1, NULL);
     }
-    return respond_error(c, rq, 500, "internal", "unhandled route", NULL);
+    return respond_error(c, rq, 500, "unhandled route", NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -286,14 +342,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         copy_printable(rq->method, sizeof rq->method, method);
         copy_printable(rq->path, sizeof rq->path, url);
         client_address(c, rq->client, sizeof rq->client);
-        rq->result = ds_route_match(method, url, &rq->match);
+        rq->result = ds_route_match(method, url, h->strict, &rq->match);
         *con_cls = rq;
         return MHD_YES;
     }
     if (*upload_data_size) {
         /* only the events route reads its body; others drop theirs */
         if (rq->result == DS_ROUTE_OK && rq->match.entry->route == DS_ROUTE_EVENTS)
-            body_append(rq, upload_data, *upload_data_size);
+            body_append(rq, upload_data, *upload_data_size, h->max_body);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -393,6 +449,9 @@ struct ds_http *ds_http_start(const struct ds_config *cfg, struct ds_store *stor
     }
     h->store = store;
     h->heartbeat_ms = cfg->heartbeat_ms;
+    h->replay = cfg->replay;
+    h->strict = cfg->strict;
+    h->max_body = cfg->max_body ? cfg->max_body : DS_BODY_DEFAULT;
     unsigned tls_flags = 0;
     if (load_tls(h, cfg, &tls_flags, err, errlen) != 0)
         goto fail;

@@ -1,5 +1,5 @@
 /* http.h: the flow server's HTTP front (libmicrohttpd): routes, bodies,
- * JSON answers and SSE streams. */
+ * text/plain errors and SSE streams. */
 #ifndef OPENOVA_DS_HTTP_H
 #define OPENOVA_DS_HTTP_H
 

@@ -14,32 +14,45 @@
 #endif
 
 static const char usage[] =
-    "Usage: openova-flow-devserver [--help | --version]\n"
+    "Usage: openova-flow-devserver [--replay] [--strict] [--max-body=BYTES]\n"
+    "       openova-flow-devserver --help | --version\n"
     "\n"
-    "A development and test server for the OpenovaFlow flow server API: its\n"
-    "state lives in memory only and is lost when it stops. Not for production.\n"
+    "A development and test server for the OpenovaFlow flow server API: the\n"
+    "reference flow server's behaviour on the wire, with its state in memory only\n"
+    "(lost when it stops). Not for production.\n"
     "\n"
-    "  POST   /v1/flows/{flowId}/events    ingest one message: 200 {\"seq\":N}, 400, 413\n"
-    "  GET    /v1/flows/{flowId}/snapshot  folded state; 404 before the first message\n"
-    "  GET    /v1/flows/{flowId}/stream    Server-Sent Events: a snapshot frame, then\n"
-    "                                      every accepted message; Last-Event-ID resumes\n"
-    "                                      from the ring when it still holds what follows\n"
+    "  POST   /v1/flows/{flowId}/events    ingest one message: 200 {\"seq\":N};\n"
+    "                                      400 when refused, 413 past the body limit\n"
+    "  GET    /v1/flows/{flowId}/snapshot  folded state and a newline; 404 while empty\n"
+    "  GET    /v1/flows/{flowId}/stream    Server-Sent Events: a snapshot frame first,\n"
+    "                                      always, then every accepted message\n"
     "  DELETE /v1/flows/{flowId}           purge (idempotent): 204; open streams end\n"
-    "  GET    /healthz, /readyz            200 {\"status\":\"ok\"}\n"
+    "  GET    /healthz, /readyz            200 \"ok\"\n"
     "\n"
-    "A stream on a flow that was never ingested is still 200: it starts with the\n"
-    "snapshot frame of an empty flow (id 0, \"flow\":null, empty arrays) and then\n"
-    "follows live, so a browser can open the page before the first message.\n"
-    "A subscriber that falls further behind than the ring holds is disconnected;\n"
-    "it reconnects with Last-Event-ID and gets a snapshot frame.\n"
+    "As the reference does: messages are decoded leniently (keys in any case,\n"
+    "missing fields empty, unknown fields dropped, invalid UTF-8 replaced) and\n"
+    "re-encoded; errors are text/plain; a wrong method or an unknown path under\n"
+    "/v1/flows/ is 405; delete-nodes leaves relationships; a stream on a flow\n"
+    "never ingested is 200 and starts with id 0 and {\"type\":\"snapshot\"}, so a\n"
+    "browser can open the page before the first message. Unlike the reference, a\n"
+    "subscriber that falls further behind than the ring is disconnected (it\n"
+    "reconnects and gets a snapshot frame) rather than silently losing frames.\n"
+    "\n"
+    "Extensions (off by default; the reference has none of them):\n"
+    "  --replay          a stream with Last-Event-ID resumes after it from the ring,\n"
+    "                    without a snapshot frame, while the ring still holds it\n"
+    "  --strict          refuse what the schema forbids: missing required fields,\n"
+    "                    unknown relationship types and conditions, keys in another\n"
+    "                    case, invalid UTF-8, flow ids the proxy would refuse\n"
+    "  --max-body=BYTES  the body limit (default 1048576, as the reference)\n"
     "\n"
     "Environment (a bad value exits with status 2):\n"
     "  FLOW_SERVER_LISTEN_ADDR    HOST:PORT to listen on (port 0: any free port)\n"
     "                             default " DS_DEFAULT_LISTEN "\n"
-    "  FLOW_SERVER_RING_CAPACITY  messages kept per flow for resumption, 1-1048576,\n"
-    "                             default 4096\n"
-    "  FLOW_SERVER_HEARTBEAT      silence before a heartbeat frame, a Go duration\n"
-    "                             (15s, 500ms), default 15s\n"
+    "  FLOW_SERVER_RING_CAPACITY  frames kept per flow for slow subscribers and\n"
+    "                             --replay, 1-1048576, default 4096\n"
+    "  FLOW_SERVER_HEARTBEAT      heartbeat interval, a Go duration (15s, 500ms),\n"
+    "                             default 15s\n"
     "  FLOW_SERVER_TLS_CERT       PEM certificate (chain): serve HTTPS (with the key)\n"
     "  FLOW_SERVER_TLS_KEY        its PEM key\n"
     "  FLOW_SERVER_TLS_CLIENT_CA  PEM CA: a client without a certificate it signed\n"
@@ -54,21 +67,21 @@ static const char *env(const char *name)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("openova-flow-devserver %s\n", OPENOVA_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "openova-flow-devserver: unknown argument \"%s\" (try --help)\n", argv[i]);
-        return 2;
-    }
-
     char err[256];
     struct ds_config cfg;
+    switch (ds_args_parse(argc, argv, &cfg, err, sizeof err)) {
+    case DS_ARGS_HELP:
+        fputs(usage, stdout);
+        return 0;
+    case DS_ARGS_VERSION:
+        printf("openova-flow-devserver %s\n", OPENOVA_VERSION);
+        return 0;
+    case DS_ARGS_ERROR:
+        fprintf(stderr, "openova-flow-devserver: %s\n", err);
+        return 2;
+    case DS_ARGS_RUN:
+        break;
+    }
     if (ds_config_load(&cfg, env, err, sizeof err) != 0) {
         fprintf(stderr, "openova-flow-devserver: %s\n", err);
         return 2;
@@ -100,9 +113,10 @@ int main(int argc, char **argv)
         goto out;
     }
     fprintf(stderr,
-            "openova-flow-devserver %s: listening on %s (ring capacity %zu, heartbeat %llums); "
+            "openova-flow-devserver %s: listening on %s (ring capacity %zu, heartbeat %llums, body limit %zu%s%s); "
             "development and test server, state in memory only\n",
-            OPENOVA_VERSION, ds_http_url(http), cfg.ring_capacity, (unsigned long long)cfg.heartbeat_ms);
+            OPENOVA_VERSION, ds_http_url(http), cfg.ring_capacity, (unsigned long long)cfg.heartbeat_ms, cfg.max_body,
+            cfg.replay ? ", --replay" : "", cfg.strict ? ", --strict" : "");
 
     int sig = 0;
     while (sigwait(&stop, &sig) != 0)

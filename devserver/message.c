@@ -1,11 +1,14 @@
-/* message.c: flow message parsing and schema validation with json-c. */
+/* message.c: flow message parsing with json-c, decoding into the
+ * reference's canonical form, and the strict schema validation. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "gojson.h"
 #include "message.h"
 
 static const char *const type_names[] = {
@@ -262,6 +265,7 @@ struct scan {
     const unsigned char *p;
     size_t len, pos;
     unsigned depth;
+    bool utf8_strict;
     const char *what; /* set on the first error */
 };
 
@@ -328,36 +332,14 @@ static bool is_hex(unsigned char c)
 }
 
 /* scan_utf8: one multi-byte UTF-8 sequence (RFC 3629: shortest form, no
- * surrogates, at most U+10FFFF). */
+ * surrogates, at most U+10FFFF); without utf8_strict any byte passes, as Go
+ * replaces bad ones with U+FFFD. */
 static bool scan_utf8(struct scan *s)
 {
-    unsigned char c = s->p[s->pos];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        if (c == 0xf4)
-            hi = 0x8f;
-    } else
+    size_t n = ds_utf8_seq_len(s->p + s->pos, s->len - s->pos);
+    if (n == 0 && s->utf8_strict)
         return scan_fail(s, "invalid UTF-8");
-    if (s->len - s->pos <= n)
-        return scan_fail(s, "invalid UTF-8");
-    for (size_t i = 1; i <= n; i++) {
-        unsigned char b = s->p[s->pos + i];
-        if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf))
-            return scan_fail(s, "invalid UTF-8");
-    }
-    s->pos += n + 1;
+    s->pos += n ? n : 1;
     return true;
 }
 
@@ -462,9 +444,9 @@ static bool scan_value(struct scan *s)
     }
 }
 
-enum ds_err ds_json_check(const char *text, size_t len, char *err, size_t errlen)
+enum ds_err ds_json_check(const char *text, size_t len, bool utf8_strict, char *err, size_t errlen)
 {
-    struct scan s = {.p = (const unsigned char *)text, .len = len};
+    struct scan s = {.p = (const unsigned char *)text, .len = len, .utf8_strict = utf8_strict};
     if (scan_value(&s)) {
         scan_ws(&s);
         if (s.pos == s.len)
@@ -523,10 +505,462 @@ enum ds_err ds_message_validate(struct json_object *root, enum ds_msg_type *type
     return rc;
 }
 
-enum ds_err ds_message_parse(const char *text, size_t len, struct ds_message *out, char *err, size_t errlen)
+/* ---- decoding into the canonical form (the reference's Go structs) ---- */
+
+enum kind {
+    K_STRING,   /* string; "" when absent */
+    K_INT,      /* integer literal (Go int64); 0 when absent */
+    K_NUMBER,   /* any number (Go float64) */
+    K_META,     /* object of anything (Go map[string]any): keys sorted */
+    K_TRIGGERS, /* array of {flowId, when} */
+};
+
+struct field {
+    const char *name;
+    enum kind kind;
+    bool always; /* written even when empty (no omitempty) */
+};
+
+static const struct field flow_fields[] = {
+    {"id", K_STRING, true},          {"status", K_STRING, true},        {"startedAt", K_INT, true},
+    {"endedAt", K_INT, false},       {"definitionId", K_STRING, false}, {"parentFlowId", K_STRING, false},
+    {"triggeredBy", K_TRIGGERS, false}, {"meta", K_META, false},        {NULL, K_STRING, false},
+};
+static const struct field node_fields[] = {
+    {"id", K_STRING, true},      {"flowId", K_STRING, true},  {"label", K_STRING, true},
+    {"status", K_STRING, true},  {"family", K_STRING, false}, {"region", K_STRING, false},
+    {"startedAt", K_INT, false}, {"endedAt", K_INT, false},   {"meta", K_META, false},
+    {NULL, K_STRING, false},
+};
+static const struct field rel_fields[] = {
+    {"fromId", K_STRING, true},      {"toId", K_STRING, true},      {"type", K_STRING, true},
+    {"fromFlowId", K_STRING, false}, {"toFlowId", K_STRING, false}, {"condition", K_STRING, false},
+    {"lag", K_NUMBER, false},        {NULL, K_STRING, false},
+};
+static const struct field pair_fields[] = {
+    {"fromId", K_STRING, true}, {"toId", K_STRING, true}, {"type", K_STRING, true}, {NULL, K_STRING, false},
+};
+static const struct field trigger_fields[] = {
+    {"flowId", K_STRING, true}, {"when", K_STRING, true}, {NULL, K_STRING, false},
+};
+
+/* member: the value Go's decoder gives the field name: that of the last
+ * member whose key equals it ignoring ASCII case; NULL when there is none
+ * or it is null (null leaves a Go field at its zero value). */
+static struct json_object *member(struct json_object *obj, const char *name)
+{
+    struct json_object *found = NULL;
+    json_object_object_foreach(obj, key, v)
+    {
+        if (strcasecmp(key, name) == 0)
+            found = v;
+    }
+    return found;
+}
+
+/* add: obj[key] = v, consuming v either way; false when out of memory. */
+static bool add(struct json_object *obj, const char *key, struct json_object *v)
+{
+    if (!v || json_object_object_add(obj, key, v) != 0) {
+        json_object_put(v);
+        return false;
+    }
+    return true;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* any_copy: a meta value as Go's map[string]any holds it: objects with
+ * sorted keys, every number a float64. NULL when out of memory (a JSON null
+ * is returned as json-c's NULL too, so *nomem tells them apart). */
+static struct json_object *any_copy(struct json_object *v, bool *nomem)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_null:
+        return NULL;
+    case json_type_boolean:
+        return json_object_new_boolean(json_object_get_boolean(v));
+    case json_type_int:
+    case json_type_double:
+        return json_object_new_double(json_object_get_double(v));
+    case json_type_string:
+        return json_object_new_string_len(json_object_get_string(v), json_object_get_string_len(v));
+    case json_type_array: {
+        size_t n = json_object_array_length(v);
+        struct json_object *a = json_object_new_array_ext((int)n);
+        for (size_t i = 0; a && i < n; i++) {
+            struct json_object *e = any_copy(json_object_array_get_idx(v, i), nomem);
+            if ((e == NULL && *nomem) || json_object_array_add(a, e) != 0) {
+                json_object_put(e);
+                json_object_put(a);
+                a = NULL;
+            }
+        }
+        if (!a)
+            *nomem = true;
+        return a;
+    }
+    case json_type_object: {
+        size_t n = (size_t)json_object_object_length(v), k = 0;
+        const char **keys = malloc((n ? n : 1) * sizeof *keys);
+        struct json_object *o = keys ? json_object_new_object() : NULL;
+        if (o) {
+            json_object_object_foreach(v, key, val)
+            {
+                (void)val;
+                keys[k++] = key;
+            }
+            qsort(keys, k, sizeof *keys, cmp_keys);
+            for (size_t i = 0; i < k; i++) {
+                struct json_object *e = any_copy(json_object_object_get(v, keys[i]), nomem);
+                if ((e == NULL && *nomem) || json_object_object_add(o, keys[i], e) != 0) {
+                    json_object_put(e);
+                    json_object_put(o);
+                    o = NULL;
+                    break;
+                }
+            }
+        }
+        free(keys);
+        if (!o)
+            *nomem = true;
+        return o;
+    }
+    }
+    return NULL;
+}
+
+static enum ds_err decode_struct(struct json_object *in, const struct field *fields, const char *path,
+                                 struct json_object **out, char *err, size_t errlen);
+
+/* decode_field: one field of a struct into out (left out when empty and
+ * not always written). */
+static enum ds_err decode_field(struct json_object *v, const struct field *f, const char *path,
+                                struct json_object *out, char *err, size_t errlen)
+{
+    struct json_object *val = NULL;
+    bool nomem = false;
+    switch (f->kind) {
+    case K_STRING:
+        if (v && !json_object_is_type(v, json_type_string))
+            return fail(err, errlen, "%s%s must be a string", path, f->name);
+        if (!f->always && (!v || json_object_get_string_len(v) == 0))
+            return DS_OK;
+        val = v ? json_object_new_string_len(json_object_get_string(v), json_object_get_string_len(v))
+                : json_object_new_string("");
+        break;
+    case K_INT:
+        /* Go refuses 1.5, 1.0 and 1e3 for an int64: json-c reads them as doubles */
+        if (v && !json_object_is_type(v, json_type_int))
+            return fail(err, errlen, "%s%s must be a whole number", path, f->name);
+        if (!f->always && (!v || json_object_get_int64(v) == 0))
+            return DS_OK;
+        val = json_object_new_int64(v ? json_object_get_int64(v) : 0);
+        break;
+    case K_NUMBER:
+        if (v && !is_number(v))
+            return fail(err, errlen, "%s%s must be a number", path, f->name);
+        if (!v || json_object_get_double(v) == 0)
+            return DS_OK;
+        val = json_object_new_double(json_object_get_double(v));
+        break;
+    case K_META:
+        if (v && !json_object_is_type(v, json_type_object))
+            return fail(err, errlen, "%s%s must be an object", path, f->name);
+        if (!v || json_object_object_length(v) == 0)
+            return DS_OK;
+        val = any_copy(v, &nomem);
+        break;
+    case K_TRIGGERS: {
+        if (v && !json_object_is_type(v, json_type_array))
+            return fail(err, errlen, "%s%s must be an array", path, f->name);
+        size_t n = v ? json_object_array_length(v) : 0;
+        if (n == 0)
+            return DS_OK;
+        val = json_object_new_array_ext((int)n);
+        for (size_t i = 0; val && i < n; i++) {
+            char p[PATH_MAX_LEN];
+            struct json_object *t = NULL;
+            snprintf(p, sizeof p, "%s%s[%zu].", path, f->name, i);
+            enum ds_err rc = decode_struct(json_object_array_get_idx(v, i), trigger_fields, p, &t, err, errlen);
+            if (rc == DS_OK && json_object_array_add(val, t) != 0) {
+                json_object_put(t);
+                rc = DS_ERR_NOMEM;
+            }
+            if (rc != DS_OK) {
+                json_object_put(val);
+                return rc;
+            }
+        }
+        break;
+    }
+    }
+    if (!add(out, f->name, val)) {
+        snprintf(err, errlen, "out of memory");
+        return DS_ERR_NOMEM;
+    }
+    return DS_OK;
+}
+
+/* decode_struct: in (an object, or NULL for JSON null: Go's zero struct)
+ * into a new canonical object in *out. path ends with '.'. */
+static enum ds_err decode_struct(struct json_object *in, const struct field *fields, const char *path,
+                                 struct json_object **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (in && !json_object_is_type(in, json_type_object))
+        return fail(err, errlen, "%.*s must be an object", (int)(strlen(path) - 1), path);
+    struct json_object *o = json_object_new_object();
+    if (!o) {
+        snprintf(err, errlen, "out of memory");
+        return DS_ERR_NOMEM;
+    }
+    for (const struct field *f = fields; f->name; f++) {
+        enum ds_err rc = decode_field(in ? member(in, f->name) : NULL, f, path, o, err, errlen);
+        if (rc != DS_OK) {
+            json_object_put(o);
+            return rc;
+        }
+    }
+    *out = o;
+    return DS_OK;
+}
+
+/* decode_list: root's array member key into a new array in *out (NULL when
+ * absent or empty): objects through fields, or strings when fields is NULL
+ * (ids; null is ""). */
+static enum ds_err decode_list(struct json_object *root, const char *key, const struct field *fields,
+                               struct json_object **out, char *err, size_t errlen)
+{
+    struct json_object *a = member(root, key);
+    *out = NULL;
+    if (a && !json_object_is_type(a, json_type_array))
+        return fail(err, errlen, "%s must be an array", key);
+    size_t n = a ? json_object_array_length(a) : 0;
+    if (n == 0)
+        return DS_OK;
+    struct json_object *list = json_object_new_array_ext((int)n);
+    enum ds_err rc = list ? DS_OK : DS_ERR_NOMEM;
+    for (size_t i = 0; rc == DS_OK && i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(a, i), *c = NULL;
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "%s[%zu].", key, i);
+        if (fields) {
+            rc = decode_struct(e, fields, p, &c, err, errlen);
+        } else if (e && !json_object_is_type(e, json_type_string)) {
+            rc = fail(err, errlen, "%s[%zu] must be a string", key, i);
+        } else {
+            c = e ? json_object_new_string_len(json_object_get_string(e), json_object_get_string_len(e))
+                  : json_object_new_string("");
+            rc = c ? DS_OK : DS_ERR_NOMEM;
+        }
+        if (rc == DS_OK && json_object_array_add(list, c) != 0) {
+            json_object_put(c);
+            rc = DS_ERR_NOMEM;
+        }
+    }
+    if (rc != DS_OK) {
+        if (rc == DS_ERR_NOMEM)
+            snprintf(err, errlen, "out of memory");
+        json_object_put(list);
+        return rc;
+    }
+    *out = list;
+    return DS_OK;
+}
+
+/* decode: the whole message, as the reference's Go structs hold it. */
+static enum ds_err decode(struct json_object *root, enum ds_msg_type *type, struct json_object **out, char *err,
+                          size_t errlen)
+{
+    static const char *const list_keys[] = {"nodes", "relationships", "ids", "pairs"};
+    const struct field *list_fields[] = {node_fields, rel_fields, NULL, pair_fields};
+    struct json_object *lists[4] = {NULL, NULL, NULL, NULL}, *flow = NULL, *canon = NULL;
+    enum ds_err rc = DS_OK;
+    *out = NULL;
+    if (root && !json_object_is_type(root, json_type_object))
+        return fail(err, errlen, "a message must be a JSON object");
+    struct json_object *t = root ? member(root, "type") : NULL;
+    if (t && !json_object_is_type(t, json_type_string))
+        return fail(err, errlen, "type must be a string");
+    const char *name = t ? json_object_get_string(t) : "";
+    size_t i = 0;
+    while (i < sizeof type_names / sizeof type_names[0] && strcmp(name, type_names[i]) != 0)
+        i++;
+    if (i == sizeof type_names / sizeof type_names[0])
+        return fail(err, errlen, "unknown message type \"%.64s\": one of " TYPE_LIST " expected", name);
+    *type = (enum ds_msg_type)i;
+
+    struct json_object *f = member(root, "flow");
+    if (f && (rc = decode_struct(f, flow_fields, "flow.", &flow, err, errlen)) != DS_OK)
+        goto out;
+    for (size_t k = 0; k < 4; k++)
+        if ((rc = decode_list(root, list_keys[k], list_fields[k], &lists[k], err, errlen)) != DS_OK)
+            goto out;
+
+    /* the variant's own container: present and, for lists, not empty */
+    switch (*type) {
+    case DS_MSG_SNAPSHOT:
+    case DS_MSG_UPSERT_FLOW:
+        if (!flow)
+            rc = fail(err, errlen, "flow is required for %s", name);
+        break;
+    case DS_MSG_UPSERT_NODES:
+    case DS_MSG_UPSERT_RELS:
+    case DS_MSG_DELETE_NODES:
+    case DS_MSG_DELETE_RELS: {
+        size_t k = (size_t)*type - DS_MSG_UPSERT_NODES;
+        if (!lists[k])
+            rc = fail(err, errlen, "%s must be a non-empty list for %s", list_keys[k], name);
+        break;
+    }
+    }
+    if (rc != DS_OK)
+        goto out;
+
+    canon = json_object_new_object();
+    if (!canon || !add(canon, "type", json_object_new_string(name))) {
+        rc = DS_ERR_NOMEM;
+        goto out;
+    }
+    if (flow) {
+        struct json_object *fl = flow;
+        flow = NULL; /* add consumes it either way */
+        if (!add(canon, "flow", fl)) {
+            rc = DS_ERR_NOMEM;
+            goto out;
+        }
+    }
+    for (size_t k = 0; k < 4; k++) {
+        struct json_object *l = lists[k];
+        lists[k] = NULL;
+        if (l && !add(canon, list_keys[k], l)) {
+            rc = DS_ERR_NOMEM;
+            goto out;
+        }
+    }
+    *out = canon;
+    canon = NULL;
+out:
+    if (rc == DS_ERR_NOMEM)
+        snprintf(err, errlen, "out of memory");
+    json_object_put(canon);
+    json_object_put(flow);
+    for (size_t k = 0; k < 4; k++)
+        json_object_put(lists[k]);
+    return rc;
+}
+
+/* beyond_int64: does the integer literal digits[0..n) (no sign; negative
+ * tells which bound) lie outside Go's int64? */
+static bool beyond_int64(const char *digits, size_t n, bool negative)
+{
+    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+    const char *bound = negative ? min : max;
+    size_t blen = sizeof max - 1;
+    return n > blen || (n == blen && memcmp(digits, bound, blen) > 0);
+}
+
+/* widen_big_integers: json-c saturates an integer literal past int64 (or
+ * reads it as uint64), where Go refuses it for an int64 field and reads it
+ * as a float64 for meta; so such a literal gets ".0" appended in a copy,
+ * which json-c then reads as the double Go would hold. text passed
+ * ds_json_check. Returns a malloc'd copy, *changed false and NULL when there
+ * is nothing to widen, or NULL with *changed true when out of memory. */
+static char *widen_big_integers(const char *text, size_t len, size_t *out_len, bool *changed)
+{
+    char *out = NULL;
+    size_t n = 0, i = 0;
+    *changed = false;
+    for (int pass = 0; pass < 2; pass++) {
+        for (i = 0, n = 0; i < len;) {
+            char c = text[i];
+            if (c == '"') {
+                /* copy the string whole, escapes included */
+                size_t start = i++;
+                while (i < len && text[i] != '"')
+                    i += text[i] == '\\' ? 2 : 1;
+                i++;
+                if (out)
+                    memcpy(out + n, text + start, i - start);
+                n += i - start;
+                continue;
+            }
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                size_t start = i;
+                bool negative = c == '-', integer = true;
+                if (negative)
+                    i++;
+                size_t digits = i;
+                while (i < len && strchr("0123456789.eE+-", text[i]) && text[i]) {
+                    if (text[i] == '.' || text[i] == 'e' || text[i] == 'E')
+                        integer = false;
+                    i++;
+                }
+                if (out)
+                    memcpy(out + n, text + start, i - start);
+                n += i - start;
+                if (integer && beyond_int64(text + digits, i - digits, negative)) {
+                    if (out)
+                        memcpy(out + n, ".0", 2);
+                    n += 2;
+                    *changed = true;
+                }
+                continue;
+            }
+            if (out)
+                out[n] = c;
+            n++;
+            i++;
+        }
+        if (!*changed)
+            return NULL;
+        if (pass == 0 && !(out = malloc(n + 1)))
+            return NULL;
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+/* tokenize: json-c's tree of text, which ds_json_check passed, so only
+ * memory can fail. *root may be NULL for "null". */
+static enum ds_err tokenize(const char *text, size_t len, struct json_object **root, char *err, size_t errlen)
+{
+    *root = NULL;
+    struct json_tokener *tok = json_tokener_new_ex(DS_MESSAGE_DEPTH + 1);
+    if (!tok) {
+        snprintf(err, errlen, "out of memory");
+        return DS_ERR_NOMEM;
+    }
+    struct json_object *r = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (jerr == json_tokener_continue) {
+        /* A top-level number ("12") only ends at a delimiter: give it one. */
+        r = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+    }
+    json_tokener_free(tok);
+    if (jerr != json_tokener_success) {
+        json_object_put(r);
+        snprintf(err, errlen, "out of memory");
+        return DS_ERR_NOMEM;
+    }
+    *root = r;
+    return DS_OK;
+}
+
+enum ds_err ds_message_parse(const char *text, size_t len, enum ds_validation mode, struct ds_message *out,
+                             char *err, size_t errlen)
 {
     enum ds_err rc = DS_OK;
     struct json_object *root = NULL;
+    char *clean = NULL;
+    size_t clean_len = 0;
+    bool strict = mode == DS_VALIDATE_STRICT;
     out->root = NULL;
     out->type = DS_MSG_SNAPSHOT;
 
@@ -535,60 +969,39 @@ enum ds_err ds_message_parse(const char *text, size_t len, struct ds_message *ou
         snprintf(err, errlen, "the message is larger than %u bytes", DS_MESSAGE_MAX);
         goto out;
     }
-    if ((rc = ds_json_check(text, len, err, errlen)) != DS_OK)
+    if ((rc = ds_json_check(text, len, strict, err, errlen)) != DS_OK)
         goto out;
-    /* json-c now only builds the tree: syntax, UTF-8 and depth are checked */
-    struct json_tokener *tok = json_tokener_new_ex(DS_MESSAGE_DEPTH + 1);
-    if (!tok) {
+    /* Bad bytes can only be inside strings now: U+FFFD for each, as Go does. */
+    if (!(clean = ds_utf8_sanitized(text, len, &clean_len))) {
         rc = DS_ERR_NOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    root = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    if (jerr == json_tokener_continue) {
-        /* A top-level number ("12") only ends at a delimiter: give it one. */
-        root = json_tokener_parse_ex(tok, " ", 1);
-        jerr = json_tokener_get_error(tok);
-    }
-    json_tokener_free(tok);
-    if (jerr != json_tokener_success) {
-        /* valid JSON that json-c could not hold: out of memory ("null"
-         * parses to a NULL root with success, and fails validation) */
-        json_object_put(root);
-        root = NULL;
+    bool widened = false;
+    char *wide = widen_big_integers(clean, clean_len, &clean_len, &widened);
+    if (widened && !wide) {
         rc = DS_ERR_NOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    rc = ds_message_validate(root, &out->type, err, errlen);
+    if (wide) {
+        free(clean);
+        clean = wide;
+    }
+    if ((rc = tokenize(clean, clean_len, &root, err, errlen)) != DS_OK)
+        goto out;
+    if (strict && (rc = ds_message_validate(root, &out->type, err, errlen)) != DS_OK)
+        goto out;
+    rc = decode(root, &out->type, &out->root, err, errlen);
 out:
-    if (rc == DS_OK) {
-        out->root = root;
-        root = NULL;
-    }
     json_object_put(root);
+    free(clean);
     return rc;
-}
-
-char *ds_json_dup(struct json_object *obj, size_t *len)
-{
-    size_t n = 0;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    if (!s)
-        return NULL;
-    char *copy = malloc(n + 1);
-    if (!copy)
-        return NULL;
-    memcpy(copy, s, n + 1);
-    if (len)
-        *len = n;
-    return copy;
 }
 
 char *ds_message_to_json(const struct ds_message *m, size_t *len)
 {
-    return ds_json_dup(m->root, len);
+    return ds_gojson_encode(m->root, len);
 }
 
 void ds_message_free(struct ds_message *m)

@@ -3,6 +3,10 @@
 
 #include "route.h"
 
+#define FLOWS_PREFIX "/v1/flows/"
+/* The proxy's own bound on ids, which --strict holds the emitters to. */
+#define DS_STRICT_FLOW_ID_MAX 128
+
 static const struct ds_route_entry routes[] = {
     {DS_ROUTE_EVENTS, "POST", "/v1/flows/", "/events"},
     {DS_ROUTE_SNAPSHOT, "GET", "/v1/flows/", "/snapshot"},
@@ -14,7 +18,7 @@ static const struct ds_route_entry routes[] = {
 
 bool ds_flow_id_valid(const char *id, size_t len)
 {
-    if (len == 0 || len > DS_FLOW_ID_MAX)
+    if (len == 0 || len > DS_STRICT_FLOW_ID_MAX)
         return false;
     if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
         return false;
@@ -27,10 +31,8 @@ bool ds_flow_id_valid(const char *id, size_t len)
     return true;
 }
 
-/* shape: does path have this entry's shape? Sets the id span when it does.
- * A suffixed route takes everything between prefix and suffix as the id
- * (so "/v1/flows/a/b/events" is a bad id, not an unknown path); the purge
- * route takes one non-empty segment. */
+/* shape: does path have this entry's shape? Sets the id span when it does:
+ * everything between prefix and suffix, one non-empty segment. */
 static bool shape(const struct ds_route_entry *e, const char *path, const char **id, size_t *id_len)
 {
     size_t plen = strlen(e->path), len = strlen(path);
@@ -42,18 +44,16 @@ static bool shape(const struct ds_route_entry *e, const char *path, const char *
         return false;
     const char *rest = path + plen;
     size_t rlen = len - plen, slen = strlen(e->suffix);
-    if (slen == 0) {
-        if (rlen == 0 || strchr(rest, '/'))
-            return false;
-    } else if (rlen < slen || strcmp(rest + rlen - slen, e->suffix) != 0) {
+    if (rlen <= slen || strcmp(rest + rlen - slen, e->suffix) != 0)
         return false;
-    }
+    if (memchr(rest, '/', rlen - slen))
+        return false;
     *id = rest;
     *id_len = rlen - slen;
     return true;
 }
 
-enum ds_route_result ds_route_match(const char *method, const char *path, struct ds_route_match *m)
+enum ds_route_result ds_route_match(const char *method, const char *path, bool strict, struct ds_route_match *m)
 {
     m->entry = NULL;
     m->flow_id[0] = '\0';
@@ -69,11 +69,12 @@ enum ds_route_result ds_route_match(const char *method, const char *path, struct
             return DS_ROUTE_BAD_METHOD;
         if (!routes[i].suffix)
             return DS_ROUTE_OK;
-        if (!ds_flow_id_valid(id, id_len))
+        if (id_len > DS_FLOW_ID_MAX || (strict && !ds_flow_id_valid(id, id_len)))
             return DS_ROUTE_BAD_FLOW_ID;
         memcpy(m->flow_id, id, id_len);
         m->flow_id[id_len] = '\0';
         return DS_ROUTE_OK;
     }
-    return DS_ROUTE_NOT_FOUND;
+    /* the reference answers every other path under its flows prefix 405 */
+    return strncmp(path, FLOWS_PREFIX, strlen(FLOWS_PREFIX)) == 0 ? DS_ROUTE_NO_SUCH_PATH : DS_ROUTE_NOT_FOUND;
 }

@@ -26,9 +26,10 @@ struct ds_route_entry {
 
 enum ds_route_result {
     DS_ROUTE_OK,
-    DS_ROUTE_NOT_FOUND,   /* 404 */
-    DS_ROUTE_BAD_METHOD,  /* 405, Allow: entry->method */
-    DS_ROUTE_BAD_FLOW_ID, /* 400 */
+    DS_ROUTE_NOT_FOUND,    /* 404: not under /v1/flows/ nor a health path */
+    DS_ROUTE_BAD_METHOD,   /* 405, Allow: entry->method */
+    DS_ROUTE_NO_SUCH_PATH, /* 405 without Allow: another path under /v1/flows/ */
+    DS_ROUTE_BAD_FLOW_ID,  /* 400 */
 };
 
 struct ds_route_match {
@@ -36,16 +37,22 @@ struct ds_route_match {
     char flow_id[DS_FLOW_ID_MAX + 1];   /* "" unless OK with a flow id */
 };
 
-/* ds_route_match: matches method and path (no query string; MHD strips it)
- * against the table. The method is checked before the flow id, so a wrong
- * method is 405 whatever the id. Methods match exactly: HEAD is 405 too
- * (a test server needs no HEAD; a stream has no end to measure). NULL
- * method or path is NOT_FOUND. Fills *m and returns the result. */
-enum ds_route_result ds_route_match(const char *method, const char *path, struct ds_route_match *m);
+/* ds_route_match: matches method and path (percent-decoded by MHD, no
+ * query string) against the table, as the reference server answers: a
+ * path of a route with another method is 405 (with Allow), any other path
+ * under /v1/flows/ (an unknown suffix, a trailing slash, an id with a '/'
+ * or an empty one) is 405 too, anything else 404. The method is checked
+ * before the flow id. Methods match exactly: HEAD is 405 (a stream has no
+ * end to measure). A flow id is opaque: any bytes up to DS_FLOW_ID_MAX
+ * (longer is BAD_FLOW_ID); with strict (--strict) it must also pass
+ * ds_flow_id_valid. NULL method or path is NOT_FOUND. Fills *m and returns
+ * the result. */
+enum ds_route_result ds_route_match(const char *method, const char *path, bool strict, struct ds_route_match *m);
 
-/* ds_flow_id_valid: 1 to DS_FLOW_ID_MAX bytes of A-Z a-z 0-9 . _ ~ - (the
- * RFC 3986 unreserved set), but not "." or "..", which clients and proxies
- * remove from paths as dot segments (RFC 3986 section 5.2.4). */
+/* ds_flow_id_valid: 1 to 128 bytes of A-Z a-z 0-9 . _ ~ - (the RFC 3986
+ * unreserved set, what the proxy accepts), but not "." or "..", which
+ * clients and proxies remove from paths as dot segments (RFC 3986 section
+ * 5.2.4). */
 bool ds_flow_id_valid(const char *id, size_t len);
 
 #endif

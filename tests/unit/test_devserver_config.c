@@ -1,6 +1,6 @@
-/* test_devserver_config.c: the flow server's environment: durations in
- * whole milliseconds, HOST:PORT, and every variable's bad values naming the
- * variable. */
+/* test_devserver_config.c: the flow server's environment and command line:
+ * durations in whole milliseconds, HOST:PORT, every variable's bad values
+ * naming the variable, and the extension flags. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -247,6 +247,57 @@ static void test_config_load(void **state)
     unit_done(failures);
 }
 
+struct args_row {
+    const char *name;
+    const char *argv[4]; /* after argv[0], NULL-terminated */
+    enum ds_args_result result;
+    bool replay, strict;
+    size_t max_body;
+    const char *err; /* a prefix of the error */
+};
+
+static const struct args_row args_rows[] = {
+    {"none", {NULL}, DS_ARGS_RUN, false, false, 1048576, NULL},
+    {"replay", {"--replay", NULL}, DS_ARGS_RUN, true, false, 1048576, NULL},
+    {"every extension", {"--strict", "--max-body=8388608", "--replay", NULL}, DS_ARGS_RUN, true, true, 8388608, NULL},
+    {"max-body 1", {"--max-body=1", NULL}, DS_ARGS_RUN, false, false, 1, NULL},
+    {"max-body 64 MiB", {"--max-body=67108864", NULL}, DS_ARGS_RUN, false, false, 67108864, NULL},
+    {"help", {"--replay", "-h", NULL}, DS_ARGS_HELP, true, false, 1048576, NULL},
+    {"version", {"--version", NULL}, DS_ARGS_VERSION, false, false, 1048576, NULL},
+    {"max-body 0", {"--max-body=0", NULL}, DS_ARGS_ERROR, false, false, 0, "--max-body: "},
+    {"max-body past 64 MiB", {"--max-body=67108865", NULL}, DS_ARGS_ERROR, false, false, 0, "--max-body: "},
+    {"max-body with a unit", {"--max-body=1M", NULL}, DS_ARGS_ERROR, false, false, 0, "--max-body: "},
+    {"max-body empty", {"--max-body=", NULL}, DS_ARGS_ERROR, false, false, 0, "--max-body: "},
+    {"max-body apart", {"--max-body", "5", NULL}, DS_ARGS_ERROR, false, false, 0, "unknown argument \"--max-body\""},
+    {"unknown", {"--port=1", NULL}, DS_ARGS_ERROR, false, false, 0, "unknown argument \"--port=1\""},
+};
+
+static void test_args(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(args_rows); i++) {
+        const struct args_row *r = &args_rows[i];
+        char *argv[5] = {(char *)"openova-flow-devserver"};
+        int argc = 1;
+        while (r->argv[argc - 1]) {
+            argv[argc] = (char *)r->argv[argc - 1];
+            argc++;
+        }
+        struct ds_config cfg;
+        char err[256] = "";
+        enum ds_args_result got = ds_args_parse(argc, argv, &cfg, err, sizeof err);
+        if (got != r->result)
+            unit_fail(&failures, i, r->name, "result %d, want %d (%s)", (int)got, (int)r->result, err);
+        else if (got == DS_ARGS_ERROR && strncmp(err, r->err, strlen(r->err)) != 0)
+            unit_fail(&failures, i, r->name, "error \"%s\", want \"%s...\"", err, r->err);
+        else if (got != DS_ARGS_ERROR &&
+                 (cfg.replay != r->replay || cfg.strict != r->strict || cfg.max_body != r->max_body))
+            unit_fail(&failures, i, r->name, "replay %d strict %d max_body %zu", cfg.replay, cfg.strict, cfg.max_body);
+    }
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_config_load),
         cmocka_unit_test(test_tls_settings),
+        cmocka_unit_test(test_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_devserver_flow.c: the flow store: folding (snapshot replaces,
  * upserts insert or replace by key in first-insertion order, deletes remove),
  * snapshot JSON, sequence numbers, purge, and subscribers (snapshot frame,
- * Last-Event-ID replay, live wake-up, heartbeat, lag, purge, shutdown). */
+ * Last-Event-ID replay only with --replay, live wake-up, heartbeats by the
+ * clock, lag, purge, shutdown). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,8 +31,12 @@
 #define URELS(rels) "{\"type\":\"upsert-rels\",\"relationships\":[" rels "]}"
 #define DNODES(ids) "{\"type\":\"delete-nodes\",\"ids\":[" ids "]}"
 #define DRELS(pairs) "{\"type\":\"delete-rels\",\"pairs\":[" pairs "]}"
-/* The expected state, in the snapshot's own words. */
-#define STATE(flow, nodes, rels) "{\"type\":\"snapshot\",\"flow\":" flow ",\"nodes\":[" nodes "],\"relationships\":[" rels "]}"
+/* The expected state, in the snapshot's own words: flow and lists left out
+ * when empty, as the reference encodes it. */
+#define ST(parts) "{\"type\":\"snapshot\"" parts "}"
+#define SF(flow) ",\"flow\":" flow
+#define SN(nodes) ",\"nodes\":[" nodes "]"
+#define SR(rels) ",\"relationships\":[" rels "]"
 
 #define MAX_MSGS 8
 
@@ -42,75 +47,75 @@ struct fold_row {
 };
 
 static const struct fold_row fold_rows[] = {
-    {"empty state", {NULL}, STATE("null", "", "")},
+    {"empty state", {NULL}, ST()},
     {"snapshot sets everything",
      {SNAP(FL("f", "running"), N("a", "f", "ok"), R("a", "b", "contains")), NULL},
-     STATE(FL("f", "running"), N("a", "f", "ok"), R("a", "b", "contains"))},
+     ST(SF(FL("f", "running")) SN(N("a", "f", "ok")) SR(R("a", "b", "contains")))},
     {"snapshot replaces everything",
      {SNAP(FL("f", "running"), N("a", "f", "ok") "," N("b", "f", "ok"), R("a", "b", "contains")),
       SNAP(FL("f", "done"), N("c", "f", "ok"), ""), NULL},
-     STATE(FL("f", "done"), N("c", "f", "ok"), "")},
+     ST(SF(FL("f", "done")) SN(N("c", "f", "ok")))},
     {"snapshot without arrays clears them",
      {SNAP(FL("f", "running"), N("a", "f", "ok"), R("a", "b", "contains")),
       "{\"type\":\"snapshot\",\"flow\":" FL("f", "x") "}", NULL},
-     STATE(FL("f", "x"), "", "")},
+     ST(SF(FL("f", "x")))},
     {"snapshot with duplicate keys: last value, first place",
      {SNAP(FL("f", "r"), N("a", "f", "1") "," N("b", "f", "1") "," N("a", "f", "2"), ""), NULL},
-     STATE(FL("f", "r"), N("a", "f", "2") "," N("b", "f", "1"), "")},
+     ST(SF(FL("f", "r")) SN(N("a", "f", "2") "," N("b", "f", "1")))},
     {"upsert-flow replaces the flow only",
      {SNAP(FL("f", "running"), N("a", "f", "ok"), ""), UFLOW(FL("f", "failed")), NULL},
-     STATE(FL("f", "failed"), N("a", "f", "ok"), "")},
-    {"upsert-flow on an empty state", {UFLOW(FL("f", "running")), NULL}, STATE(FL("f", "running"), "", "")},
+     ST(SF(FL("f", "failed")) SN(N("a", "f", "ok")))},
+    {"upsert-flow on an empty state", {UFLOW(FL("f", "running")), NULL}, ST(SF(FL("f", "running")))},
     {"upsert-nodes inserts in order",
      {UNODES(N("a", "f", "1")), UNODES(N("b", "f", "1") "," N("c", "f", "1")), NULL},
-     STATE("null", N("a", "f", "1") "," N("b", "f", "1") "," N("c", "f", "1"), "")},
+     ST(SN(N("a", "f", "1") "," N("b", "f", "1") "," N("c", "f", "1")))},
     {"upsert-nodes replaces in place",
      {UNODES(N("a", "f", "1") "," N("b", "f", "1") "," N("c", "f", "1")), UNODES(N("b", "f", "2")), NULL},
-     STATE("null", N("a", "f", "1") "," N("b", "f", "2") "," N("c", "f", "1"), "")},
+     ST(SN(N("a", "f", "1") "," N("b", "f", "2") "," N("c", "f", "1")))},
     {"upsert replaces the whole node",
      {UNODES("{\"id\":\"a\",\"flowId\":\"f\",\"label\":\"L\",\"status\":\"1\",\"region\":\"fsn1\"}"),
       UNODES(N("a", "f", "2")), NULL},
-     STATE("null", N("a", "f", "2"), "")},
+     ST(SN(N("a", "f", "2")))},
     {"same id in two flows is two nodes",
      {UNODES(N("a", "f1", "1") "," N("a", "f2", "1")), UNODES(N("a", "f2", "2")), NULL},
-     STATE("null", N("a", "f1", "1") "," N("a", "f2", "2"), "")},
+     ST(SN(N("a", "f1", "1") "," N("a", "f2", "2")))},
     {"keys do not collide across the separator",
      {UNODES(N("c", "ab", "1") "," N("bc", "a", "1")), NULL},
-     STATE("null", N("c", "ab", "1") "," N("bc", "a", "1"), "")},
+     ST(SN(N("c", "ab", "1") "," N("bc", "a", "1")))},
     {"upsert-rels keyed by from, to and type",
      {URELS(R("a", "b", "contains") "," R("a", "b", "triggers") "," R("b", "a", "contains")),
       URELS("{\"fromId\":\"a\",\"toId\":\"b\",\"type\":\"contains\",\"condition\":\"always\"}"), NULL},
-     STATE("null", "",
-           "{\"fromId\":\"a\",\"toId\":\"b\",\"type\":\"contains\",\"condition\":\"always\"}," R("a", "b", "triggers") "," R(
-               "b", "a", "contains"))},
-    {"delete-nodes removes and prunes relationships",
+     ST(SR("{\"fromId\":\"a\",\"toId\":\"b\",\"type\":\"contains\",\"condition\":\"always\"}," R("a", "b", "triggers") "," R(
+               "b", "a", "contains")))},
+    {"delete-nodes removes the nodes; relationships stay",
      {SNAP(FL("f", "r"), N("a", "f", "1") "," N("b", "f", "1") "," N("c", "f", "1"),
            R("a", "b", "finish-to-start") "," R("b", "c", "finish-to-start") "," R("a", "c", "contains")),
       DNODES("\"b\""), NULL},
-     STATE(FL("f", "r"), N("a", "f", "1") "," N("c", "f", "1"), R("a", "c", "contains"))},
+     ST(SF(FL("f", "r")) SN(N("a", "f", "1") "," N("c", "f", "1"))
+            SR(R("a", "b", "finish-to-start") "," R("b", "c", "finish-to-start") "," R("a", "c", "contains")))},
     {"delete-nodes matches every flowId",
      {UNODES(N("a", "f1", "1") "," N("a", "f2", "1") "," N("b", "f1", "1")), DNODES("\"a\""), NULL},
-     STATE("null", N("b", "f1", "1"), "")},
+     ST(SN(N("b", "f1", "1")))},
     {"delete-nodes of unknown ids changes nothing",
      {UNODES(N("a", "f", "1")), DNODES("\"x\",\"y\""), NULL},
-     STATE("null", N("a", "f", "1"), "")},
+     ST(SN(N("a", "f", "1")))},
     {"delete-nodes of several",
      {UNODES(N("a", "f", "1") "," N("b", "f", "1") "," N("c", "f", "1")), DNODES("\"c\",\"a\""), NULL},
-     STATE("null", N("b", "f", "1"), "")},
+     ST(SN(N("b", "f", "1")))},
     {"delete-rels removes by key only",
      {URELS(R("a", "b", "contains") "," R("a", "b", "triggers")), DRELS(R("a", "b", "contains")), NULL},
-     STATE("null", "", R("a", "b", "triggers"))},
+     ST(SR(R("a", "b", "triggers")))},
     {"delete-rels of unknown pairs changes nothing",
      {URELS(R("a", "b", "contains")), DRELS(R("b", "a", "contains") "," R("a", "b", "triggers")), NULL},
-     STATE("null", "", R("a", "b", "contains"))},
+     ST(SR(R("a", "b", "contains")))},
     {"deleted then upserted goes last",
      {UNODES(N("a", "f", "1") "," N("b", "f", "1")), DNODES("\"a\""), UNODES(N("a", "f", "2")), NULL},
-     STATE("null", N("b", "f", "1") "," N("a", "f", "2"), "")},
+     ST(SN(N("b", "f", "1") "," N("a", "f", "2")))},
     {"every kind in one flow",
      {SNAP(FL("f", "running"), N("a", "f", "pending"), ""), UNODES(N("b", "f", "pending")),
       URELS(R("a", "b", "finish-to-start")), UNODES(N("a", "f", "done")), UFLOW(FL("f", "done")),
       DRELS(R("a", "b", "finish-to-start")), DNODES("\"b\""), NULL},
-     STATE(FL("f", "done"), N("a", "f", "done"), "")},
+     ST(SF(FL("f", "done")) SN(N("a", "f", "done")))},
 };
 
 static void test_fold(void **state)
@@ -129,7 +134,7 @@ static void test_fold(void **state)
         for (size_t k = 0; ok && k < MAX_MSGS && r->msgs[k]; k++) {
             struct ds_message m;
             char err[256];
-            if (ds_message_parse(r->msgs[k], strlen(r->msgs[k]), &m, err, sizeof err) != DS_OK) {
+            if (ds_message_parse(r->msgs[k], strlen(r->msgs[k]), DS_VALIDATE_REFERENCE, &m, err, sizeof err) != DS_OK) {
                 unit_fail(&failures, i, r->name, "message %zu refused: %s", k, err);
                 ok = false;
                 break;
@@ -158,7 +163,7 @@ static uint64_t ingest(struct ds_store *s, const char *flow, const char *text)
     struct ds_message m;
     char err[256];
     uint64_t seq = 0;
-    if (ds_message_parse(text, strlen(text), &m, err, sizeof err) != DS_OK)
+    if (ds_message_parse(text, strlen(text), DS_VALIDATE_REFERENCE, &m, err, sizeof err) != DS_OK)
         return 0;
     if (ds_store_ingest(s, flow, &m, &seq) != DS_OK)
         return 0;
@@ -196,12 +201,21 @@ static void test_snapshot_and_purge(void **state)
     assert_null(json);
     assert_int_equal(ingest(s, "f", SNAP(FL("f", "r"), N("a", "f", "1"), "")), 1);
     assert_int_equal(ds_store_snapshot(s, "f", &json, &len), DS_OK);
-    assert_string_equal(json, STATE(FL("f", "r"), N("a", "f", "1"), ""));
+    assert_string_equal(json, ST(SF(FL("f", "r")) SN(N("a", "f", "1"))));
     assert_int_equal(len, strlen(json));
     free(json);
     ds_store_purge(s, "f");
     assert_int_equal(ds_store_snapshot(s, "f", &json, &len), DS_ERR_NOT_FOUND);
     ds_store_purge(s, "f"); /* idempotent */
+    /* messages that leave nothing: 404, as the reference says */
+    assert_int_equal(ingest(s, "d", DNODES("\"a\"")), 1);
+    assert_int_equal(ds_store_snapshot(s, "d", &json, &len), DS_ERR_NOT_FOUND);
+    assert_int_equal(ingest(s, "d", UNODES(N("a", "f", "1"))), 2);
+    assert_int_equal(ds_store_snapshot(s, "d", &json, &len), DS_OK);
+    free(json);
+    assert_int_equal(ingest(s, "d", DNODES("\"a\"")), 3);
+    assert_int_equal(ds_store_snapshot(s, "d", &json, &len), DS_ERR_NOT_FOUND);
+    ds_store_purge(s, "d");
     ds_store_purge(s, "never");
     assert_int_equal(ds_store_flow_count(s), 0);
     ds_store_free(s);
@@ -243,12 +257,11 @@ static void test_frame_format(void **state)
     assert_non_null(s);
 
     /* a flow never ingested: the empty snapshot, id 0 */
-    struct ds_sub *sub = ds_sub_open(s, "f", NULL, 60000);
+    struct ds_sub *sub = ds_sub_open(s, "f", NULL, false, 60000);
     assert_non_null(sub);
     assert_false(ds_sub_replaying(sub));
     assert_true(read_frame(sub, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "event: snapshot\nid: 0\ndata: "
-                             "{\"type\":\"snapshot\",\"flow\":null,\"nodes\":[],\"relationships\":[]}\n\n");
+    assert_string_equal(buf, "event: snapshot\nid: 0\ndata: {\"type\":\"snapshot\"}\n\n");
     /* the placeholder is in the table, but no snapshot answers for it */
     assert_int_equal(ds_store_flow_count(s), 1);
     char *json = NULL;
@@ -265,15 +278,15 @@ static void test_frame_format(void **state)
 
     /* a populated flow: the snapshot frame carries the current seq */
     assert_int_equal(ingest(s, "f", UNODES(N("a", "f", "1"))), 2);
-    sub = ds_sub_open(s, "f", NULL, 60000);
+    sub = ds_sub_open(s, "f", NULL, false, 60000);
     assert_non_null(sub);
     assert_true(read_frame(sub, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "event: snapshot\nid: 2\ndata: " STATE("null", N("a", "f", "1"), "") "\n\n");
+    assert_string_equal(buf, "event: snapshot\nid: 2\ndata: " ST(SN(N("a", "f", "1"))) "\n\n");
     ds_sub_close(sub);
 
     /* a placeholder goes with its last subscriber */
-    sub = ds_sub_open(s, "g", NULL, 60000);
-    struct ds_sub *sub2 = ds_sub_open(s, "g", NULL, 60000);
+    sub = ds_sub_open(s, "g", NULL, false, 60000);
+    struct ds_sub *sub2 = ds_sub_open(s, "g", NULL, false, 60000);
     assert_int_equal(ds_store_flow_count(s), 2);
     ds_sub_close(sub);
     assert_int_equal(ds_store_flow_count(s), 2);
@@ -321,7 +334,7 @@ static void test_resume(void **state)
         struct ds_store *s = ds_store_new(r->ring);
         for (unsigned k = 0; k < r->ingested; k++)
             ingest(s, "f", MSG);
-        struct ds_sub *sub = ds_sub_open(s, "f", r->last_id, 20);
+        struct ds_sub *sub = ds_sub_open(s, "f", r->last_id, true, 20);
         if (!sub) {
             unit_fail(&failures, i, r->name, "open failed");
             ds_store_free(s);
@@ -368,7 +381,7 @@ static void test_heartbeat(void **state)
     (void)state;
     struct ds_store *s = ds_store_new(4);
     char buf[256];
-    struct ds_sub *sub = ds_sub_open(s, "f", "0", 40);
+    struct ds_sub *sub = ds_sub_open(s, "f", "0", true, 40);
     assert_non_null(sub);
     for (int k = 0; k < 3; k++) {
         double t0 = now_ms();
@@ -382,12 +395,74 @@ static void test_heartbeat(void **state)
     ds_store_free(s);
 }
 
+/* Without --replay the reference's way: a snapshot frame first, whatever
+ * Last-Event-ID says. */
+static void test_no_replay_without_the_flag(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {NULL, "0", "2", "5", "6", "7"};
+    unsigned failures = 0;
+    struct ds_store *s = ds_store_new(4);
+    for (int k = 0; k < 6; k++)
+        ingest(s, "f", MSG);
+    for (size_t i = 0; i < UNIT_LEN(ids); i++) {
+        struct ds_sub *sub = ds_sub_open(s, "f", ids[i], false, 60000);
+        char buf[4096], tag[64];
+        if (!sub || read_frame(sub, buf, sizeof buf) < 0) {
+            unit_fail(&failures, i, ids[i] ? ids[i] : "(none)", "no first frame");
+        } else {
+            frame_tag(buf, tag, sizeof tag);
+            if (strcmp(tag, "snapshot:6") != 0 || ds_sub_replaying(sub))
+                unit_fail(&failures, i, ids[i] ? ids[i] : "(none)", "first frame %s", tag);
+        }
+        ds_sub_close(sub);
+    }
+    ds_store_free(s);
+    unit_done(failures);
+}
+
+/* Heartbeats come by the clock, as the reference's ticker sends them, also
+ * while messages flow faster than the interval. */
+static void test_heartbeat_by_the_clock(void **state)
+{
+    (void)state;
+    struct ds_store *s = ds_store_new(64);
+    struct ds_sub *sub = ds_sub_open(s, "f", NULL, false, 100);
+    char buf[4096], tag[64];
+    assert_non_null(sub);
+    assert_true(read_frame(sub, buf, sizeof buf) > 0); /* the snapshot */
+    double start = now_ms();
+    int beats = 0, frames = 0;
+    while (now_ms() - start < 450.0) {
+        struct timespec pause = {0, 30 * 1000000};
+        nanosleep(&pause, NULL);
+        ingest(s, "f", MSG);
+        /* what is due now: the frame, and a heartbeat when one fell due */
+        while (true) {
+            assert_true(read_frame(sub, buf, sizeof buf) > 0);
+            frame_tag(buf, tag, sizeof tag);
+            if (strcmp(tag, "heartbeat:") == 0) {
+                beats++;
+                continue;
+            }
+            frames++;
+            break;
+        }
+    }
+    /* 4 intervals passed; generous bounds for a loaded machine */
+    assert_true(frames >= 5);
+    assert_true(beats >= 2);
+    assert_true(beats <= 6);
+    ds_sub_close(sub);
+    ds_store_free(s);
+}
+
 static void test_lagging_subscriber_ends(void **state)
 {
     (void)state;
     struct ds_store *s = ds_store_new(4);
     char buf[4096];
-    struct ds_sub *sub = ds_sub_open(s, "f", NULL, 60000);
+    struct ds_sub *sub = ds_sub_open(s, "f", NULL, false, 60000);
     assert_non_null(sub);
     assert_true(read_frame(sub, buf, sizeof buf) > 0); /* snapshot, id 0 */
     for (int k = 0; k < 6; k++)
@@ -398,7 +473,7 @@ static void test_lagging_subscriber_ends(void **state)
     ds_sub_close(sub);
 
     /* one that kept up to the edge still gets everything held */
-    sub = ds_sub_open(s, "f", "2", 60000);
+    sub = ds_sub_open(s, "f", "2", true, 60000);
     assert_non_null(sub);
     for (int k = 3; k <= 6; k++) {
         char tag[64], want[64];
@@ -418,7 +493,7 @@ static void test_purge_ends_subscribers(void **state)
     struct ds_store *s = ds_store_new(4);
     char buf[4096];
     ingest(s, "f", MSG);
-    struct ds_sub *a = ds_sub_open(s, "f", NULL, 60000), *b = ds_sub_open(s, "f", "1", 60000);
+    struct ds_sub *a = ds_sub_open(s, "f", NULL, false, 60000), *b = ds_sub_open(s, "f", "1", true, 60000);
     assert_non_null(a);
     assert_non_null(b);
     assert_true(read_frame(a, buf, sizeof buf) > 0);
@@ -456,7 +531,7 @@ static void test_blocked_reader_wakes(void **state)
 {
     (void)state;
     struct ds_store *s = ds_store_new(4);
-    struct reader r = {.sub = ds_sub_open(s, "f", "0", 60000)};
+    struct reader r = {.sub = ds_sub_open(s, "f", "0", true, 60000)};
     pthread_t t;
     assert_non_null(r.sub);
     assert_int_equal(pthread_create(&t, NULL, read_one, &r), 0);
@@ -476,8 +551,8 @@ static void test_shutdown_ends_blocked_readers(void **state)
 {
     (void)state;
     struct ds_store *s = ds_store_new(4);
-    struct reader r1 = {.sub = ds_sub_open(s, "f", "0", 60000)};
-    struct reader r2 = {.sub = ds_sub_open(s, "g", "0", 60000)};
+    struct reader r1 = {.sub = ds_sub_open(s, "f", "0", true, 60000)};
+    struct reader r2 = {.sub = ds_sub_open(s, "g", "0", true, 60000)};
     pthread_t t1, t2;
     assert_int_equal(pthread_create(&t1, NULL, read_one, &r1), 0);
     assert_int_equal(pthread_create(&t2, NULL, read_one, &r2), 0);
@@ -493,7 +568,7 @@ static void test_shutdown_ends_blocked_readers(void **state)
     assert_int_equal(ds_sub_end_reason(r2.sub), DS_ERR_SHUTDOWN);
     assert_true(r1.done_ms - stop < 500.0);
     /* and a subscriber opened afterwards ends at once, after its snapshot */
-    struct ds_sub *late = ds_sub_open(s, "f", NULL, 60000);
+    struct ds_sub *late = ds_sub_open(s, "f", NULL, false, 60000);
     char buf[4096];
     assert_true(read_frame(late, buf, sizeof buf) > 0);
     assert_int_equal(ds_sub_read(late, buf, sizeof buf), -1);
@@ -541,7 +616,7 @@ static void test_concurrent_ingest(void **state)
         }
     }
     /* a replay from 0 sees 1..800 in order */
-    struct ds_sub *sub = ds_sub_open(s, "f", "0", 60000);
+    struct ds_sub *sub = ds_sub_open(s, "f", "0", true, 60000);
     char buf[4096];
     for (int k = 1; k <= 800; k++) {
         char tag[64], want[64];
@@ -598,6 +673,8 @@ int main(void)
         cmocka_unit_test(test_frame_format),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_no_replay_without_the_flag),
+        cmocka_unit_test(test_heartbeat_by_the_clock),
         cmocka_unit_test(test_lagging_subscriber_ends),
         cmocka_unit_test(test_purge_ends_subscribers),
         cmocka_unit_test(test_blocked_reader_wakes),

@@ -1,5 +1,7 @@
-/* test_devserver_message.c: message parsing and schema validation: every
- * variant accepted, every kind of violation refused with its exact text. */
+/* test_devserver_message.c: message parsing: what the reference's Go decoder
+ * accepts and refuses and the canonical form it re-encodes, the --strict
+ * schema (every violation refused with its exact text), and Go's JSON
+ * output (string escapes, float64 formatting, UTF-8 replacement). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../devserver/gojson.h"
 #include "../../devserver/message.h"
 #include "unit.h"
 
@@ -33,7 +36,7 @@ static const struct accept_row accept_rows[] = {
      DS_MSG_SNAPSHOT},
     {"upsert-flow", "{\"type\":\"upsert-flow\",\"flow\":" FLOW "}", DS_MSG_UPSERT_FLOW},
     {"upsert-flow, every optional field",
-     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f1\",\"status\":\"done\",\"startedAt\":1.5,\"endedAt\":2,"
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f1\",\"status\":\"done\",\"startedAt\":1,\"endedAt\":2,"
      "\"definitionId\":\"d\",\"parentFlowId\":\"p\",\"triggeredBy\":[{\"flowId\":\"f0\",\"when\":\"success\"}],"
      "\"meta\":{\"k\":[1,{\"x\":null}]}}}",
      DS_MSG_UPSERT_FLOW},
@@ -72,7 +75,7 @@ static void test_message_accepted(void **state)
         const struct accept_row *r = &accept_rows[i];
         struct ds_message m;
         char err[256] = "";
-        enum ds_err rc = ds_message_parse(r->json, strlen(r->json), &m, err, sizeof err);
+        enum ds_err rc = ds_message_parse(r->json, strlen(r->json), DS_VALIDATE_STRICT, &m, err, sizeof err);
         if (rc != DS_OK) {
             unit_fail(&failures, i, r->name, "refused (%s): %s", ds_strerror(rc), err);
             continue;
@@ -116,10 +119,6 @@ static const struct reject_row reject_rows[] = {
     {"NUL byte", "{\"type\":\"delete-nodes\",\"ids\":[\"a\"]}\0", 36, J,
      "the body is not valid JSON: unexpected data after the value at byte 35"},
     {"bad UTF-8", "{\"type\":\"delete-nodes\",\"ids\":[\"\xff\"]}", 0, J, "the body is not valid JSON: *"},
-    {"too deep", "{\"type\":\"upsert-flow\",\"flow\":{\"meta\":"
-                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
-                 "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
-     0, J, "the body is not valid JSON: *"},
     /* the envelope */
     {"array", "[]", 0, S, "a message must be a JSON object"},
     {"number", "12", 0, S, "a message must be a JSON object"},
@@ -262,8 +261,8 @@ static const struct syntax_row syntax_rows[] = {
     {"bare number", "12", 0, NULL},
     {"escapes", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\"]", 0, NULL},
     {"UTF-8 2, 3, 4 bytes", "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"]", 0, NULL},
-    {"nesting 64", NULL, 64, NULL},
-    {"nesting 65", NULL, 65, "the body is not valid JSON: nesting deeper than 64 at byte 64"},
+    {"nesting 512", NULL, 512, NULL},
+    {"nesting 513", NULL, 513, "the body is not valid JSON: nesting deeper than 512 at byte 512"},
     {"NaN", "[NaN]", 0, "the body is not valid JSON: unexpected character at byte 1"},
     {"Infinity", "[Infinity]", 0, "the body is not valid JSON: unexpected character at byte 1"},
     {"minus Infinity", "[-Infinity]", 0, "the body is not valid JSON: a digit expected at byte 2"},
@@ -301,7 +300,7 @@ static void test_json_syntax(void **state)
 {
     (void)state;
     unsigned failures = 0;
-    char deep[200];
+    char deep[1100];
     for (size_t i = 0; i < UNIT_LEN(syntax_rows); i++) {
         const struct syntax_row *r = &syntax_rows[i];
         const char *text = r->text;
@@ -314,7 +313,7 @@ static void test_json_syntax(void **state)
             len = r->len * 2;
         }
         char err[256] = "";
-        enum ds_err rc = ds_json_check(text, len, err, sizeof err);
+        enum ds_err rc = ds_json_check(text, len, true, err, sizeof err);
         if (!r->err && rc != DS_OK)
             unit_fail(&failures, i, r->name, "refused: %s", err);
         if (r->err && rc != DS_ERR_JSON)
@@ -342,7 +341,7 @@ static void test_message_refused(void **state)
         struct ds_message m;
         char err[512] = "";
         size_t len = r->len ? r->len : strlen(r->json);
-        enum ds_err rc = ds_message_parse(r->json, len, &m, err, sizeof err);
+        enum ds_err rc = ds_message_parse(r->json, len, DS_VALIDATE_STRICT, &m, err, sizeof err);
         if (rc == DS_OK) {
             unit_fail(&failures, i, r->name, "accepted as %s", ds_message_type_name(m.type));
             ds_message_free(&m);
@@ -363,7 +362,7 @@ static void test_message_too_large(void **state)
     (void)state;
     struct ds_message m;
     char err[128];
-    assert_int_equal(ds_message_parse("{}", DS_MESSAGE_MAX + 1, &m, err, sizeof err), DS_ERR_ARG);
+    assert_int_equal(ds_message_parse("{}", DS_MESSAGE_MAX + 1, DS_VALIDATE_REFERENCE, &m, err, sizeof err), DS_ERR_ARG);
     assert_null(m.root);
 }
 
@@ -388,6 +387,229 @@ static void test_message_type_names(void **state)
     unit_done(failures);
 }
 
+/* The reference's reading: input, then the canonical form it re-encodes. */
+struct canon_row {
+    const char *name;
+    const char *json;
+    const char *canon;
+};
+
+static const struct canon_row canon_rows[] = {
+    {"every field in order",
+     "{\"nodes\":[{\"meta\":{\"b\":1,\"a\":2},\"region\":\"fsn1\",\"status\":\"ok\",\"label\":\"L\",\"flowId\":\"f\","
+     "\"id\":\"n\",\"family\":\"helm\",\"startedAt\":5,\"endedAt\":6}],\"type\":\"upsert-nodes\"}",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[{\"id\":\"n\",\"flowId\":\"f\",\"label\":\"L\",\"status\":\"ok\","
+     "\"family\":\"helm\",\"region\":\"fsn1\",\"startedAt\":5,\"endedAt\":6,\"meta\":{\"a\":2,\"b\":1}}]}"},
+    {"missing node fields are empty strings", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"id\":\"n\"}]}",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[{\"id\":\"n\",\"flowId\":\"\",\"label\":\"\",\"status\":\"\"}]}"},
+    {"a null node is a zero node", "{\"type\":\"upsert-nodes\",\"nodes\":[null]}",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[{\"id\":\"\",\"flowId\":\"\",\"label\":\"\",\"status\":\"\"}]}"},
+    {"keys in another case, the last match wins",
+     "{\"Type\":\"delete-nodes\",\"IDS\":[\"a\"],\"ids\":[\"b\"]}", "{\"type\":\"delete-nodes\",\"ids\":[\"b\"]}"},
+    {"unknown fields dropped, other containers kept",
+     "{\"type\":\"delete-nodes\",\"ids\":[\"a\"],\"pairs\":[{\"fromId\":\"x\"}],\"v\":2}",
+     "{\"type\":\"delete-nodes\",\"ids\":[\"a\"],\"pairs\":[{\"fromId\":\"x\",\"toId\":\"\",\"type\":\"\"}]}"},
+    {"lenient relationship",
+     "{\"type\":\"upsert-rels\",\"relationships\":[{\"fromId\":\"a\",\"type\":\"blocks\",\"condition\":\"\","
+     "\"lag\":0}]}",
+     "{\"type\":\"upsert-rels\",\"relationships\":[{\"fromId\":\"a\",\"toId\":\"\",\"type\":\"blocks\"}]}"},
+    {"relationship optional fields",
+     "{\"type\":\"upsert-rels\",\"relationships\":[{\"fromId\":\"a\",\"toId\":\"b\",\"type\":\"triggers\","
+     "\"fromFlowId\":\"f1\",\"toFlowId\":\"f2\",\"condition\":\"always\",\"lag\":1.50}]}",
+     "{\"type\":\"upsert-rels\",\"relationships\":[{\"fromId\":\"a\",\"toId\":\"b\",\"type\":\"triggers\","
+     "\"fromFlowId\":\"f1\",\"toFlowId\":\"f2\",\"condition\":\"always\",\"lag\":1.5}]}"},
+    {"flow without status, endedAt 0 left out",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"startedAt\":-3,\"endedAt\":0,\"meta\":{}}}",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"status\":\"\",\"startedAt\":-3}}"},
+    {"flow triggeredBy",
+     "{\"type\":\"snapshot\",\"flow\":{\"triggeredBy\":[{\"when\":\"w\",\"flowId\":\"p\",\"x\":1},null]}}",
+     "{\"type\":\"snapshot\",\"flow\":{\"id\":\"\",\"status\":\"\",\"startedAt\":0,"
+     "\"triggeredBy\":[{\"flowId\":\"p\",\"when\":\"w\"},{\"flowId\":\"\",\"when\":\"\"}]}}"},
+    {"empty snapshot lists left out",
+     "{\"type\":\"snapshot\",\"flow\":{\"id\":\"f\"},\"nodes\":[],\"relationships\":null}",
+     "{\"type\":\"snapshot\",\"flow\":{\"id\":\"f\",\"status\":\"\",\"startedAt\":0}}"},
+    {"meta re-encoded as Go does",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"meta\":{\"z\":1.0,\"y\":1e2,\"x\":[1,{\"b\":null,\"a\":true}],"
+     "\"w\":\"<a&b>\",\"v\":-0.0,\"u\":12345678901234567890,\"t\":1e21,\"s\":0.000001,\"r\":1.5e-7}}}",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"status\":\"\",\"startedAt\":0,\"meta\":{\"r\":1.5e-7,"
+     "\"s\":0.000001,\"t\":1e+21,\"u\":12345678901234567000,\"v\":-0,\"w\":\"\\u003ca\\u0026b\\u003e\","
+     "\"x\":[1,{\"a\":true,\"b\":null}],\"y\":100,\"z\":1}}}"},
+    {"invalid UTF-8 in a string: one U+FFFD per bad byte",
+     "{\"type\":\"delete-nodes\",\"ids\":[\"a\xff" "b\xe2\x82\"]}",
+     "{\"type\":\"delete-nodes\",\"ids\":[\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\"]}"},
+    {"integers past int64 in meta are float64s",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"meta\":{\"a\":99999999999999999999999,\"b\":-9223372036854775809,"
+     "\"c\":[9223372036854775808],\"d\":\"9223372036854775808\"}}}",
+     "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"\",\"status\":\"\",\"startedAt\":0,\"meta\":{"
+     "\"a\":1e+23,\"b\":-9223372036854776000,\"c\":[9223372036854776000],\"d\":\"9223372036854775808\"}}}"},
+    {"int64 bounds", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"startedAt\":-9223372036854775808,"
+     "\"endedAt\":9223372036854775807}]}",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[{\"id\":\"\",\"flowId\":\"\",\"label\":\"\",\"status\":\"\","
+     "\"startedAt\":-9223372036854775808,\"endedAt\":9223372036854775807}]}"},
+    {"escapes", "{\"type\":\"delete-nodes\",\"ids\":[\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u2028\\u2029\x7f\"]}",
+     "{\"type\":\"delete-nodes\",\"ids\":[\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u2028\\u2029\x7f\"]}"},
+};
+
+static void test_reference_canonical_form(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(canon_rows); i++) {
+        const struct canon_row *r = &canon_rows[i];
+        struct ds_message m;
+        char err[256] = "";
+        if (ds_message_parse(r->json, strlen(r->json), DS_VALIDATE_REFERENCE, &m, err, sizeof err) != DS_OK) {
+            unit_fail(&failures, i, r->name, "refused: %s", err);
+            continue;
+        }
+        size_t len = 0;
+        char *json = ds_message_to_json(&m, &len);
+        if (!json || strcmp(json, r->canon) != 0 || len != strlen(r->canon))
+            unit_fail(&failures, i, r->name, "\n  got  %s\n  want %s", json ? json : "(null)", r->canon);
+        free(json);
+        ds_message_free(&m);
+    }
+    unit_done(failures);
+}
+
+/* What the reference refuses: the error text, a prefix when it ends in '*'. */
+static const struct reject_row reference_reject_rows[] = {
+    {"empty", "", 0, J, "the body is not valid JSON: unexpected end of input"},
+    {"malformed", "{\"type\":", 0, J, "the body is not valid JSON: *"},
+    {"byte outside strings", "{\"type\":\"delete-nodes\",\"ids\":[\"a\"]\xff}", 0, J, "the body is not valid JSON: *"},
+    {"array", "[]", 0, S, "a message must be a JSON object"},
+    {"null", "null", 0, S, "unknown message type \"\": *"},
+    {"no type", "{\"ids\":[\"a\"]}", 0, S, "unknown message type \"\": *"},
+    {"unknown type", "{\"type\":\"upsert-edges\"}", 0, S,
+     "unknown message type \"upsert-edges\": one of snapshot, upsert-flow, upsert-nodes, upsert-rels, "
+     "delete-nodes, delete-rels expected"},
+    {"type value case", "{\"type\":\"Upsert-Nodes\",\"nodes\":[{}]}", 0, S, "unknown message type *"},
+    {"numeric type", "{\"type\":1}", 0, S, "type must be a string"},
+    {"empty nodes", "{\"type\":\"upsert-nodes\",\"nodes\":[]}", 0, S,
+     "nodes must be a non-empty list for upsert-nodes"},
+    {"no relationships", "{\"type\":\"upsert-rels\"}", 0, S, "relationships must be a non-empty list for upsert-rels"},
+    {"null ids", "{\"type\":\"delete-nodes\",\"ids\":null}", 0, S, "ids must be a non-empty list for delete-nodes"},
+    {"empty pairs", "{\"type\":\"delete-rels\",\"pairs\":[]}", 0, S, "pairs must be a non-empty list for delete-rels"},
+    {"no flow", "{\"type\":\"upsert-flow\"}", 0, S, "flow is required for upsert-flow"},
+    {"flow not an object", "{\"type\":\"snapshot\",\"flow\":[]}", 0, S, "flow must be an object"},
+    {"startedAt 1.5", "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"startedAt\":1.5}}", 0, S,
+     "flow.startedAt must be a whole number"},
+    {"startedAt 1.0", "{\"type\":\"upsert-flow\",\"flow\":{\"startedAt\":1.0}}", 0, S,
+     "flow.startedAt must be a whole number"},
+    {"startedAt 1e3", "{\"type\":\"upsert-flow\",\"flow\":{\"startedAt\":1e3}}", 0, S,
+     "flow.startedAt must be a whole number"},
+    {"startedAt past int64", "{\"type\":\"upsert-flow\",\"flow\":{\"startedAt\":9223372036854775808}}", 0, S,
+     "flow.startedAt must be a whole number"},
+    {"endedAt below int64", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"endedAt\":-9223372036854775809}]}", 0, S,
+     "nodes[0].endedAt must be a whole number"},
+    {"node endedAt a string", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"endedAt\":\"x\"}]}", 0, S,
+     "nodes[0].endedAt must be a whole number"},
+    {"status a number", "{\"type\":\"upsert-nodes\",\"nodes\":[{},{\"status\":5}]}", 0, S,
+     "nodes[1].status must be a string"},
+    {"node a string", "{\"type\":\"upsert-nodes\",\"nodes\":[\"n\"]}", 0, S, "nodes[0] must be an object"},
+    {"meta a string", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"meta\":\"m\"}]}", 0, S,
+     "nodes[0].meta must be an object"},
+    {"lag a string", "{\"type\":\"upsert-rels\",\"relationships\":[{\"lag\":\"5s\"}]}", 0, S,
+     "relationships[0].lag must be a number"},
+    {"id a number", "{\"type\":\"delete-nodes\",\"ids\":[1]}", 0, S, "ids[0] must be a string"},
+    {"ids an object", "{\"type\":\"delete-nodes\",\"ids\":{}}", 0, S, "ids must be an array"},
+    {"a wrong type in another container", "{\"type\":\"delete-nodes\",\"ids\":[\"a\"],\"nodes\":5}", 0, S,
+     "nodes must be an array"},
+    {"triggeredBy an object", "{\"type\":\"upsert-flow\",\"flow\":{\"triggeredBy\":{}}}", 0, S,
+     "flow.triggeredBy must be an array"},
+};
+
+static void test_reference_refused(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(reference_reject_rows); i++) {
+        const struct reject_row *r = &reference_reject_rows[i];
+        struct ds_message m;
+        char err[512] = "";
+        size_t len = r->len ? r->len : strlen(r->json);
+        enum ds_err rc = ds_message_parse(r->json, len, DS_VALIDATE_REFERENCE, &m, err, sizeof err);
+        if (rc == DS_OK) {
+            unit_fail(&failures, i, r->name, "accepted as %s", ds_message_type_name(m.type));
+            ds_message_free(&m);
+            continue;
+        }
+        if (rc != r->rc)
+            unit_fail(&failures, i, r->name, "%s, want %s (%s)", ds_strerror(rc), ds_strerror(r->rc), err);
+        if (!err_matches(err, r->err))
+            unit_fail(&failures, i, r->name, "error \"%s\", want \"%s\"", err, r->err);
+    }
+    unit_done(failures);
+}
+
+struct float_row {
+    double value;
+    const char *text;
+};
+
+static const struct float_row float_rows[] = {
+    {0.0, "0"},          {-0.0, "-0"},         {1.0, "1"},
+    {-1.5, "-1.5"},      {100.0, "100"},       {0.1, "0.1"},
+    {1e20, "100000000000000000000"},           {1e21, "1e+21"},
+    {1.5e300, "1.5e+300"}, {0.000001, "0.000001"}, {1e-7, "1e-7"},
+    {1.5e-10, "1.5e-10"}, {123456789.125, "123456789.125"},
+    {12345678901234567890.0, "12345678901234567000"},
+    {5e-324, "5e-324"},  {1.7976931348623157e308, "1.7976931348623157e+308"},
+    {0.30000000000000004, "0.30000000000000004"},
+};
+
+static void test_gojson_float(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(float_rows); i++) {
+        char out[32];
+        size_t n = ds_gojson_float(float_rows[i].value, out);
+        if (strcmp(out, float_rows[i].text) != 0 || n != strlen(out))
+            unit_fail(&failures, i, float_rows[i].text, "printed %s", out);
+    }
+    unit_done(failures);
+}
+
+struct sanitize_row {
+    const char *name, *in, *out;
+};
+
+static const struct sanitize_row sanitize_rows[] = {
+    {"valid", "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+    {"lone continuation", "\x80", "\xef\xbf\xbd"},
+    {"truncated then ASCII", "\xe2\x82" "a", "\xef\xbf\xbd\xef\xbf\xbd" "a"},
+    {"overlong", "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+    {"surrogate", "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"past U+10FFFF", "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"empty", "", ""},
+};
+
+static void test_utf8_sanitized(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(sanitize_rows); i++) {
+        size_t len = 0;
+        char *out = ds_utf8_sanitized(sanitize_rows[i].in, strlen(sanitize_rows[i].in), &len);
+        if (!out || strcmp(out, sanitize_rows[i].out) != 0 || len != strlen(sanitize_rows[i].out))
+            unit_fail(&failures, i, sanitize_rows[i].name, "got %s", out ? out : "(null)");
+        free(out);
+    }
+    unit_done(failures);
+}
+
+static void test_lenient_syntax(void **state)
+{
+    (void)state;
+    char err[128];
+    /* inside strings Go replaces bad bytes; outside them they are an error */
+    assert_int_equal(ds_json_check("[\"\xff\"]", 5, false, err, sizeof err), DS_OK);
+    assert_int_equal(ds_json_check("[\"\xe2\x82\"]", 6, false, err, sizeof err), DS_OK);
+    assert_int_equal(ds_json_check("[\xff]", 3, false, err, sizeof err), DS_ERR_JSON);
+    assert_string_equal(err, "the body is not valid JSON: unexpected character at byte 1");
+}
+
 static void test_message_serialization(void **state)
 {
     (void)state;
@@ -395,7 +617,7 @@ static void test_message_serialization(void **state)
     const char *in = "{\"type\":\"delete-nodes\",\n \"ids\": [\"a/b\", \"line\\nbreak\"]}";
     struct ds_message m;
     char err[128];
-    assert_int_equal(ds_message_parse(in, strlen(in), &m, err, sizeof err), DS_OK);
+    assert_int_equal(ds_message_parse(in, strlen(in), DS_VALIDATE_REFERENCE, &m, err, sizeof err), DS_OK);
     size_t len = 0;
     char *json = ds_message_to_json(&m, &len);
     assert_non_null(json);
@@ -412,6 +634,9 @@ int main(void)
         cmocka_unit_test(test_message_accepted),       cmocka_unit_test(test_message_refused),
         cmocka_unit_test(test_message_too_large),      cmocka_unit_test(test_message_type_names),
         cmocka_unit_test(test_message_serialization), cmocka_unit_test(test_json_syntax),
+        cmocka_unit_test(test_reference_canonical_form), cmocka_unit_test(test_reference_refused),
+        cmocka_unit_test(test_gojson_float),          cmocka_unit_test(test_utf8_sanitized),
+        cmocka_unit_test(test_lenient_syntax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* test_devserver_route.c: the flow server's route table: paths, methods
- * (405 before 400), and flow id checks. */
+ * (405 before 400), the reference's 405 for other paths under /v1/flows/,
+ * opaque flow ids, and the id checks of --strict. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,22 +16,25 @@
 
 #define F "/v1/flows/"
 
-static char id128[DS_FLOW_ID_MAX + 1];
-static char path_id128[DS_FLOW_ID_MAX + 32];
+static char id_max[DS_FLOW_ID_MAX + 1];
+static char path_id_max[DS_FLOW_ID_MAX + 32];
+static char path_id_over[DS_FLOW_ID_MAX + 32];
 static char path_id129[DS_FLOW_ID_MAX + 32];
 
 static int setup(void **state)
 {
     (void)state;
-    memset(id128, 'a', DS_FLOW_ID_MAX);
-    id128[DS_FLOW_ID_MAX] = '\0';
-    snprintf(path_id128, sizeof path_id128, F "%s/stream", id128);
-    snprintf(path_id129, sizeof path_id129, F "%sb/stream", id128);
+    memset(id_max, 'a', DS_FLOW_ID_MAX);
+    id_max[DS_FLOW_ID_MAX] = '\0';
+    snprintf(path_id_max, sizeof path_id_max, F "%s/stream", id_max);
+    snprintf(path_id_over, sizeof path_id_over, F "%sb/stream", id_max);
+    snprintf(path_id129, sizeof path_id129, F "%.129s/stream", id_max);
     return 0;
 }
 
 struct route_row {
     const char *name;
+    bool strict;
     const char *method;
     const char *path;
     enum ds_route_result result;
@@ -42,56 +46,65 @@ struct route_row {
 #define OK DS_ROUTE_OK
 #define NF DS_ROUTE_NOT_FOUND
 #define BM DS_ROUTE_BAD_METHOD
+#define NP DS_ROUTE_NO_SUCH_PATH
 #define BID DS_ROUTE_BAD_FLOW_ID
 
 static const struct route_row rows[] = {
-    {"events", "POST", F "d1/events", OK, DS_ROUTE_EVENTS, "POST", "d1"},
-    {"snapshot", "GET", F "d1/snapshot", OK, DS_ROUTE_SNAPSHOT, "GET", "d1"},
-    {"stream", "GET", F "d1/stream", OK, DS_ROUTE_STREAM, "GET", "d1"},
-    {"purge", "DELETE", F "d1", OK, DS_ROUTE_PURGE, "DELETE", "d1"},
-    {"healthz", "GET", "/healthz", OK, DS_ROUTE_HEALTHZ, "GET", ""},
-    {"readyz", "GET", "/readyz", OK, DS_ROUTE_READYZ, "GET", ""},
-    {"flow named events", "DELETE", F "events", OK, DS_ROUTE_PURGE, "DELETE", "events"},
-    {"flow named stream", "GET", F "stream/stream", OK, DS_ROUTE_STREAM, "GET", "stream"},
+    {"events", false, "POST", F "d1/events", OK, DS_ROUTE_EVENTS, "POST", "d1"},
+    {"snapshot", false, "GET", F "d1/snapshot", OK, DS_ROUTE_SNAPSHOT, "GET", "d1"},
+    {"stream", false, "GET", F "d1/stream", OK, DS_ROUTE_STREAM, "GET", "d1"},
+    {"purge", false, "DELETE", F "d1", OK, DS_ROUTE_PURGE, "DELETE", "d1"},
+    {"healthz", false, "GET", "/healthz", OK, DS_ROUTE_HEALTHZ, "GET", ""},
+    {"readyz", false, "GET", "/readyz", OK, DS_ROUTE_READYZ, "GET", ""},
+    {"flow named events", false, "DELETE", F "events", OK, DS_ROUTE_PURGE, "DELETE", "events"},
+    {"flow named stream", false, "GET", F "stream/stream", OK, DS_ROUTE_STREAM, "GET", "stream"},
     /* wrong methods: 405 with the route's one method */
-    {"GET events", "GET", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
-    {"PUT events", "PUT", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
-    {"POST snapshot", "POST", F "d/snapshot", BM, DS_ROUTE_SNAPSHOT, "GET", ""},
-    {"HEAD stream", "HEAD", F "d/stream", BM, DS_ROUTE_STREAM, "GET", ""},
-    {"GET flow", "GET", F "d", BM, DS_ROUTE_PURGE, "DELETE", ""},
-    {"POST healthz", "POST", "/healthz", BM, DS_ROUTE_HEALTHZ, "GET", ""},
-    {"DELETE readyz", "DELETE", "/readyz", BM, DS_ROUTE_READYZ, "GET", ""},
-    {"lowercase post", "post", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
-    {"bad method before bad id", "GET", F "a b/events", BM, DS_ROUTE_EVENTS, "POST", ""},
-    /* unknown paths */
-    {"root", "GET", "/", NF, -1, NULL, ""},
-    {"empty", "GET", "", NF, -1, NULL, ""},
-    {"flows", "GET", "/v1/flows", NF, -1, NULL, ""},
-    {"flows slash", "DELETE", F, NF, -1, NULL, ""},
-    {"unknown suffix", "GET", F "d/status", NF, -1, NULL, ""},
-    {"suffix case", "GET", F "d/Snapshot", NF, -1, NULL, ""},
-    {"trailing slash", "GET", F "d/snapshot/", NF, -1, NULL, ""},
-    {"purge trailing slash", "DELETE", F "d/", NF, -1, NULL, ""},
-    {"healthz slash", "GET", "/healthz/", NF, -1, NULL, ""},
-    {"v2", "GET", "/v2/flows/d/snapshot", NF, -1, NULL, ""},
-    {"no leading slash", "GET", "v1/flows/d/snapshot", NF, -1, NULL, ""},
-    {"NULL path", "GET", NULL, NF, -1, NULL, ""},
-    {"NULL method", NULL, "/healthz", NF, -1, NULL, ""},
-    /* flow ids */
-    {"empty id", "POST", F "/events", BID, DS_ROUTE_EVENTS, "POST", ""},
-    {"id 128", "GET", path_id128, OK, DS_ROUTE_STREAM, "GET", id128},
-    {"id 129", "GET", path_id129, BID, DS_ROUTE_STREAM, "GET", ""},
-    {"id every allowed class", "GET", F "Az09._~-/snapshot", OK, DS_ROUTE_SNAPSHOT, "GET", "Az09._~-"},
-    {"id dot", "GET", F "./snapshot", BID, DS_ROUTE_SNAPSHOT, "GET", ""},
-    {"id dotdot", "DELETE", F "..", BID, DS_ROUTE_PURGE, "DELETE", ""},
-    {"id three dots", "DELETE", F "...", OK, DS_ROUTE_PURGE, "DELETE", "..."},
-    {"id with slash", "GET", F "a/b/snapshot", BID, DS_ROUTE_SNAPSHOT, "GET", ""},
-    {"id space", "POST", F "a b/events", BID, DS_ROUTE_EVENTS, "POST", ""},
-    {"id percent", "POST", F "a%20b/events", BID, DS_ROUTE_EVENTS, "POST", ""},
-    {"id plus", "GET", F "a+b/stream", BID, DS_ROUTE_STREAM, "GET", ""},
-    {"id colon", "GET", F "a:b/stream", BID, DS_ROUTE_STREAM, "GET", ""},
-    {"id unicode", "GET", F "caf\xc3\xa9/stream", BID, DS_ROUTE_STREAM, "GET", ""},
-    {"id control", "GET", F "a\x01/stream", BID, DS_ROUTE_STREAM, "GET", ""},
+    {"GET events", false, "GET", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
+    {"PUT events", false, "PUT", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
+    {"POST snapshot", false, "POST", F "d/snapshot", BM, DS_ROUTE_SNAPSHOT, "GET", ""},
+    {"HEAD stream", false, "HEAD", F "d/stream", BM, DS_ROUTE_STREAM, "GET", ""},
+    {"GET flow", false, "GET", F "d", BM, DS_ROUTE_PURGE, "DELETE", ""},
+    {"POST healthz", false, "POST", "/healthz", BM, DS_ROUTE_HEALTHZ, "GET", ""},
+    {"DELETE readyz", false, "DELETE", "/readyz", BM, DS_ROUTE_READYZ, "GET", ""},
+    {"lowercase post", false, "post", F "d/events", BM, DS_ROUTE_EVENTS, "POST", ""},
+    {"bad method before bad id", true, "GET", F "a b/events", BM, DS_ROUTE_EVENTS, "POST", ""},
+    /* other paths under the flows prefix: 405 without an entry, as the reference */
+    {"flows slash", false, "DELETE", F, NP, -1, NULL, ""},
+    {"unknown suffix", false, "GET", F "d/status", NP, -1, NULL, ""},
+    {"suffix case", false, "GET", F "d/Snapshot", NP, -1, NULL, ""},
+    {"trailing slash", false, "GET", F "d/snapshot/", NP, -1, NULL, ""},
+    {"purge trailing slash", false, "DELETE", F "d/", NP, -1, NULL, ""},
+    {"empty id", false, "POST", F "/events", NP, -1, NULL, ""},
+    {"id with slash", false, "GET", F "a/b/snapshot", NP, -1, NULL, ""},
+    {"unknown suffix, strict too", true, "GET", F "d/status", NP, -1, NULL, ""},
+    /* anything else: 404 */
+    {"root", false, "GET", "/", NF, -1, NULL, ""},
+    {"empty", false, "GET", "", NF, -1, NULL, ""},
+    {"flows", false, "GET", "/v1/flows", NF, -1, NULL, ""},
+    {"healthz slash", false, "GET", "/healthz/", NF, -1, NULL, ""},
+    {"v2", false, "GET", "/v2/flows/d/snapshot", NF, -1, NULL, ""},
+    {"no leading slash", false, "GET", "v1/flows/d/snapshot", NF, -1, NULL, ""},
+    {"NULL path", false, "GET", NULL, NF, -1, NULL, ""},
+    {"NULL method", false, NULL, "/healthz", NF, -1, NULL, ""},
+    /* flow ids: opaque, bounded */
+    {"id at the bound", false, "GET", path_id_max, OK, DS_ROUTE_STREAM, "GET", id_max},
+    {"id past the bound", false, "GET", path_id_over, BID, DS_ROUTE_STREAM, "GET", ""},
+    {"id space", false, "POST", F "a b/events", OK, DS_ROUTE_EVENTS, "POST", "a b"},
+    {"id colon", false, "GET", F "a:b/stream", OK, DS_ROUTE_STREAM, "GET", "a:b"},
+    {"id unicode", false, "GET", F "caf\xc3\xa9/stream", OK, DS_ROUTE_STREAM, "GET", "caf\xc3\xa9"},
+    {"id dot", false, "GET", F "./snapshot", OK, DS_ROUTE_SNAPSHOT, "GET", "."},
+    /* flow ids under --strict: what the proxy accepts */
+    {"strict id of 129 bytes", true, "GET", path_id129, BID, DS_ROUTE_STREAM, "GET", ""},
+    {"strict every allowed class", true, "GET", F "Az09._~-/snapshot", OK, DS_ROUTE_SNAPSHOT, "GET", "Az09._~-"},
+    {"strict id dot", true, "GET", F "./snapshot", BID, DS_ROUTE_SNAPSHOT, "GET", ""},
+    {"strict id dotdot", true, "DELETE", F "..", BID, DS_ROUTE_PURGE, "DELETE", ""},
+    {"strict id three dots", true, "DELETE", F "...", OK, DS_ROUTE_PURGE, "DELETE", "..."},
+    {"strict id space", true, "POST", F "a b/events", BID, DS_ROUTE_EVENTS, "POST", ""},
+    {"strict id percent", true, "POST", F "a%20b/events", BID, DS_ROUTE_EVENTS, "POST", ""},
+    {"strict id plus", true, "GET", F "a+b/stream", BID, DS_ROUTE_STREAM, "GET", ""},
+    {"strict id colon", true, "GET", F "a:b/stream", BID, DS_ROUTE_STREAM, "GET", ""},
+    {"strict id unicode", true, "GET", F "caf\xc3\xa9/stream", BID, DS_ROUTE_STREAM, "GET", ""},
+    {"strict id control", true, "GET", F "a\x01/stream", BID, DS_ROUTE_STREAM, "GET", ""},
 };
 
 static void test_route_match(void **state)
@@ -102,7 +115,7 @@ static void test_route_match(void **state)
         const struct route_row *r = &rows[i];
         struct ds_route_match m;
         memset(&m, 0x5a, sizeof m); /* results must not depend on what was there */
-        enum ds_route_result got = ds_route_match(r->method, r->path, &m);
+        enum ds_route_result got = ds_route_match(r->method, r->path, r->strict, &m);
         if (got != r->result) {
             unit_fail(&failures, i, r->name, "result %d, want %d", (int)got, (int)r->result);
             continue;
