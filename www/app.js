@@ -4,6 +4,17 @@
 // changes while it runs is one object (createPageState) that start() makes
 // and hands to the connection code and the drawing code alike.
 //
+// How the current connection began (data-resync on [data-testid=conn], set
+// by its first message frame, empty until then):
+//   snapshot  a snapshot frame, which replaces the state (any key may be left
+//             out; {"type":"snapshot"} is a flow never ingested). The
+//             reference flow server begins every stream so, a reconnection
+//             too: it ignores Last-Event-ID. The devserver does by default.
+//   resume    the frames after the Last-Event-ID the browser sent, and no
+//             snapshot frame: the devserver with --replay, while it still
+//             holds them all.
+// Either way the view ends up as a fresh load's.
+//
 // Connection states shown in the header (data-state on [data-testid=conn]):
 //   connecting    first load in progress
 //   connected     the stream is open
@@ -12,10 +23,9 @@
 //   error         the proxy refused the stream (status shown); retrying later
 // EventSource gives up for good on a non-200 answer (WHATWG SSE "fail the
 // connection") and never says which status it got, so the page then fetches
-// the stream URL itself to learn the status and the proxy's JSON error, shows
-// them, and opens a new EventSource after a backoff. A new EventSource has no
-// Last-Event-ID, so the server starts it with a snapshot frame that replaces
-// the state: the view ends up as a fresh load's either way.
+// the stream URL itself to learn the status and the error's text (describe),
+// shows them, and opens a new EventSource after a backoff. A new EventSource
+// has no Last-Event-ID, so the server starts it with a snapshot frame.
 
 import { MESSAGE_TYPES, apply, emptyState, isEmpty, statusCategory, view, CATEGORY_ORDER } from './flow-state.js';
 
@@ -80,6 +90,7 @@ function createPageState() {
     loaded: false, // the snapshot answered (200 or 404) or a frame arrived
     conn: { state: 'idle', status: null, retryAt: 0 },
     problem: null, // {status, title, detail, code, message, requestId, kind}
+    notFound: null, // the snapshot's 404 (describe()), told while the flow is empty
     resync: '', // how the current connection began: 'snapshot' or 'resume'
     gen: 0, // bumped on every follow(): late callbacks of an old flow are dropped
     source: null, // the live EventSource
@@ -104,6 +115,7 @@ async function request(url, { stream = false } = {}) {
     });
     const out = {
       status: resp.status,
+      contentType: resp.headers.get('Content-Type') || '',
       requestId: resp.headers.get('X-Request-ID'),
       retryAfter: resp.headers.get('Retry-After'),
       text: '',
@@ -125,17 +137,36 @@ const parseJson = (t) => {
   }
 };
 
-// describe: what an unsuccessful answer means for the operator. The proxy's
-// own errors are JSON {error, message, requestId}; the flow server's are
-// {error, message}; a web server's may be HTML (ignored).
-function describe(r) {
+// The longest error text shown, in characters.
+const MESSAGE_MAX = 200;
+
+// errorBody: what an error body says, by its Content-Type. The flow server's
+// errors, passed through by the proxy, are text/plain: one sentence and a
+// newline (shown trimmed, on one line, capped). The proxy's own errors are
+// JSON {error, message, requestId}. Anything else (a web server's HTML page)
+// says nothing: ignored.
+function errorBody(r) {
+  const type = String(r.contentType || '').split(';')[0].trim().toLowerCase();
+  if (type === 'text/plain') {
+    const t = [...String(r.text).replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim()];
+    return { message: t.length > MESSAGE_MAX ? `${t.slice(0, MESSAGE_MAX - 1).join('')}…` : t.join('') };
+  }
+  if (type === 'text/html' || type === 'application/xhtml+xml') return {};
   const j = parseJson(r.text);
-  const body = j && typeof j === 'object' ? j : {};
+  if (!j || typeof j !== 'object' || Array.isArray(j)) return {};
+  const field = (k) => (typeof j[k] === 'string' ? j[k] : '');
+  return { code: field('error'), message: field('message'), requestId: field('requestId') };
+}
+
+// describe: what an unsuccessful answer means for the operator: a title and
+// detail by status, and the body's own words (errorBody).
+function describe(r) {
+  const body = errorBody(r);
   const base = {
     status: r.status,
-    code: typeof body.error === 'string' ? body.error : '',
-    message: typeof body.message === 'string' ? body.message : r.error || '',
-    requestId: typeof body.requestId === 'string' ? body.requestId : r.requestId || '',
+    code: body.code || '',
+    message: body.message || r.error || '',
+    requestId: body.requestId || r.requestId || '',
     kind: 'error',
   };
   const s = r.status;
@@ -173,6 +204,7 @@ async function follow(page, id) {
   page.seq = null;
   page.loaded = false;
   page.problem = null;
+  page.notFound = null;
   page.resync = '';
   if (!id) {
     setConn(page, 'idle');
@@ -198,6 +230,7 @@ async function follow(page, id) {
     page.loaded = true;
   } else if (r.status === 404) {
     page.loaded = true; // never ingested: the stream still works and brings the first message
+    page.notFound = describe(r);
   } else {
     page.problem = describe(r.status === 200 ? { ...r, status: 502, text: '' } : r);
     if (r.status === 400) {
@@ -214,6 +247,7 @@ function openStream(page, my) {
   if (my !== page.gen) return;
   const es = new EventSource(flowUrl(page.flowId, 'stream'));
   page.source = es;
+  page.resync = '';
   let first = true; // the first message frame tells how this connection began
   es.onopen = () => {
     if (page.source !== es) return;
@@ -231,10 +265,11 @@ function openStream(page, my) {
     if (!apply(page.fs, msg)) return; // a type this page does not know: skip it
     if (first) {
       // A snapshot frame reloads everything; anything else is the server
-      // replaying what followed our Last-Event-ID.
+      // (devserver --replay) replaying what followed our Last-Event-ID.
       first = false;
       page.resync = msg.type === 'snapshot' ? 'snapshot' : 'resume';
     }
+    if (!isEmpty(page.fs)) page.notFound = null; // the 404 is history
     if (/^\d+$/.test(ev.lastEventId)) page.seq = Number(ev.lastEventId);
     page.loaded = true;
     if (page.conn.state !== 'connected') {
@@ -250,6 +285,7 @@ function openStream(page, my) {
     if (page.source !== es) return;
     if (es.readyState === EventSource.CONNECTING) {
       // The response ended; the browser reconnects by itself with Last-Event-ID.
+      page.resync = ''; // the next connection's first frame tells how it began
       setConn(page, 'reconnecting');
       render(page);
       return;
@@ -339,7 +375,7 @@ function drawConn(page) {
   }
   el.connText.textContent = t;
   el.conn.title = {
-    connected: `Following the stream (${page.resync === 'resume' ? 'resumed after the last sequence number seen' : 'began with a snapshot'})`,
+    connected: `Following the stream${{ snapshot: ' (began with a snapshot)', resume: ' (resumed after the last sequence number seen)' }[page.resync] || ''}`,
     reconnecting: 'The stream ended; reconnecting',
     error: 'The proxy refused the stream',
     connecting: 'Loading the flow',
@@ -391,6 +427,9 @@ function drawNotice(page) {
       kind: 'not-found',
       title: 'No such flow yet',
       detail: `Nothing has been posted to “${page.flowId}” so far. This page follows its stream and shows the flow as soon as the first event arrives.`,
+      // what the snapshot's 404 said (the flow server's sentence), if it came
+      code: page.notFound?.code || '',
+      message: page.notFound?.message || '',
     };
   }
   if (p && p.kind === 'not-found' && !isEmpty(page.fs)) p = null; // a 404 seen before the first frame
@@ -544,13 +583,13 @@ function nodeRow({ node: n, key, depth, after, container }) {
   let since = '';
   if (started && ended) time = fmtDur(ended - started);
   else if (started && (cat === 'active' || cat === 'warn')) since = String(started); // tick() writes it
-  const label = String(n.label ?? '') || String(n.id);
+  const label = String(n.label ?? '') || String(n.id ?? '') || '–'; // the id when there is no label
   const meta = n.meta && typeof n.meta === 'object' ? n.meta : null;
   const note = meta ? meta.error || meta.message || meta.reason : '';
   const attempt = meta && Number(meta.attempt) > 1 ? `attempt ${Number(meta.attempt)}` : '';
   const tip = [
-    `id ${n.id}`,
-    n.flowId !== undefined ? `flow ${n.flowId}` : '',
+    `id ${n.id ?? ''}`,
+    n.flowId ? `flow ${n.flowId}` : '',
     started ? `started ${new Date(started).toISOString()}` : '',
     ended ? `ended ${new Date(ended).toISOString()}` : '',
     after.length ? `after ${after.map((a) => a.label + (a.region ? ` (${a.region})` : '')).join(', ')}` : '',
@@ -588,8 +627,10 @@ const REL_TEXT = {
 function drawRels(v) {
   el.rels.hidden = v.rels.length === 0;
   el.relsCount.textContent = String(v.rels.length);
+  // An end whose node is not there (deleted: its relationships stay) is
+  // drawn by its id, marked unknown.
   const ref = (x) =>
-    `<span class="ref${x.known ? '' : ' unknown'}" title="${esc(x.id)}">${esc(x.label)}</span>` +
+    `<span class="ref${x.known ? '' : ' unknown'}" title="${esc(x.id)}">${esc(x.label || '–')}</span>` +
     (x.region ? ` <span class="region-tag">${esc(x.region)}</span>` : '');
   setHtml(el.relsBody, v.rels
     .map(({ rel: r, key, from, to }) => {
@@ -600,14 +641,14 @@ function drawRels(v) {
       if (r.toFlowId) details.push(`to flow ${esc(r.toFlowId)}`);
       return (
         `<tr data-testid="rel" data-key="${esc(key)}" data-type="${esc(r.type)}" data-from="${esc(r.fromId)}" data-to="${esc(r.toId)}">` +
-        `<td>${ref(from)}</td><td><span class="reltype" data-type="${esc(r.type)}">${esc(REL_TEXT[r.type] || r.type)}</span></td>` +
+        `<td>${ref(from)}</td><td><span class="reltype" data-type="${esc(r.type)}">${esc(REL_TEXT[r.type] || r.type || '–')}</span></td>` +
         `<td>${ref(to)}</td><td class="details">${details.join(' · ')}</td></tr>`
       );
     })
     .join(''));
   // The type picker lists the types present, with counts; the choice sticks.
   const byType = new Map();
-  for (const { rel } of v.rels) byType.set(String(rel.type), (byType.get(String(rel.type)) || 0) + 1);
+  for (const { rel } of v.rels) byType.set(String(rel.type ?? ''), (byType.get(String(rel.type ?? '')) || 0) + 1);
   const chosen = el.relsType.value;
   const opts = [`<option value="">all types (${v.rels.length})</option>`];
   for (const [t, c] of byType) opts.push(`<option value="${esc(t)}">${esc(REL_TEXT[t] || t)} (${c})</option>`);

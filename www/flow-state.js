@@ -2,21 +2,32 @@
 // stream messages exactly as the flow server folds them, and the ordered
 // view the page draws from it. No DOM here: pure functions over plain data.
 //
-// Fold rules (schema version 1, see the flow server's API doc):
-//   snapshot      replaces everything (flow may be null: never ingested)
+// Fold rules (schema version 1; the reference flow server's behaviour, API
+// doc "The reference flow server, as observed on the wire"):
+//   snapshot      replaces everything; any key may be left out (no "flow":
+//                 no flow record, no "nodes" / "relationships": none), and
+//                 {"type":"snapshot"} is a flow never ingested
 //   upsert-flow   replaces the flow record
 //   upsert-nodes  inserts or replaces each node, key (flowId, id)
 //   upsert-rels   inserts or replaces each relationship, key (fromId, toId, type)
-//   delete-nodes  removes every node whose id is listed, and every
-//                 relationship from or to such an id (the server does the same)
+//   delete-nodes  removes every node whose id is listed (whatever its flowId);
+//                 relationships that name those ids stay, as on the server,
+//                 so a relationship's end may be a node that is not there
 //   delete-rels   removes each relationship named by (fromId, toId, type)
 // An upsert replaces the whole object, it does not merge fields.
+//
+// The server accepts nodes without flowId, label or status (and
+// relationships without toId): a missing or null string is "" here as in
+// the server's re-encoding (Go's zero value), in keys and in the view; a
+// node without a label is shown by its id.
 
 export const MESSAGE_TYPES = ['snapshot', 'upsert-flow', 'upsert-nodes', 'upsert-rels', 'delete-nodes', 'delete-rels'];
 
+// A missing or null field is "" (never "undefined"), as the server keys it.
+const text = (v) => (v === undefined || v === null ? '' : String(v));
 // JSON arrays as keys: no id, whatever its characters, makes two tuples collide.
-export const nodeKey = (n) => JSON.stringify([String(n.flowId), String(n.id)]);
-export const relKey = (r) => JSON.stringify([String(r.fromId), String(r.toId), String(r.type)]);
+export const nodeKey = (n) => JSON.stringify([text(n.flowId), text(n.id)]);
+export const relKey = (r) => JSON.stringify([text(r.fromId), text(r.toId), text(r.type)]);
 
 export function emptyState() {
   return { flow: null, nodes: new Map(), rels: new Map() };
@@ -47,11 +58,9 @@ export function apply(state, msg) {
       for (const r of list(msg.relationships)) if (isObj(r)) state.rels.set(relKey(r), r);
       return true;
     case 'delete-nodes': {
-      const ids = new Set(list(msg.ids).map(String));
-      for (const [k, n] of state.nodes) if (ids.has(String(n.id))) state.nodes.delete(k);
-      for (const [k, r] of state.rels) {
-        if (ids.has(String(r.fromId)) || ids.has(String(r.toId))) state.rels.delete(k);
-      }
+      // Nodes only: the server keeps the relationships that named them.
+      const ids = new Set(list(msg.ids).map(text));
+      for (const [k, n] of state.nodes) if (ids.has(text(n.id))) state.nodes.delete(k);
       return true;
     }
     case 'delete-rels':
@@ -91,7 +100,6 @@ const SEQUENCING = new Set(['finish-to-start', 'start-to-start', 'finish-to-fini
 const REL_TYPE_ORDER = ['finish-to-start', 'start-to-start', 'finish-to-finish', 'start-to-finish', 'triggers', 'contains'];
 
 const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-const text = (v) => (v === undefined || v === null ? '' : String(v));
 
 // view: the ordered picture of state the page draws, deterministic for a
 // given state whatever order the messages came in (so a view that lived
@@ -101,7 +109,9 @@ const text = (v) => (v === undefined || v === null ? '' : String(v));
 // total}], rels: [{rel, key, from, to}], counts, total}. A region's rows are
 // its nodes as a tree: `contains` gives the nesting, siblings are ordered by
 // their place in the sequencing graph (finish-to-start and friends), then
-// label, then id.
+// label, then id. A relationship may name an id no node has (delete-nodes
+// keeps relationships): its end is {id, label: id, region: '', known: false},
+// and a row's `after` lists such a predecessor by its id.
 export function view(state) {
   const nodes = [...state.nodes.values()];
   const rels = [...state.rels.values()];

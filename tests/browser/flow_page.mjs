@@ -71,6 +71,19 @@ async function post(id, message, base = API) {
   return JSON.parse(body).seq;
 }
 
+// errorAnswer: GETs or POSTs url expecting a refusal from the flow server,
+// passed through by the proxy: that status, text/plain, one sentence and a
+// newline. Returns the sentence.
+async function errorAnswer(url, status, init = {}) {
+  const r = await fetch(url, init);
+  const body = await r.text();
+  const type = r.headers.get('Content-Type') || '';
+  if (r.status !== status || !/^text\/plain\b/i.test(type) || !/^[^\n]+\n$/.test(body)) {
+    throw new Error(`${init.method || 'GET'} ${url}: want ${status} text/plain, one line; got ${r.status} ${type} ${JSON.stringify(body)}`);
+  }
+  return body.trim();
+}
+
 // ---- browser ----------------------------------------------------------------
 
 const profile = mkdtempSync(path.join(tmpdir(), 'openova-flow-chromium-'));
@@ -211,14 +224,17 @@ async function check(name, fn) {
 
 mkdirSync(ARTIFACTS, { recursive: true });
 
-await check('a flow never ingested shows "no such flow yet" and still follows the stream', async () => {
+await check('a flow never ingested shows "no such flow yet" with the flow server\'s words and still follows the stream', async () => {
   const id = uid('never');
+  // The snapshot's 404 is the flow server's text/plain sentence, passed through.
+  const said = (await errorAnswer(`${API}/${encodeURIComponent(id)}/snapshot`, 404)).replace(/\s+/g, ' ');
   const page = await openPage(id);
   await waitConn(page, 'connected', 5000);
-  await within(page, 'the "no such flow yet" notice', () => {
+  await within(page, 'the "no such flow yet" notice with the flow server\'s sentence', (s) => {
     const n = document.querySelector('[data-testid="notice"]');
-    return !n.hidden && n.dataset.kind === 'not-found' && n.textContent.includes('No such flow yet');
-  }, null, 2000);
+    return !n.hidden && n.dataset.kind === 'not-found' && n.textContent.includes('No such flow yet') &&
+      n.querySelector('.notice-server')?.textContent === s;
+  }, said, 2000);
   await within(page, 'seq 0 of the empty snapshot frame', seqIs, 0);
   await posted(page, id, { type: 'upsert-flow', flow: { id, status: 'running', startedAt: Date.now() } }, 'the first event',
     () => document.querySelector('[data-testid="flow-status"]').textContent === 'running' &&
@@ -342,27 +358,74 @@ const story = (id) => [
   { type: 'upsert-nodes', nodes: [node(id, 'hel1-1.cilium', 'installing', 'hel1-1')] },
 ];
 
-await check('after a proxy restart the page resumes with Last-Event-ID and matches a fresh load', async () => {
-  const id = uid('resume');
-  const page = await openPage(id);
-  await waitConn(page, 'connected', 5000);
+const resyncOf = (page) => page.locator('[data-testid="conn"]').getAttribute('data-resync');
+
+// proxyRestart: the story, then the proxy (lighttpd) stops; while it is away
+// the flow goes on (posted to the flow server itself); then it is back and
+// the page must show what happened meanwhile. delete-nodes removes the node
+// only: its start-to-start relationship stays (the reference server's fold)
+// and is drawn with an unknown end. Returns how the reconnection began
+// (data-resync).
+async function proxyRestart(page, id, meanwhile = []) {
   let seq = 0;
   for (const m of story(id)) seq = await post(id, m);
   await within(page, 'the story', seqIs, seq);
+  const before = await resyncOf(page);
+  if (before !== 'snapshot') throw new Error(`the first connection began with "${before}", not a snapshot frame`);
   await control('stop-lighttpd');
-  await waitConn(page, 'reconnecting', 5000);
-  // While the proxy is away, the flow goes on (posted to the flow server itself).
-  await post(id, { type: 'upsert-nodes', nodes: [node(id, 'fsn1.coredns', 'ready', 'fsn1'), node(id, 'fsn1.envoy', 'pending', 'fsn1')] }, DEVSERVER);
-  seq = await post(id, { type: 'delete-nodes', ids: ['hel1-1.cilium'] }, DEVSERVER);
-  await control('start-lighttpd');
+  let down = true;
+  try {
+    await waitConn(page, 'reconnecting', 5000);
+    const gone = await resyncOf(page);
+    if (gone !== '') throw new Error(`data-resync is "${gone}" while reconnecting: it must wait for the next connection's first frame`);
+    await post(id, { type: 'upsert-nodes', nodes: [node(id, 'fsn1.coredns', 'ready', 'fsn1'), node(id, 'fsn1.envoy', 'pending', 'fsn1'), ...meanwhile] }, DEVSERVER);
+    seq = await post(id, { type: 'delete-nodes', ids: ['hel1-1.cilium'] }, DEVSERVER);
+    await control('start-lighttpd');
+    down = false;
+  } finally {
+    if (down) await control('start-lighttpd'); // the next cases need the proxy
+  }
   await waitConn(page, 'connected');
-  await within(page, 'the events sent while the proxy was down', (s) =>
-    document.querySelector('[data-testid="last-seq"]').textContent === String(s) &&
-    document.querySelectorAll('[data-testid="node"]').length === 3 &&
-    !document.querySelector('[data-testid="region"][data-region="hel1-1"]'), seq, 5000);
-  const how = await page.locator('[data-testid="conn"]').getAttribute('data-resync');
-  if (how !== 'resume') throw new Error(`the reconnection began with a ${how} frame, not a replay after Last-Event-ID`);
+  await within(page, 'the events sent while the proxy was down', ([s, n, kept]) => {
+    const rel = [...document.querySelectorAll('[data-testid="rel"]')].find((e) => e.dataset.key === kept);
+    return document.querySelector('[data-testid="last-seq"]').textContent === String(s) &&
+      document.querySelectorAll('[data-testid="node"]').length === n &&
+      !document.querySelector('[data-testid="region"][data-region="hel1-1"]') &&
+      document.querySelectorAll('[data-testid="rel"]').length === 2 &&
+      rel?.querySelectorAll('.ref.unknown').length === 1 && rel.textContent.includes('hel1-1.cilium');
+  }, [seq, 3 + meanwhile.length, rk('fsn1.cilium', 'hel1-1.cilium', 'start-to-start')], 5000);
+  return resyncOf(page);
+}
+
+await check('devserver default (the reference): after a proxy restart the stream begins with a snapshot frame, same as a fresh load', async () => {
+  await control('restart-devserver-default');
+  const id = uid('snapshot');
+  const page = await openPage(id);
+  await waitConn(page, 'connected', 5000);
+  // A node without flowId, label or status: the reference accepts it.
+  const bare = { id: 'fsn1.bare', region: 'fsn1' };
+  const how = await proxyRestart(page, id, [bare]);
+  if (how !== 'snapshot') throw new Error(`the reconnection began with "${how}", not a snapshot frame (Last-Event-ID is ignored)`);
+  await within(page, 'the node without flowId, label or status, keyed and labelled by its id', (k) => {
+    const n = [...document.querySelectorAll('[data-testid="node"]')].find((e) => e.dataset.key === k);
+    return n?.querySelector('[data-testid="node-label"]').textContent === 'fsn1.bare' &&
+      n.querySelector('[data-testid="node-status"]').textContent === '–' && !n.outerHTML.includes('undefined');
+  }, nk('', 'fsn1.bare'));
   await sameAsFreshLoad(page, id);
+});
+
+await check('devserver --replay: after a proxy restart the page resumes with Last-Event-ID and matches a fresh load', async () => {
+  await control('restart-devserver-replay');
+  try {
+    const id = uid('resume');
+    const page = await openPage(id);
+    await waitConn(page, 'connected', 5000);
+    const how = await proxyRestart(page, id);
+    if (how !== 'resume') throw new Error(`the reconnection began with "${how}", not a replay after Last-Event-ID`);
+    await sameAsFreshLoad(page, id);
+  } finally {
+    await control('restart-devserver-default'); // the other cases expect the reference's behaviour
+  }
 });
 
 await check('a devserver restart mid-stream: reconnecting, then live again, same as a fresh load', async () => {
@@ -389,7 +452,7 @@ await check('a devserver restart mid-stream: reconnecting, then live again, same
   if (!isDeepStrictEqual(before, after)) throw new Error(`differs from before the restart:\n  before: ${short(before)}\n  after:  ${short(after)}`);
 });
 
-await check('clear messages: 502 while the flow server is down, 401 without a user, 400 for a bad id', async () => {
+await check('clear messages: 502 while the flow server is down, 401 without a user, 400 for a bad id, the flow server\'s 400', async () => {
   const id = uid('down');
   const following = await openPage(id);
   await waitConn(following, 'connected', 5000);
@@ -429,6 +492,13 @@ await check('clear messages: 502 while the flow server is down, 401 without a us
     const n = document.querySelector('[data-testid="notice"]');
     return !n.hidden && n.dataset.status === '400' && n.textContent.includes('Invalid deployment id');
   }, null, 2000);
+
+  // A message the flow server refuses (an empty nodes list): its 400 and its
+  // sentence reach the emitter through the proxy as they were.
+  const refused = await errorAnswer(`${API}/${encodeURIComponent(uid('refused'))}/events`, 400, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'upsert-nodes', nodes: [] }),
+  });
+  if (!refused) throw new Error('the refusal of an empty nodes list says nothing');
 });
 
 await context.close();

@@ -10,8 +10,15 @@ assertions. The script asks for process changes on its stdout with a line
 
     stop-devserver      SIGTERM the flow server and wait for it to exit
     kill-devserver      SIGKILL it (a crash)
-    start-devserver     start it again on the same port (its state is gone:
-                        it keeps flows in memory)
+    start-devserver     start it again on the same port, in the mode it was
+                        in (its state is gone: it keeps flows in memory)
+    restart-devserver-default
+                        stop it and start it on the same port in its default
+                        mode, the reference server's behaviour: every stream,
+                        a reconnection too, begins with a snapshot frame
+    restart-devserver-replay
+                        the same with --replay: a reconnection's
+                        Last-Event-ID gets the frames after it instead
     stop-lighttpd       stop the web server (and with it the proxy it spawned)
     start-lighttpd      start it again on the same port
 
@@ -104,8 +111,9 @@ class Proc:
 
 
 class Stack:
-    """devserver + lighttpd(noauth, app with OPENOVA_FLOW_AUTH=none), and a
-    second lighttpd whose app still wants a user (every call 401)."""
+    """devserver (in its default mode unless a case asks for --replay) +
+    lighttpd(noauth, app with OPENOVA_FLOW_AUTH=none), and a second lighttpd
+    whose app still wants a user (every call 401)."""
 
     def __init__(self, tmp):
         self.tmp = Path(tmp)
@@ -116,6 +124,7 @@ class Stack:
         self.web = None
         self.nouser = None
         self.runs = 0
+        self.replay = False  # the devserver's --replay (default: off, as the reference)
 
     @property
     def dev_url(self):
@@ -133,7 +142,8 @@ class Stack:
         env["FLOW_SERVER_HEARTBEAT"] = "1s"
         deadline = time.monotonic() + 15
         while True:
-            self.dev = Proc("devserver", [str(DEVSERVER)], env, self.tmp / "devserver.log")
+            argv = [str(DEVSERVER)] + (["--replay"] if self.replay else [])
+            self.dev = Proc("devserver", argv, env, self.tmp / "devserver.log")
             try:
                 wait_for(lambda: http_status(self.dev_url + "/healthz") == 200 or not self.dev.alive(), 10,
                          "the devserver's /healthz")
@@ -188,6 +198,10 @@ class Stack:
             self.dev.stop(signal.SIGKILL)
         elif cmd == "start-devserver":
             assert not self.dev.alive(), "devserver already running"
+            self.start_devserver()
+        elif cmd in ("restart-devserver-default", "restart-devserver-replay"):
+            self.dev.stop(signal.SIGTERM)
+            self.replay = cmd.endswith("-replay")
             self.start_devserver()
         elif cmd == "stop-lighttpd":
             self.web.stop(signal.SIGTERM)
