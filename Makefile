@@ -38,6 +38,7 @@ BIN := $(BUILD)/openova-flow-fcgi
 
 CORE_OBJS := \
 	$(BUILD)/core/buf.o \
+	$(BUILD)/core/rcbuf.o \
 	$(BUILD)/core/cidr.o \
 	$(BUILD)/core/clock.o \
 	$(BUILD)/core/config.o \
@@ -49,6 +50,7 @@ CORE_OBJS := \
 	$(BUILD)/core/metrics.o \
 	$(BUILD)/fcgi/listen.o \
 	$(BUILD)/fcgi/lobby.o \
+	$(BUILD)/fcgi/queue.o \
 	$(BUILD)/fcgi/record.o \
 	$(BUILD)/fcgi/request.o \
 	$(BUILD)/fcgi/response.o \
@@ -59,6 +61,7 @@ CORE_OBJS := \
 	$(BUILD)/auth/watched_file.o \
 	$(BUILD)/handlers/dispatch.o \
 	$(BUILD)/handlers/events.o \
+	$(BUILD)/handlers/fanout.o \
 	$(BUILD)/handlers/ops.o \
 	$(BUILD)/handlers/purge.o \
 	$(BUILD)/handlers/records.o \
@@ -112,6 +115,7 @@ UNIT_TESTS := \
 	$(BUILD)/tests/unit/test_records \
 	$(BUILD)/tests/unit/test_request \
 	$(BUILD)/tests/unit/test_response \
+	$(BUILD)/tests/unit/test_queue \
 	$(BUILD)/tests/unit/test_upstream \
 	$(BUILD)/tests/unit/test_tokens \
 	$(BUILD)/tests/unit/test_watched_file \
@@ -187,8 +191,10 @@ unit: $(UNIT_TESTS) $(DEV_UNIT_TESTS)
 integration: all
 	$(Q)$(TEST_ENV) $(PYTEST) -q tests/integration
 
-contract: all
-	$(Q)$(TEST_ENV) $(PYTEST) -q tests/contract
+# FLOW_SERVER_URL=http://host:port: the suite against that running server
+# (nothing built or started; the devserver's own tests are deselected).
+contract: $(if $(FLOW_SERVER_URL),,all)
+	$(Q)$(if $(FLOW_SERVER_URL),FLOW_SERVER_URL='$(FLOW_SERVER_URL)') $(TEST_ENV) $(PYTEST) -q tests/contract
 
 # The live page in headless Chromium through lighttpd, the proxy and the
 # devserver (tools/install-deps.sh installs chromium and playwright-core).

@@ -292,6 +292,39 @@ static enum proxy_err load_flag(const struct setting *s, struct proxy_config *cf
     return PROXY_OK;
 }
 
+/* "on" or "off" ("true" or "false" too) into a bool field; unset or empty
+ * is off. */
+static enum proxy_err load_on_off(const struct setting *s, struct proxy_config *cfg, config_env_fn env, char *err,
+                                  size_t errlen)
+{
+    const char *v = env(s->name);
+    bool *out = field_of(s, cfg);
+    *out = v && (strcmp(v, "on") == 0 || strcmp(v, "true") == 0);
+    if (v && *v && !*out && strcmp(v, "off") != 0 && strcmp(v, "false") != 0)
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name, "must be on or off");
+    return PROXY_OK;
+}
+
+/* The identity the shared subscriptions show the flow server: one header
+ * value, printable ASCII without leading or trailing space. */
+static enum proxy_err load_fanout_user(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
+                                       char *err, size_t errlen)
+{
+    const char *v = env(s->name);
+    if (!v || !*v)
+        v = s->text;
+    size_t len = strlen(v);
+    bool ok = len <= 256 && v[0] != ' ' && v[len - 1] != ' ';
+    for (const char *p = v; ok && *p; p++)
+        ok = *p >= 0x20 && *p < 0x7f;
+    if (!ok)
+        return refuse(PROXY_ERR_INVALID, err, errlen, s->name,
+                      "must be at most 256 printable ASCII characters, without spaces at either end");
+    if (!(cfg->fanout_user = strdup(v)))
+        return out_of_memory(err, errlen, s->name);
+    return PROXY_OK;
+}
+
 /* A file name, as given, into a char * field; unset or empty leaves it NULL. */
 static enum proxy_err load_file_name(const struct setting *s, struct proxy_config *cfg, config_env_fn env,
                                      char *err, size_t errlen)
@@ -678,6 +711,15 @@ static const struct setting settings[] = {
      .fallback = 30000},
     {.name = "OPENOVA_FLOW_MAX_STREAMS", .load = load_unsigned, .field = FIELD(max_streams),
      .fallback = 1024, .max = 1000000},
+    /* Off by default: with it on the flow server sees one identity for
+     * every user's stream, which is for the operator to decide. */
+    {.name = "OPENOVA_FLOW_FANOUT", .load = load_on_off, .field = FIELD(fanout)},
+    {.name = "OPENOVA_FLOW_FANOUT_LINGER", .load = load_ms, .field = FIELD(fanout_linger_ms), .fallback = 5000},
+    {.name = "OPENOVA_FLOW_FANOUT_USER", .load = load_fanout_user, .text = CONFIG_DEFAULT_FANOUT_USER},
+    {.name = "OPENOVA_FLOW_CLIENT_BUFFER", .load = load_size, .field = FIELD(client_buffer),
+     .fallback = 1024 * 1024, .max = 1ULL << 30},
+    {.name = "OPENOVA_FLOW_FANOUT_HISTORY", .load = load_size, .field = FIELD(fanout_history),
+     .fallback = 16 * 1024 * 1024, .max = 1ULL << 32},
     {.name = "OPENOVA_FLOW_WORKERS", .load = load_unsigned, .field = FIELD(workers), .fallback = 16, .max = 1024},
     {.name = "OPENOVA_FLOW_HEALTH_PATH", .load = load_ops_path, .field = FIELD(health_path),
      .text = CONFIG_DEFAULT_HEALTH_PATH},
@@ -828,6 +870,7 @@ void config_free(struct proxy_config *cfg)
     free(cfg->metrics_path);
     free(cfg->status_path);
     free(cfg->env_file);
+    free(cfg->fanout_user);
     cidr_list_free(&cfg->metrics_allow);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -884,6 +927,11 @@ char *config_json(const struct proxy_config *cfg)
     json_object_object_add(o, "keepconn_idle_ms", json_object_new_int64(cfg->keepconn_idle_ms));
     json_object_object_add(o, "client_timeout_ms", json_object_new_int64(cfg->client_timeout_ms));
     json_object_object_add(o, "max_streams", json_object_new_int64(cfg->max_streams));
+    json_object_object_add(o, "fanout", json_object_new_boolean(cfg->fanout));
+    json_object_object_add(o, "fanout_linger_ms", json_object_new_int64(cfg->fanout_linger_ms));
+    json_object_object_add(o, "fanout_user", json_object_new_string(cfg->fanout_user));
+    json_object_object_add(o, "client_buffer", json_object_new_int64((int64_t)cfg->client_buffer));
+    json_object_object_add(o, "fanout_history", json_object_new_int64((int64_t)cfg->fanout_history));
     json_object_object_add(o, "workers", json_object_new_int64(cfg->workers));
     const struct {
         const char *key, *path;

@@ -14,6 +14,7 @@
 #define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
 /* The operations endpoints: outside the flow routes, under a prefix of
  * their own so that they sit beside other applications of the same site. */
+#define CONFIG_DEFAULT_FANOUT_USER "openova-flow-fcgi"
 #define CONFIG_DEFAULT_HEALTH_PATH "/openova-flow/healthz"
 #define CONFIG_DEFAULT_READY_PATH "/openova-flow/readyz"
 #define CONFIG_DEFAULT_METRICS_PATH "/openova-flow/metrics"
@@ -80,6 +81,13 @@ struct proxy_config {
     long keepconn_idle_ms;    /* a kept FastCGI connection idle this long is closed */
     long client_timeout_ms;   /* the whole read of a request from the web server: head and body */
     unsigned max_streams;
+    /* Fan-out: one upstream subscription per (upstream, flow), shared by
+     * every client stream of that flow. */
+    bool fanout;
+    long fanout_linger_ms;    /* the subscription stays open this long after its last client */
+    char *fanout_user;        /* X-Forwarded-User of the shared subscriptions */
+    size_t client_buffer;     /* a fan-out client's waiting bytes: past it, its stream is cut */
+    size_t fanout_history;    /* frames kept since the snapshot frame for joiners: past it, a new subscription */
     unsigned workers;         /* threads answering FastCGI requests */
     /* Liveness, readiness, metrics, status: exact paths; NULL: not served. */
     char *health_path, *ready_path, *metrics_path, *status_path;

@@ -370,6 +370,11 @@ static void render_streams(struct out *o, const struct metrics_gauges *g)
     fprintf(o->f, "openova_flow_streams_open %u\n", g->streams_open);
     family(o, "openova_flow_streams_max", "gauge", "The most streams open at once (OPENOVA_FLOW_MAX_STREAMS).");
     fprintf(o->f, "openova_flow_streams_max %u\n", g->streams_max);
+    family(o, "openova_flow_fanout_subscriptions", "gauge",
+           "Shared upstream streams open (OPENOVA_FLOW_FANOUT: one per flow watched).");
+    fprintf(o->f, "openova_flow_fanout_subscriptions %u\n", g->fanout_subscriptions);
+    family(o, "openova_flow_fanout_clients", "gauge", "Client streams attached to a shared upstream stream.");
+    fprintf(o->f, "openova_flow_fanout_clients %u\n", g->fanout_clients);
     family(o, "openova_flow_streams_opened_total", "counter", "Streams handed to the stream loop.");
     fprintf(o->f, "openova_flow_streams_opened_total %llu\n", get(&m.streams_opened));
     family(o, "openova_flow_stream_frames_total", "counter", "Server-Sent Events frames relayed to clients.");

@@ -83,6 +83,7 @@ void metrics_worker_busy(int delta);
 /* What the exposition reads from the rest of the program at that moment. */
 struct metrics_gauges {
     unsigned streams_open, streams_max;
+    unsigned fanout_subscriptions, fanout_clients; /* fan-out's shared upstream streams and their clients */
     unsigned workers;
     int upstream_up;     /* 1, 0; -1: never checked (the series is left out) */
     const char *version; /* build info */

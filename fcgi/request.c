@@ -352,6 +352,7 @@ void fcgi_request_free(struct fcgi_request *req, struct buf *held)
     req->detached = false;
     req->detached_fd = -1;
     buf_free(&req->out.unsent);
+    fcgi_queue_clear(&req->out.queue);
     /* The buffer goes back to the worker for its next request, unless a
      * huge head grew it: that memory is not kept per worker. */
     if (held && req->out.held.data && req->out.held.cap <= FCGI_RESPONSE_HELD_KEEP) {

@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "fcgi/queue.h"
 #include "fcgi/record.h"
 
 #define FCGI_REQUEST_ID_MAX 128     /* a client's X-Request-ID longer than this is replaced */
@@ -29,6 +30,7 @@
 struct fcgi_response {
     struct buf held;          /* head and body bytes held back to leave in as few writes as possible */
     struct buf unsent;        /* detached: framed records the socket did not take yet */
+    struct fcgi_queue queue;  /* detached: what waits behind unsent, by reference (shared frames) */
     bool head_sent;           /* committed: the status cannot change any more */
     bool out_started;         /* some of the response reached the web server */
     bool out_failed;          /* a write to the web server failed: it is gone */

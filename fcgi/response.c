@@ -88,16 +88,36 @@ static enum proxy_err write_all(struct fcgi_request *req, struct iovec *iov, int
     return PROXY_OK;
 }
 
+/* queue_records: bytes that must wait behind shared frames join the queue,
+ * as one buffer of records, so that they cannot overtake. */
+static enum proxy_err queue_records(struct fcgi_request *req, const struct iovec *iov, int count, size_t total)
+{
+    struct rcbuf *b = rcbuf_alloc(total);
+    if (!b)
+        return PROXY_ERR_NOMEM;
+    size_t at = 0;
+    for (int i = 0; i < count; i++) {
+        memcpy(b->data + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    enum proxy_err err = fcgi_queue_push(&req->out.queue, b, false, 0);
+    rcbuf_unref(b);
+    return err;
+}
+
 /* A non-blocking socket takes what it can; the rest waits in out.unsent,
- * behind which everything later queues, so bytes never overtake. */
+ * behind which everything later queues, so bytes never overtake. Once
+ * shared frames wait (out.queue), later bytes queue behind them instead. */
 static enum proxy_err write_some(struct fcgi_request *req, const struct iovec *iov, int count)
 {
     struct buf *unsent = &req->out.unsent;
     size_t total = 0;
     for (int i = 0; i < count; i++)
         total += iov[i].iov_len;
-    if (total > unsent->max - unsent->len)
+    if (total + unsent->len + req->out.queue.raw_bytes > unsent->max)
         return PROXY_ERR_WOULD_BLOCK; /* nothing taken: the caller pauses */
+    if (req->out.queue.count > 0)
+        return queue_records(req, iov, count, total);
     size_t done = 0;
     if (unsent->len == 0) {
         ssize_t n;
@@ -289,6 +309,78 @@ enum proxy_err fcgi_response_end(struct fcgi_request *req)
     return err;
 }
 
+/* writev on the detached socket: the bytes written, 0 when it takes none
+ * now, -1 when the web server is gone. */
+static ssize_t write_detached(struct fcgi_request *req, const struct iovec *iov, int count)
+{
+    ssize_t n;
+    do
+        n = writev(req->detached_fd, iov, count);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    req->out.out_started = req->out.out_started || n > 0;
+    return n;
+}
+
+static enum proxy_err flush_queue(struct fcgi_request *req)
+{
+    struct fcgi_queue *q = &req->out.queue;
+    while (q->count > 0) {
+        struct iovec iov[2 * FCGI_QUEUE_GATHER + 8];
+        unsigned char headers[FCGI_QUEUE_GATHER][FCGI_HEADER_LEN];
+        int count = fcgi_queue_gather(q, req->fcgi_id, iov, (int)(sizeof iov / sizeof iov[0]), headers);
+        ssize_t n = write_detached(req, iov, count);
+        if (n < 0) {
+            req->out.out_failed = true;
+            return PROXY_ERR_CLIENT_GONE;
+        }
+        if (n == 0)
+            return PROXY_OK;
+        fcgi_queue_advance(q, (size_t)n);
+    }
+    return PROXY_OK;
+}
+
+enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body, size_t max_pending)
+{
+    struct fcgi_response *out = &req->out;
+    if (out->out_failed)
+        return PROXY_ERR_CLIENT_GONE;
+    if (!detached(req) || !out->head_sent || out->ended)
+        return PROXY_ERR_INVALID;
+    size_t written = fcgi_queue_written_len(body->len, true);
+    size_t pending = fcgi_response_pending(req);
+    if (written > max_pending || pending > max_pending - written)
+        return PROXY_ERR_WOULD_BLOCK;
+    size_t done = 0;
+    struct fcgi_queue_item item = {.buf = body, .framed = true};
+    if (pending == 0) {
+        /* nothing waits: straight from the shared buffer to the socket */
+        struct iovec iov[2 * FCGI_QUEUE_GATHER];
+        unsigned char headers[FCGI_QUEUE_GATHER][FCGI_HEADER_LEN];
+        int count = fcgi_queue_gather_item(&item, 0, req->fcgi_id, iov, (int)(sizeof iov / sizeof iov[0]), headers);
+        ssize_t n = write_detached(req, iov, count);
+        if (n < 0) {
+            out->out_failed = true;
+            return PROXY_ERR_CLIENT_GONE;
+        }
+        done = (size_t)n;
+    }
+    if (done < written && fcgi_queue_push(&out->queue, body, true, done) != PROXY_OK) {
+        /* part of a record may be out: nothing can follow it any more */
+        out->out_failed = true;
+        return PROXY_ERR_NOMEM;
+    }
+    out->bytes_out += body->len;
+    return PROXY_OK;
+}
+
+size_t fcgi_response_pending(const struct fcgi_request *req)
+{
+    return req->out.unsent.len + req->out.queue.bytes;
+}
+
 enum proxy_err fcgi_response_flush(struct fcgi_request *req)
 {
     struct buf *unsent = &req->out.unsent;
@@ -306,7 +398,7 @@ enum proxy_err fcgi_response_flush(struct fcgi_request *req)
         req->out.out_failed = true;
         return PROXY_ERR_CLIENT_GONE;
     }
-    return PROXY_OK;
+    return flush_queue(req);
 }
 
 /* An error's own header lines: its type and length, and one extra line. */

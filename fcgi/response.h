@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/rcbuf.h"
 #include "fcgi/request.h"
 
 /* The response bytes held back to go out together: a whole snapshot leaves
@@ -78,8 +79,21 @@ void fcgi_response_finish(struct fcgi_request *req);
 enum proxy_err fcgi_response_end(struct fcgi_request *req);
 
 /* fcgi_response_flush: on a detached request, writes what waits in
- * out.unsent as far as the socket takes it. PROXY_ERR_CLIENT_GONE when the
- * web server is gone. */
+ * out.unsent, then in out.queue, as far as the socket takes it.
+ * PROXY_ERR_CLIENT_GONE when the web server is gone. */
 enum proxy_err fcgi_response_flush(struct fcgi_request *req);
+
+/* fcgi_response_share: body bytes after the head of a detached request, by
+ * reference: the shared buffer goes straight to the socket behind record
+ * headers built for this request, and what the socket does not take waits
+ * in out.queue holding a reference (never a copy), behind what waits
+ * already. PROXY_ERR_WOULD_BLOCK, nothing taken, when the bytes waiting
+ * would then pass max_pending; PROXY_ERR_CLIENT_GONE when the web server is
+ * gone; PROXY_ERR_INVALID before the head or after the end. */
+enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body, size_t max_pending);
+
+/* fcgi_response_pending: the bytes of a detached response still waiting
+ * for the socket (out.unsent and out.queue). */
+size_t fcgi_response_pending(const struct fcgi_request *req);
 
 #endif

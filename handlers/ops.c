@@ -218,6 +218,7 @@ static void serve_metrics(struct ops *ops, struct flow_request *req)
         .version = ops->version,
         .libcurl = ops->libcurl,
     };
+    stream_loop_fanout_counts(req->streams, &g.fanout_subscriptions, &g.fanout_clients);
     const char *accept = req->fcgi->accept;
     bool openmetrics = accept && strstr(accept, "application/openmetrics-text");
     size_t len = 0;

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "fcgi/response.h"
 #include "core/metrics.h"
+#include "handlers/fanout.h"
 #include "handlers/request_log.h"
 #include "handlers/sse.h"
 #include "handlers/stream_loop.h"
@@ -72,6 +73,9 @@ struct stream {
     struct watch client_watch;
     bool want_out;           /* EPOLLOUT registered */
 
+    bool fanout;                 /* a client of a shared subscription: no transfer of its own */
+    struct fanout_member member;
+
     CURL *easy;
     char curl_error[CURL_ERROR_SIZE]; /* libcurl's reason for a failure, for the log */
     struct upstream_exchange x;
@@ -123,6 +127,7 @@ struct stream_loop {
     struct watch wake;
     CURLM *multi;
     long long curl_deadline_ms; /* when libcurl wants its timeouts run; -1: never */
+    struct fanout *fanout;      /* the shared subscriptions; NULL without OPENOVA_FLOW_FANOUT */
 
     atomic_uint open;     /* reserved slots, including streams in flight */
     atomic_llong oldest_opened_ms; /* of the streams the loop holds, as of the last tick; -1: none */
@@ -149,7 +154,7 @@ static void wake_loop(struct stream_loop *loop)
 /* EPOLLOUT is watched exactly while bytes wait for the socket. */
 static void watch_output(struct stream *s)
 {
-    bool want = s->fcgi.out.unsent.len > 0;
+    bool want = fcgi_response_pending(&s->fcgi) > 0;
     if (s->want_out == want)
         return;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = &s->client_watch};
@@ -206,7 +211,7 @@ static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
     struct stream *s = ctx;
     s->upstream_seen_ms = clock_ms();
     enum proxy_err err =
-        s->fcgi.out.unsent.len >= STREAM_PENDING_HIGH ? PROXY_ERR_WOULD_BLOCK : send_body(s, data, len);
+        fcgi_response_pending(&s->fcgi) >= STREAM_PENDING_HIGH ? PROXY_ERR_WOULD_BLOCK : send_body(s, data, len);
     if (err == PROXY_ERR_WOULD_BLOCK) {
         s->paused = true; /* libcurl keeps these bytes and offers them again */
         return err;
@@ -249,6 +254,7 @@ static void destroy(struct stream *s)
 {
     struct stream_loop *loop = s->loop;
     detach_upstream(s);
+    fanout_leave(&s->member);
     log_end(s);
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fcgi.detached_fd, NULL);
     if (s->prev)
@@ -312,7 +318,7 @@ static void cut(struct stream *s)
     s->fcgi.out.cut = true;
     s->state = STREAM_DRAINING;
     s->drain_deadline_ms = now + STREAM_DRAIN_MS;
-    s->cut_after_ms = s->fcgi.out.unsent.len ? 0 : now + CUT_SETTLE_MS;
+    s->cut_after_ms = fcgi_response_pending(&s->fcgi) ? 0 : now + CUT_SETTLE_MS;
     watch_output(s);
 }
 
@@ -364,7 +370,7 @@ static void finish(struct stream *s, enum proxy_err err)
     }
     s->state = STREAM_DRAINING;
     s->drain_deadline_ms = clock_ms() + STREAM_DRAIN_MS;
-    if (s->fcgi.out.unsent.len == 0)
+    if (fcgi_response_pending(&s->fcgi) == 0)
         destroy(s);
     else
         watch_output(s);
@@ -381,6 +387,70 @@ static void end_aborted(struct stream *s)
     fcgi_response_flush(&s->fcgi);
     destroy(s);
 }
+
+/* ---- a client of a shared subscription (fanout.h) ---- */
+
+static enum proxy_err fan_on_head(void *client, long status, const char *lines, size_t len)
+{
+    struct stream *s = client;
+    if (status == 200)
+        return stream_on_head(s, 200, NULL, 0);
+    note_head(s);
+    return send_head(s, (int)status, lines, len); /* the refusal, passed on */
+}
+
+static enum proxy_err fan_on_frame(void *client, struct rcbuf *frame)
+{
+    struct stream *s = client;
+    if (s->state != STREAM_RUNNING)
+        return PROXY_OK;
+    /* What it was given on joining may wait too: by reference, the frames
+     * are the subscription's anyway. */
+    enum proxy_err err =
+        fcgi_response_share(&s->fcgi, frame, s->loop->cfg->client_buffer + s->member.history_bytes);
+    watch_output(s);
+    if (err == PROXY_ERR_WOULD_BLOCK) {
+        /* Too far behind: cut, so that it reconnects and starts afresh from
+         * a snapshot frame; nobody else waits for it. */
+        abandon(s, "client-slow");
+        return err;
+    }
+    if (err) {
+        abandon(s, err == PROXY_ERR_CLIENT_GONE ? "client-gone" : "out-of-memory");
+        return err;
+    }
+    s->sse.frames++; /* whole frames only: always at a boundary */
+    s->quiet_since_ms = clock_ms();
+    metrics_stream_relayed(1, frame->len);
+    return PROXY_OK;
+}
+
+static enum proxy_err fan_on_body(void *client, const char *data, size_t len)
+{
+    struct stream *s = client;
+    enum proxy_err err = s->state == STREAM_RUNNING ? send_body(s, data, len) : PROXY_OK;
+    if (err)
+        abandon(s, "client-gone");
+    return err;
+}
+
+static void fan_on_end(void *client, enum proxy_err err, const char *reason, CURLcode rc, const char *curl_error)
+{
+    struct stream *s = client;
+    s->curl_rc = rc;
+    snprintf(s->curl_error, sizeof s->curl_error, "%s", curl_error ? curl_error : "");
+    if (reason)
+        s->end_reason = reason;
+    if (s->state == STREAM_RUNNING)
+        finish(s, err);
+}
+
+static const struct fanout_client_ops fan_ops = {
+    .on_head = fan_on_head,
+    .on_frame = fan_on_frame,
+    .on_body = fan_on_body,
+    .on_end = fan_on_end,
+};
 
 static void start_stream(struct stream_loop *loop, struct stream *s)
 {
@@ -402,6 +472,15 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
     }
     s->head_deadline_ms = clock_ms() + loop->cfg->proxy_timeout_ms;
     s->upstream_started_us = clock_us();
+    if (loop->fanout) {
+        /* The subscription calls back: at once when it is live, else when
+         * the upstream answers. */
+        s->fanout = true;
+        s->member.client = s;
+        if (fanout_join(loop->fanout, &s->member, &s->req) != PROXY_OK)
+            finish(s, PROXY_ERR_NOMEM);
+        return;
+    }
     s->easy = upstream_easy_new(loop->cfg, s->req.upstreams, true);
     if (s->easy)
         curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error);
@@ -469,6 +548,10 @@ static void reap_transfers(struct stream_loop *loop)
             continue;
         struct upstream_exchange *x = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (fanout_owns(x)) {
+            fanout_transfer_done(x, msg->data.result);
+            continue;
+        }
         struct stream *s = x->sink.ctx;
         s->curl_rc = msg->data.result;
         finish(s, upstream_exchange_result(x, msg->data.result));
@@ -494,11 +577,11 @@ static void on_client_event(struct stream *s, uint32_t events)
         return;
     }
     watch_output(s);
-    if (s->state == STREAM_DRAINING && s->fcgi.out.unsent.len == 0) {
+    if (s->state == STREAM_DRAINING && fcgi_response_pending(&s->fcgi) == 0) {
         drained(s, clock_ms());
         return;
     }
-    if (s->paused && s->easy && s->state == STREAM_RUNNING && s->fcgi.out.unsent.len < STREAM_PENDING_HIGH / 2) {
+    if (s->paused && s->easy && s->state == STREAM_RUNNING && fcgi_response_pending(&s->fcgi) < STREAM_PENDING_HIGH / 2) {
         s->paused = false;
         s->upstream_seen_ms = clock_ms(); /* the silence was ours */
         /* Unpausing delivers what libcurl held back, through our own
@@ -543,11 +626,11 @@ static void tick(struct stream_loop *loop)
         if (oldest < 0 || s->opened_ms < oldest)
             oldest = s->opened_ms;
         if (s->state == STREAM_DRAINING) {
-            if (s->fcgi.out.cut && s->fcgi.out.unsent.len == 0)
+            if (s->fcgi.out.cut && fcgi_response_pending(&s->fcgi) == 0)
                 drained(s, now);
             else if (now >= s->drain_deadline_ms)
                 abandon(s, "drain-timeout");
-        } else if (!s->x.head_delivered && now >= s->head_deadline_ms) {
+        } else if (!s->fanout && !s->x.head_delivered && now >= s->head_deadline_ms) {
             /* Only the wait for the answer is bounded; the stream itself
              * may then live for hours. */
             finish(s, PROXY_ERR_UPSTREAM_TIMEOUT);
@@ -558,13 +641,14 @@ static void tick(struct stream_loop *loop)
              * browser reconnects with a fresh token. */
             s->end_reason = "credential-expired";
             finish(s, s->fcgi.out.head_sent ? PROXY_OK : PROXY_ERR_SHUTDOWN);
-        } else if (upstream_idle > 0 && s->sse_mode && !s->paused && now - s->upstream_seen_ms >= upstream_idle) {
+        } else if (!s->fanout && upstream_idle > 0 && s->sse_mode && !s->paused &&
+                   now - s->upstream_seen_ms >= upstream_idle) {
             /* A flow server that vanished without a FIN (host gone, network
              * partition) would only be noticed by TCP after minutes; it
              * sends a heartbeat every 15 s. Cut, so the browser reconnects. */
             s->end_reason = "upstream-idle";
             finish(s, PROXY_ERR_UPSTREAM_TIMEOUT);
-        } else if (keepalive > 0 && s->sse_mode && !s->paused && s->fcgi.out.unsent.len == 0 &&
+        } else if (keepalive > 0 && s->sse_mode && !s->paused && fcgi_response_pending(&s->fcgi) == 0 &&
                    now - s->quiet_since_ms >= keepalive && sse_tracker_at_boundary(&s->sse)) {
             s->quiet_since_ms = now;
             /* Also how a vanished client is noticed behind lighttpd and
@@ -575,6 +659,8 @@ static void tick(struct stream_loop *loop)
         s = next;
     }
     atomic_store(&loop->oldest_opened_ms, oldest);
+    if (loop->fanout)
+        fanout_tick(loop->fanout, now);
 }
 
 static void stop_all(struct stream_loop *loop)
@@ -640,7 +726,6 @@ static void *loop_main(void *arg)
         if (loop->curl_deadline_ms >= 0 && now >= loop->curl_deadline_ms) {
             /* Cleared first: libcurl sets the next deadline from inside. */
             loop->curl_deadline_ms = -1;
-    atomic_init(&loop->oldest_opened_ms, -1);
             curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
             reap_transfers(loop);
         }
@@ -653,6 +738,8 @@ static void *loop_main(void *arg)
     /* Whatever is left could not drain in time. */
     while (loop->streams)
         abandon(loop->streams, "shutdown");
+    fanout_free(loop->fanout); /* the subscriptions that lingered */
+    loop->fanout = NULL;
     bury_the_dead(loop);
     return NULL;
 }
@@ -666,6 +753,7 @@ struct stream_loop *stream_loop_start(const struct proxy_config *cfg)
         return NULL;
     loop->cfg = cfg;
     loop->curl_deadline_ms = -1;
+    atomic_init(&loop->oldest_opened_ms, -1);
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wake = (struct watch){.kind = WATCH_WAKE, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
     loop->multi = curl_multi_init();
@@ -678,6 +766,8 @@ struct stream_loop *stream_loop_start(const struct proxy_config *cfg)
     curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
     curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
+    if (cfg->fanout && !(loop->fanout = fanout_new(cfg, loop->multi, &fan_ops)))
+        goto fail;
 
     /* The loop only polls and copies: a small stack is plenty. */
     pthread_attr_t attr;
@@ -690,6 +780,7 @@ struct stream_loop *stream_loop_start(const struct proxy_config *cfg)
     return loop;
 
 fail:
+    fanout_free(loop->fanout);
     if (loop->multi)
         curl_multi_cleanup(loop->multi);
     if (loop->wake.fd >= 0)
@@ -716,6 +807,11 @@ bool stream_loop_reserve(struct stream_loop *loop)
 void stream_loop_unreserve(struct stream_loop *loop)
 {
     atomic_fetch_sub(&loop->open, 1);
+}
+
+void stream_loop_fanout_counts(struct stream_loop *loop, unsigned *subscriptions, unsigned *clients)
+{
+    fanout_counts(loop->fanout, subscriptions, clients);
 }
 
 unsigned stream_loop_open_streams(struct stream_loop *loop)

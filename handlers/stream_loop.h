@@ -35,6 +35,10 @@ enum proxy_err stream_loop_submit(struct stream_loop *loop, struct flow_request 
 /* stream_loop_open_streams: how many streams are open now. */
 unsigned stream_loop_open_streams(struct stream_loop *loop);
 
+/* stream_loop_fanout_counts: fan-out's subscriptions open and the client
+ * streams attached to them (both 0 without OPENOVA_FLOW_FANOUT). */
+void stream_loop_fanout_counts(struct stream_loop *loop, unsigned *subscriptions, unsigned *clients);
+
 /* stream_loop_oldest_age_ms: how long the oldest open stream has been
  * open, as of the loop's last tick (within 250 ms); -1 when none is. */
 long long stream_loop_oldest_age_ms(struct stream_loop *loop);

@@ -206,6 +206,16 @@ static const struct config_row config_rows[] = {
     {"max streams 0", {{"OPENOVA_FLOW_MAX_STREAMS", "0"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
     {"max streams over", {{"OPENOVA_FLOW_MAX_STREAMS", "1000001"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
     {"max streams sign", {{"OPENOVA_FLOW_MAX_STREAMS", "+5"}}, "OPENOVA_FLOW_MAX_STREAMS", {0}},
+    {"fanout yes", {{"OPENOVA_FLOW_FANOUT", "yes"}}, "OPENOVA_FLOW_FANOUT", {0}},
+    {"fanout 1", {{"OPENOVA_FLOW_FANOUT", "1"}}, "OPENOVA_FLOW_FANOUT", {0}},
+    {"fanout case", {{"OPENOVA_FLOW_FANOUT", "On"}}, "OPENOVA_FLOW_FANOUT", {0}},
+    {"linger unitless", {{"OPENOVA_FLOW_FANOUT_LINGER", "5"}}, "OPENOVA_FLOW_FANOUT_LINGER", {0}},
+    {"fanout user control", {{"OPENOVA_FLOW_FANOUT_USER", "a\r\nX-Evil: 1"}}, "OPENOVA_FLOW_FANOUT_USER", {0}},
+    {"fanout user spaces", {{"OPENOVA_FLOW_FANOUT_USER", " proxy"}}, "OPENOVA_FLOW_FANOUT_USER", {0}},
+    {"fanout user non-ASCII", {{"OPENOVA_FLOW_FANOUT_USER", "pr\xc3\xb6xy"}}, "OPENOVA_FLOW_FANOUT_USER", {0}},
+    {"client buffer 0", {{"OPENOVA_FLOW_CLIENT_BUFFER", "0"}}, "OPENOVA_FLOW_CLIENT_BUFFER", {0}},
+    {"client buffer 1M", {{"OPENOVA_FLOW_CLIENT_BUFFER", "1M"}}, "OPENOVA_FLOW_CLIENT_BUFFER", {0}},
+    {"history 0", {{"OPENOVA_FLOW_FANOUT_HISTORY", "0"}}, "OPENOVA_FLOW_FANOUT_HISTORY", {0}},
     {"workers 0", {{"OPENOVA_FLOW_WORKERS", "0"}}, "OPENOVA_FLOW_WORKERS", {0}},
     {"workers over", {{"OPENOVA_FLOW_WORKERS", "1025"}}, "OPENOVA_FLOW_WORKERS", {0}},
     {"tls skip yes", {{"OPENOVA_FLOW_TLS_SKIP_VERIFY", "yes"}}, "OPENOVA_FLOW_TLS_SKIP_VERIFY", {0}},
@@ -279,6 +289,57 @@ static void test_config_load(void **state)
         config_free(&cfg); /* idempotent */
     }
     config_free(NULL);
+    unit_done(failures);
+}
+
+/* ---- fan-out ---- */
+
+struct fanout_row {
+    const char *name;
+    struct env_var env[MAX_VARS];
+    bool fanout;
+    long linger_ms;
+    const char *user;
+    size_t client_buffer, history;
+};
+
+static const struct fanout_row fanout_rows[] = {
+    {"defaults: off", {{NULL, NULL}}, false, 5000, "openova-flow-fcgi", 1048576, 16777216},
+    {"on", {{"OPENOVA_FLOW_FANOUT", "on"}}, true, 5000, "openova-flow-fcgi", 1048576, 16777216},
+    {"true", {{"OPENOVA_FLOW_FANOUT", "true"}}, true, 5000, "openova-flow-fcgi", 1048576, 16777216},
+    {"off", {{"OPENOVA_FLOW_FANOUT", "off"}}, false, 5000, "openova-flow-fcgi", 1048576, 16777216},
+    {"empty is off", {{"OPENOVA_FLOW_FANOUT", ""}}, false, 5000, "openova-flow-fcgi", 1048576, 16777216},
+    {"everything set",
+     {{"OPENOVA_FLOW_FANOUT", "on"},
+      {"OPENOVA_FLOW_FANOUT_LINGER", "0"},
+      {"OPENOVA_FLOW_FANOUT_USER", "war room"},
+      {"OPENOVA_FLOW_CLIENT_BUFFER", "65536"},
+      {"OPENOVA_FLOW_FANOUT_HISTORY", "1"}},
+     true, 0, "war room", 65536, 1},
+    {"empty user is the default", {{"OPENOVA_FLOW_FANOUT_USER", ""}}, false, 5000, "openova-flow-fcgi", 1048576,
+     16777216},
+};
+
+static void test_fanout_settings(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(fanout_rows); i++) {
+        const struct fanout_row *r = &fanout_rows[i];
+        struct proxy_config cfg;
+        char err[256] = "";
+        current_env = r->env;
+        enum proxy_err rc = config_load(&cfg, fake_env, err, sizeof err);
+        current_env = NULL;
+        if (rc != PROXY_OK)
+            unit_fail(&failures, i, r->name, "failed: %s", err);
+        else if (cfg.fanout != r->fanout || cfg.fanout_linger_ms != r->linger_ms ||
+                 strcmp(cfg.fanout_user, r->user) != 0 || cfg.client_buffer != r->client_buffer ||
+                 cfg.fanout_history != r->history)
+            unit_fail(&failures, i, r->name, "fanout %d linger %ld user \"%s\" buffer %zu history %zu", cfg.fanout,
+                      cfg.fanout_linger_ms, cfg.fanout_user, cfg.client_buffer, cfg.fanout_history);
+        config_free(&cfg);
+    }
     unit_done(failures);
 }
 
@@ -416,7 +477,8 @@ static const char *const json_keys[] = {
     "upstream_idle_ms", "keepconn_idle_ms", "client_timeout_ms",
     "health_path", "ready_path", "metrics_path", "status_path", "metrics_allow", "log_level", "log_format",
     "env_file", "upstream_mode", "deployments_dir", "upstream_template", "client_cert", "client_key",
-    "upstream_token_file", "resolve", "auth_delete",
+    "upstream_token_file", "resolve", "auth_delete", "fanout", "fanout_linger_ms", "fanout_user", "client_buffer",
+    "fanout_history",
 };
 
 static void check_json_string(unsigned *failures, size_t i, const char *name, json_object *o, const char *key,
@@ -776,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_duration_ms),
         cmocka_unit_test(test_config_load),
         cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_fanout_settings),
         cmocka_unit_test(test_auth_settings),
         cmocka_unit_test(test_limits_defaults),
         cmocka_unit_test(test_ops_settings),

@@ -1,5 +1,7 @@
 /* test_sse.c: SSE frame-boundary tracking and frame counting (sse_tracker_*),
- * fed whole, split in two, and byte by byte. */
+ * fed whole, split in two, and byte by byte; the splitter that cuts a stream
+ * into whole frames for fan-out, fed every way; and which frames carry
+ * state. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "handlers/sse.h"
@@ -175,6 +178,154 @@ static void test_sse_frames(void **state)
     unit_done(failures);
 }
 
+/* ---- the splitter ---- */
+
+struct split_row {
+    const char *name;
+    const char *stream;
+    const char *frames[6]; /* what comes out, in order; NULL-terminated */
+    const char *partial;   /* what is left waiting */
+};
+
+static const struct split_row split_rows[] = {
+    {"one frame", "event: a\nid: 1\ndata: {}\n\n", {"event: a\nid: 1\ndata: {}\n\n", NULL}, ""},
+    {"two frames and a part", "data: 1\n\ndata: 2\n\ndata: 3\n",
+     {"data: 1\n\n", "data: 2\n\n", NULL}, "data: 3\n"},
+    {"CRLF: the last LF dropped", "data: 1\r\n\r\ndata: 2\r\n\r\n", {"data: 1\r\n\r", "data: 2\r\n\r", NULL}, ""},
+    {"CR alone", "data: 1\r\rdata: 2\r\r", {"data: 1\r\r", "data: 2\r\r", NULL}, ""},
+    {"blank lines between frames dropped", "\n\ndata: 1\n\n\n\r\n\ndata: 2\n\n", {"data: 1\n\n", "data: 2\n\n", NULL},
+     ""},
+    {"a comment frame", ": keepalive\n\ndata: 1\n\n", {": keepalive\n\n", "data: 1\n\n", NULL}, ""},
+    {"a NUL is a byte", "data: a\0b\n\n", {"data: a\0b\n\n", NULL}, ""},
+    {"nothing complete", "data: 1\ndata: 2", {NULL}, "data: 1\ndata: 2"},
+};
+
+struct collected {
+    char frames[8][64];
+    size_t lens[8];
+    size_t count;
+};
+
+static enum proxy_err collect(void *ctx, const char *frame, size_t len)
+{
+    struct collected *c = ctx;
+    if (c->count < 8 && len < 64) {
+        memcpy(c->frames[c->count], frame, len);
+        c->lens[c->count] = len;
+    }
+    c->count++;
+    return PROXY_OK;
+}
+
+/* run_split: feeds the row in pieces of step bytes (0: whole); true when
+ * the frames and the part left are the row's. */
+static bool run_split(const struct split_row *r, size_t len, size_t step, char *why, size_t whylen)
+{
+    struct sse_splitter sp;
+    struct collected c = {.count = 0};
+    sse_splitter_init(&sp, 1024);
+    for (size_t at = 0; at < len;) {
+        size_t n = step && len - at > step ? step : len - at;
+        if (sse_splitter_feed(&sp, r->stream + at, n, collect, &c) != PROXY_OK) {
+            snprintf(why, whylen, "feed failed at %zu", at);
+            sse_splitter_free(&sp);
+            return false;
+        }
+        at += n;
+    }
+    size_t want = 0;
+    while (r->frames[want])
+        want++;
+    bool ok = c.count == want;
+    for (size_t i = 0; ok && i < want; i++) {
+        /* the frames hold NULs: lengths from the row's text up to its end marker */
+        size_t wlen = strlen(r->frames[i]);
+        if (strcmp(r->name, "a NUL is a byte") == 0)
+            wlen = 11;
+        ok = c.lens[i] == wlen && memcmp(c.frames[i], r->frames[i], wlen) == 0;
+    }
+    ok = ok && sp.partial.len == strlen(r->partial) && memcmp(sp.partial.data ? sp.partial.data : "", r->partial,
+                                                              sp.partial.len) == 0;
+    if (!ok)
+        snprintf(why, whylen, "step %zu: %zu frames (want %zu), %zu bytes left", step, c.count, want, sp.partial.len);
+    sse_splitter_free(&sp);
+    return ok;
+}
+
+static void test_splitter(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(split_rows); i++) {
+        const struct split_row *r = &split_rows[i];
+        size_t len = strcmp(r->name, "a NUL is a byte") == 0 ? 11 : strlen(r->stream);
+        static const size_t steps[] = {0, 1, 2, 3, 7};
+        for (size_t k = 0; k < UNIT_LEN(steps); k++) {
+            char why[128];
+            if (!run_split(r, len, steps[k], why, sizeof why)) {
+                unit_fail(&failures, i, r->name, "%s", why);
+                break;
+            }
+        }
+    }
+    unit_done(failures);
+}
+
+static enum proxy_err refuse_second(void *ctx, const char *frame, size_t len)
+{
+    (void)frame;
+    (void)len;
+    return ++*(int *)ctx == 2 ? PROXY_ERR_NOMEM : PROXY_OK;
+}
+
+static void test_splitter_limits(void **state)
+{
+    (void)state;
+    struct sse_splitter sp;
+    struct collected c = {.count = 0};
+    /* a frame past the bound */
+    sse_splitter_init(&sp, 16);
+    assert_int_equal(sse_splitter_feed(&sp, "data: 0123456789abcdef\n\n", 24, collect, &c),
+                     PROXY_ERR_UPSTREAM_TOO_LARGE);
+    sse_splitter_free(&sp);
+    /* the callback's error stops the feed */
+    int calls = 0;
+    sse_splitter_init(&sp, 1024);
+    assert_int_equal(sse_splitter_feed(&sp, "data: 1\n\ndata: 2\n\ndata: 3\n\n", 27, refuse_second, &calls),
+                     PROXY_ERR_NOMEM);
+    assert_int_equal(calls, 2);
+    sse_splitter_free(&sp);
+    sse_splitter_free(NULL);
+}
+
+struct state_row {
+    const char *frame;
+    bool state;
+};
+
+static const struct state_row state_rows[] = {
+    {"event: snapshot\nid: 0\ndata: {\"type\":\"snapshot\"}\n\n", true},
+    {"event: upsert-nodes\r\nid: 3\r\ndata: {}\r\n\r", true},
+    {"data: {}\n\n", true},
+    {"event: heartbeat\ndata: {}\n\n", false},
+    {"event:heartbeat\ndata: {}\n\n", false},
+    {"id: 4\nevent: heartbeat\n\n", false},
+    {"event: heartbeats\ndata: {}\n\n", true},
+    {": keepalive\n\n", false},
+    {":\n:x\n\n", false},
+    {"\n\n", false},
+};
+
+static void test_frame_is_state(void **state)
+{
+    (void)state;
+    unsigned failures = 0;
+    for (size_t i = 0; i < UNIT_LEN(state_rows); i++)
+        if (sse_frame_is_state(state_rows[i].frame, strlen(state_rows[i].frame)) != state_rows[i].state)
+            unit_fail(&failures, i, state_rows[i].frame, "not %d", state_rows[i].state);
+    unit_done(failures);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +333,9 @@ int main(void)
         cmocka_unit_test(test_sse_whole),
         cmocka_unit_test(test_sse_split),
         cmocka_unit_test(test_sse_bytewise),
+        cmocka_unit_test(test_splitter),
+        cmocka_unit_test(test_splitter_limits),
+        cmocka_unit_test(test_frame_is_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
