@@ -118,7 +118,15 @@ static void usage_environment(FILE *out)
             "  OPENOVA_FLOW_UPSTREAM_IDLE    cut a stream whose upstream is silent this long, 0 = never (default 45s)\n"
             "  OPENOVA_FLOW_KEEPCONN_IDLE    close a kept FastCGI connection idle this long (default 60s)\n"
             "  OPENOVA_FLOW_CLIENT_TIMEOUT   read of a request from the web server, head and body (default 30s)\n"
-            "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n"
+            "  OPENOVA_FLOW_MAX_STREAMS      most streams open at once (default 1024)\n",
+            CONFIG_DEFAULT_UPSTREAM, URL_TEMPLATE_DEFAULT, CONFIG_DEFAULT_BASE_PATH);
+    /* in parts: C11 compilers need only take strings of 4095 characters */
+    fprintf(out,
+            "  OPENOVA_FLOW_FANOUT           on: one upstream stream per flow, shared by its clients (default off)\n"
+            "  OPENOVA_FLOW_FANOUT_LINGER    fan-out: keep a flow's upstream stream after its last client (default 5s)\n"
+            "  OPENOVA_FLOW_FANOUT_USER      fan-out: X-Forwarded-User of the shared streams (default openova-flow-fcgi)\n"
+            "  OPENOVA_FLOW_CLIENT_BUFFER    fan-out: bytes a client may leave unread, then cut (default 1048576)\n"
+            "  OPENOVA_FLOW_FANOUT_HISTORY   fan-out: frames kept for joiners, in bytes (default 16777216)\n"
             "  OPENOVA_FLOW_WORKERS          threads for short requests (default 16)\n"
             "  OPENOVA_FLOW_HEALTH_PATH      liveness, the process alone (default %s; empty: off)\n"
             "  OPENOVA_FLOW_READY_PATH       readiness: the upstream's GET /healthz, or the console's\n"
@@ -133,8 +141,7 @@ static void usage_environment(FILE *out)
             "\n"
             "Signals: SIGTERM, SIGINT stop gracefully; SIGHUP re-reads the credential files,\n"
             "the upstream token and the log level and never stops; SIGUSR1, SIGUSR2 are ignored.\n",
-            CONFIG_DEFAULT_UPSTREAM, URL_TEMPLATE_DEFAULT, CONFIG_DEFAULT_BASE_PATH, CONFIG_DEFAULT_HEALTH_PATH,
-            CONFIG_DEFAULT_READY_PATH,
+            CONFIG_DEFAULT_HEALTH_PATH, CONFIG_DEFAULT_READY_PATH,
             CONFIG_DEFAULT_METRICS_PATH, CONFIG_DEFAULT_STATUS_PATH, CONFIG_DEFAULT_METRICS_ALLOW);
 }
 
