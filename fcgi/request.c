@@ -325,7 +325,8 @@ static void release_detached(struct fcgi_request *req)
 {
     int fd = req->detached_fd;
     const struct fcgi_response *out = &req->out;
-    if (req->keep_conn && req->lobby && out->ended && !out->unsent.len && !out->out_failed && !out->cut &&
+    if (req->keep_conn && req->lobby && out->ended && !out->unsent.len && !out->queue.count && !out->out_failed &&
+        !out->cut &&
         !req->peer_done) {
         int flags = fcntl(fd, F_GETFL, 0);
         fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* workers read it blocking */

@@ -31,6 +31,7 @@ struct fcgi_response {
     struct buf held;          /* head and body bytes held back to leave in as few writes as possible */
     struct buf unsent;        /* detached: framed records the socket did not take yet */
     struct fcgi_queue queue;  /* detached: what waits behind unsent, by reference (shared frames) */
+    struct fcgi_record_scanner written; /* detached: where the bytes on the wire stand in their records */
     bool head_sent;           /* committed: the status cannot change any more */
     bool out_started;         /* some of the response reached the web server */
     bool out_failed;          /* a write to the web server failed: it is gone */

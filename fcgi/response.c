@@ -62,6 +62,18 @@ static bool detached(const struct fcgi_request *req)
     return req->detached;
 }
 
+/* note_written: n bytes of iov reached the socket: where the wire now
+ * stands in its records (fcgi_response_break must finish the one under
+ * way). */
+static void note_written(struct fcgi_request *req, const struct iovec *iov, int count, size_t n)
+{
+    for (int i = 0; i < count && n > 0; i++) {
+        size_t part = iov[i].iov_len < n ? iov[i].iov_len : n;
+        fcgi_record_scan(&req->out.written, iov[i].iov_base, part);
+        n -= part;
+    }
+}
+
 /* A blocking socket takes all of it, maybe in parts (a signal). */
 static enum proxy_err write_all(struct fcgi_request *req, struct iovec *iov, int left)
 {
@@ -128,6 +140,7 @@ static enum proxy_err write_some(struct fcgi_request *req, const struct iovec *i
             return PROXY_ERR_CLIENT_GONE;
         done = n > 0 ? (size_t)n : 0;
         req->out.out_started = req->out.out_started || done > 0;
+        note_written(req, iov, count, done);
     }
     for (int i = 0; i < count; i++) {
         size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
@@ -337,6 +350,7 @@ static enum proxy_err flush_queue(struct fcgi_request *req)
         }
         if (n == 0)
             return PROXY_OK;
+        note_written(req, iov, count, (size_t)n);
         fcgi_queue_advance(q, (size_t)n);
     }
     return PROXY_OK;
@@ -366,6 +380,7 @@ enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body,
             return PROXY_ERR_CLIENT_GONE;
         }
         done = (size_t)n;
+        note_written(req, iov, count, done);
     }
     if (done < written && fcgi_queue_push(&out->queue, body, true, done) != PROXY_OK) {
         /* part of a record may be out: nothing can follow it any more */
@@ -374,6 +389,56 @@ enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body,
     }
     out->bytes_out += body->len;
     return PROXY_OK;
+}
+
+/* copy_pending: the first max bytes waiting (unsent, then the queue's
+ * written form) into dst; returns how many. */
+static size_t copy_pending(const struct fcgi_request *req, unsigned char *dst, size_t max)
+{
+    const struct buf *unsent = &req->out.unsent;
+    size_t n = unsent->len < max ? unsent->len : max;
+    memcpy(dst, unsent->data, n);
+    struct iovec iov[2 * FCGI_QUEUE_GATHER + 8];
+    unsigned char headers[FCGI_QUEUE_GATHER][FCGI_HEADER_LEN];
+    int count = fcgi_queue_gather(&req->out.queue, req->fcgi_id, iov, (int)(sizeof iov / sizeof iov[0]), headers);
+    for (int i = 0; i < count && n < max; i++) {
+        size_t part = iov[i].iov_len < max - n ? iov[i].iov_len : max - n;
+        memcpy(dst + n, iov[i].iov_base, part);
+        n += part;
+    }
+    return n;
+}
+
+/* record_rest: how many of the waiting bytes finish the record the wire is
+ * in the middle of (0 at a record boundary). */
+static size_t record_rest(const struct fcgi_request *req, const unsigned char *pending, size_t len)
+{
+    struct fcgi_record_scanner s = req->out.written;
+    size_t i = 0;
+    while (i < len && (s.header_have || s.skip)) {
+        size_t step = s.skip ? (s.skip < len - i ? s.skip : len - i) : 1;
+        fcgi_record_scan(&s, pending + i, step);
+        i += step;
+    }
+    return i;
+}
+
+void fcgi_response_break(struct fcgi_request *req)
+{
+    static const unsigned char invalid[FCGI_HEADER_LEN] = {0}; /* version 0 */
+    struct fcgi_response *out = &req->out;
+    /* A web server reads the invalid record only where a record starts:
+     * the one under way on the wire is finished first. */
+    enum { RECORD_MAX = FCGI_HEADER_LEN + FCGI_MAX_LENGTH + 255 };
+    unsigned char *rest = malloc(RECORD_MAX);
+    size_t need = rest ? record_rest(req, rest, copy_pending(req, rest, RECORD_MAX)) : 0;
+    fcgi_queue_clear(&out->queue);
+    buf_reset(&out->unsent);
+    /* never fails for want of room: the bound is far above one record */
+    if (buf_append(&out->unsent, rest, need) != PROXY_OK || buf_append(&out->unsent, invalid, sizeof invalid) != PROXY_OK)
+        buf_reset(&out->unsent); /* out of memory: the close alone ends it */
+    free(rest);
+    out->cut = true;
 }
 
 size_t fcgi_response_pending(const struct fcgi_request *req)
@@ -387,6 +452,7 @@ enum proxy_err fcgi_response_flush(struct fcgi_request *req)
     while (unsent->len) {
         ssize_t n = write(req->detached_fd, unsent->data, unsent->len);
         if (n > 0) {
+            fcgi_record_scan(&req->out.written, (const unsigned char *)unsent->data, (size_t)n);
             buf_consume(unsent, (size_t)n);
             req->out.out_started = true;
             continue;

@@ -92,6 +92,15 @@ enum proxy_err fcgi_response_flush(struct fcgi_request *req);
  * gone; PROXY_ERR_INVALID before the head or after the end. */
 enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body, size_t max_pending);
 
+/* fcgi_response_break: gives up what waits on a detached request and queues
+ * in its place a record no web server accepts, and sets out.cut: for a
+ * client too slow to keep, whose web server would otherwise, with the
+ * connection closed at a record boundary and every byte before it already
+ * in its socket, end the response cleanly (nginx does, with buffering off).
+ * The bytes given up never reach the web server, so the record it reads
+ * last is broken either way. */
+void fcgi_response_break(struct fcgi_request *req);
+
 /* fcgi_response_pending: the bytes of a detached response still waiting
  * for the socket (out.unsent and out.queue). */
 size_t fcgi_response_pending(const struct fcgi_request *req);

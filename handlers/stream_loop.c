@@ -39,6 +39,10 @@
 /* How long a frame that never ends may hold back the end of a stream whose
  * credential expired. */
 #define CREDENTIAL_GRACE_S 30
+/* How long a slow fan-out client's broken record may wait for its web
+ * server to read again (nginx's send_timeout drops a client that reads
+ * nothing for 60 s); meanwhile it holds one descriptor and one record. */
+#define SLOW_CUT_DRAIN_MS 60000
 /* How long the stop waits for streams to end cleanly. */
 #define STOP_DRAIN_MS 2000
 /* The beat of keepalives and deadlines. */
@@ -92,6 +96,7 @@ struct stream {
     long long upstream_started_us;
     long long head_us;       /* from the request's arrival to the head; -1: no head yet */
     CURLcode curl_rc;        /* libcurl's result of the finished transfer */
+    bool logged;             /* the end's line is out (a slow client's, at its cut) */
     const char *end_reason;  /* one of end_reasons' texts */
 };
 
@@ -101,6 +106,7 @@ static const struct {
     enum metrics_stream_end kind;
 } end_reasons[] = {
     {"client-gone", METRICS_END_CLIENT_GONE},
+    {"client-slow", METRICS_END_CLIENT_GONE},   /* a fan-out client past OPENOVA_FLOW_CLIENT_BUFFER */
     {"aborted", METRICS_END_CLIENT_GONE},       /* the web server's client left */
     {"drain-timeout", METRICS_END_CLIENT_GONE}, /* a client that stopped reading */
     {"upstream-ended", METRICS_END_UPSTREAM_ENDED},
@@ -231,6 +237,9 @@ static enum proxy_err stream_on_body(void *ctx, const char *data, size_t len)
  * and the stream's lifetime. */
 static void log_end(struct stream *s)
 {
+    if (s->logged)
+        return;
+    s->logged = true;
     const char *end = s->end_reason ? s->end_reason : "upstream-ended";
     struct request_log_extra end_line = {.msg = "stream end", .end = end, .duration_us = -1};
     request_log(&s->req, request_log_level(&s->req), &end_line);
@@ -411,8 +420,16 @@ static enum proxy_err fan_on_frame(void *client, struct rcbuf *frame)
     watch_output(s);
     if (err == PROXY_ERR_WOULD_BLOCK) {
         /* Too far behind: cut, so that it reconnects and starts afresh from
-         * a snapshot frame; nobody else waits for it. */
-        abandon(s, "client-slow");
+         * a snapshot frame; nobody else waits for it. A plain close would
+         * let nginx end the response cleanly once the client caught up with
+         * what it holds: a broken record goes out instead, when the socket
+         * takes it. */
+        fanout_leave(&s->member);
+        s->end_reason = "client-slow";
+        fcgi_response_break(&s->fcgi);
+        cut(s);
+        s->drain_deadline_ms = clock_ms() + SLOW_CUT_DRAIN_MS;
+        log_end(s); /* its stream ends now; the broken record leaves when it can */
         return err;
     }
     if (err) {
@@ -629,7 +646,9 @@ static void tick(struct stream_loop *loop)
             if (s->fcgi.out.cut && fcgi_response_pending(&s->fcgi) == 0)
                 drained(s, now);
             else if (now >= s->drain_deadline_ms)
-                abandon(s, "drain-timeout");
+                /* a slow client's cut keeps its reason */
+                abandon(s, s->end_reason && strcmp(s->end_reason, "client-slow") == 0 ? s->end_reason
+                                                                                     : "drain-timeout");
         } else if (!s->fanout && !s->x.head_delivered && now >= s->head_deadline_ms) {
             /* Only the wait for the answer is bounded; the stream itself
              * may then live for hours. */

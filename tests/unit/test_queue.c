@@ -1,8 +1,9 @@
 /* test_queue.c: a detached response's waiting bytes by reference: shared
  * frames framed into STDOUT records as they are written (frames past one
  * record's 65535 bytes too), raw records queued behind them, any partial
- * write resumed exactly; and fcgi_response_share over a real socket that
- * takes little at a time, keeping every byte in order. */
+ * write resumed exactly; fcgi_response_share over a real socket that takes
+ * little at a time, keeping every byte in order; and the broken record of a
+ * cut, which comes where a record starts, after the one under way. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -225,6 +226,58 @@ static void test_share_refuses_before_the_head(void **state)
     close(sv[0]);
 }
 
+static void test_break_after_the_record_under_way(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    struct fcgi_request req;
+    detached_request(&req, sv[0]);
+    req.out.head_sent = true;
+    /* frames until the socket stops taking them: one is cut short */
+    char frame[3001];
+    memset(frame, 'x', sizeof frame);
+    for (int i = 0; i < 40; i++) {
+        struct rcbuf *b = rcbuf_new(frame, sizeof frame);
+        assert_int_equal(fcgi_response_share(&req, b, 1 << 20), PROXY_OK);
+        rcbuf_unref(b);
+    }
+    assert_true(fcgi_response_pending(&req) > 0);
+    fcgi_response_break(&req);
+    assert_true(req.out.cut);
+    assert_int_equal(req.out.queue.count, 0);
+    /* what was on the wire, then the rest of its record, then version 0 */
+    unsigned char *wire = malloc(1 << 20);
+    size_t n = 0;
+    for (int rounds = 0; rounds < 1000 && fcgi_response_pending(&req) > 0; rounds++) {
+        ssize_t r = recv(sv[1], wire + n, (1 << 20) - n, MSG_DONTWAIT);
+        if (r > 0)
+            n += (size_t)r;
+        assert_int_equal(fcgi_response_flush(&req), PROXY_OK);
+    }
+    assert_int_equal(fcgi_response_pending(&req), 0);
+    ssize_t r;
+    while ((r = recv(sv[1], wire + n, (1 << 20) - n, MSG_DONTWAIT)) > 0)
+        n += (size_t)r;
+    size_t at = 0, records = 0;
+    while (at + FCGI_HEADER_LEN <= n && wire[at] == FCGI_VERSION_1) {
+        assert_int_equal(wire[at + 1], FCGI_STDOUT);
+        at += FCGI_HEADER_LEN + ((size_t)wire[at + 4] << 8 | wire[at + 5]) + wire[at + 6];
+        records++;
+    }
+    assert_true(records >= 1);
+    assert_int_equal(at + FCGI_HEADER_LEN, n); /* whole records, then the broken header, nothing else */
+    assert_int_equal(wire[at], 0);
+    free(wire);
+    req.detached = false;
+    fcgi_request_free(&req, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -232,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_queue_written_form),
         cmocka_unit_test(test_share_in_order),
         cmocka_unit_test(test_share_refuses_before_the_head),
+        cmocka_unit_test(test_break_after_the_record_under_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

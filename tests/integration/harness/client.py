@@ -4,6 +4,7 @@ each byte of a streamed response as it arrives."""
 import base64
 import json
 import select
+import selectors
 import socket
 import time
 
@@ -78,6 +79,7 @@ class Stream:
         self.body = b""           # decoded body so far
         self.arrivals = []        # (time, decoded bytes) per socket read
         self.eof = False          # the response (or the connection) ended
+        self.ended_at = None      # monotonic time at which eof was seen
         self.complete = False     # ended with the terminating chunk / length
         self.status = None
         self.headers = None
@@ -128,6 +130,7 @@ class Stream:
             self.raw = b""
             if self._length is not None and len(self.body) >= self._length:
                 self.eof = self.complete = True
+                self.ended_at = now
         if len(self.body) > before:
             self.arrivals.append((now, self.body[before:]))
 
@@ -140,6 +143,7 @@ class Stream:
             if size == 0:
                 if self.raw.find(b"\r\n\r\n", line_end) >= 0 or self.raw[line_end:line_end + 4] == b"\r\n\r\n":
                     self.eof = self.complete = True
+                    self.ended_at = time.monotonic()
                     self.raw = b""
                 return
             if len(self.raw) < line_end + 2 + size + 2:
@@ -157,6 +161,7 @@ class Stream:
                 data = b""
             if not data:
                 self.eof = True
+                self.ended_at = time.monotonic()
                 break
             self._feed(data)
 
@@ -192,6 +197,42 @@ class Stream:
             self.sock.close()
         except OSError:
             pass
+
+
+def read_streams(streams, until, timeout):
+    """Reads many Streams at once, each read timestamped as in Stream (one
+    epoll, no select(): descriptors may pass 1024), until until(stream)
+    holds or the stream ended, for each one, or timeout passes. until is
+    called after every read: keep it cheap. Returns the streams for which
+    until(stream) does not hold."""
+    sel = selectors.DefaultSelector()
+    try:
+        for s in streams:
+            if not s.eof and not until(s):
+                sel.register(s.sock, selectors.EVENT_READ, s)
+        deadline = time.monotonic() + timeout
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for key, _ in sel.select(timeout=min(remaining, 0.1)):
+                s = key.data
+                try:
+                    data = s.sock.recv(65536)
+                except (TimeoutError, BlockingIOError):
+                    continue
+                except ConnectionResetError:
+                    data = b""
+                if data:
+                    s._feed(data)
+                else:
+                    s.eof = True
+                    s.ended_at = time.monotonic()
+                if s.eof or until(s):
+                    sel.unregister(s.sock)
+    finally:
+        sel.close()
+    return [s for s in streams if not until(s)]
 
 
 def request(port, method, target, headers=(), body=None, timeout=None):

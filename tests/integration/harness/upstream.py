@@ -9,12 +9,19 @@ recorded with its connection, and each connection with when it opened and
 closed. GET /healthz, the flow server's health check (the app's readiness
 asks it), is answered with `health`, {"status":"ok"} unless a test sets
 another Reply.
+
+A Feed is a stream the test drives while it is open, as a flow server's
+live tail: each connection answered with it gets a snapshot frame made when
+it attaches, then every frame the test sends from then on, until the test
+ends it (cleanly, dropped or reset) or the peer leaves. The Feed counts the
+connections it served (fan-out tests count the proxy's subscriptions).
 """
 import dataclasses
 import re
 import select
 import selectors
 import socket
+import struct
 import threading
 import time
 
@@ -38,6 +45,9 @@ class Reply:
     or "hold" (stay open and silent until the client leaves).
 
     delay: seconds to wait before answering at all (for timeouts).
+
+    feed: a Feed (see there) instead of frames: the stream's body is what
+    the test sends through it while the connection is attached.
     """
     status: int = 200
     reason: str = ""
@@ -48,6 +58,7 @@ class Reply:
     frames: list = None
     end: str = "clean"
     delay: float = 0.0
+    feed: "Feed" = None
 
 
 SSE_HEADERS = [
@@ -66,6 +77,119 @@ def json_reply(status=200, body=b'{"ok":true}', headers=()):
     return Reply(status=status, headers=[("Content-Type", "application/json")] + list(headers), body=body)
 
 
+class Feed:
+    """A stream the test drives while it is open: Reply(feed=...) (or
+    feed_reply()) answers with it. Each connection that gets it attaches:
+    its head goes out, then the snapshot frame, made at that moment (under
+    the same lock as send(), so it covers exactly the frames sent before),
+    then every frame send() is given from then on, each as one chunk, until
+    end() or the peer leaves. Each attached connection records what it was
+    sent (Received.frames_sent, .frames_sent_at, the snapshot frame first),
+    each frame just before it goes out.
+
+    snapshot: bytes, or a callable(feed) -> bytes (it may read feed.sent),
+    or None for no first frame.
+    """
+
+    def __init__(self, snapshot=None):
+        self.snapshot = snapshot
+        self.sent = []        # every frame given to send(), in order
+        self.served = []      # Received of each connection that attached, in order
+        self._cond = threading.Condition()
+        self._subs = []       # [_FeedConnection] attached now
+
+    @property
+    def attached(self):
+        """How many connections are attached now."""
+        with self._cond:
+            return len(self._subs)
+
+    def send(self, data):
+        """Queues one frame (bytes) on every connection attached now;
+        returns its index in sent."""
+        with self._cond:
+            self.sent.append(data)
+            for sub in self._subs:
+                sub.items.append(data)
+            self._cond.notify_all()
+            return len(self.sent) - 1
+
+    def end(self, how="clean"):
+        """Ends every connection attached now, after what was queued:
+        "clean" (the terminating chunk; the connection stays for the next
+        request), "drop" (closed without it) or "reset" (closed with an
+        RST). Connections that attach later start afresh."""
+        assert how in ("clean", "drop", "reset"), how
+        with self._cond:
+            for sub in self._subs:
+                sub.items.append(_FeedEnd(how))
+            self._cond.notify_all()
+
+    def wait_attached(self, count, timeout=None):
+        """Until count connections are attached (default 5 s, scaled);
+        returns whether they are."""
+        deadline = time.monotonic() + (scaled(5.0) if timeout is None else timeout)
+        while self.attached < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.attached >= count
+
+    def _serve(self, upstream, sock, rec, head):
+        """The answer to rec on sock (Upstream._answer): returns whether the
+        connection may carry another request."""
+        sub = _FeedConnection()
+        with self._cond:
+            first = self.snapshot(self) if callable(self.snapshot) else self.snapshot
+            if first is not None:
+                sub.items.append(first)
+            self._subs.append(sub)
+            self.served.append(rec)
+        try:
+            sock.sendall(head)
+            while True:
+                with self._cond:
+                    if not sub.items:
+                        self._cond.wait(0.05)
+                    items, sub.items = sub.items, []
+                for item in items:
+                    if isinstance(item, _FeedEnd):
+                        return self._finish(sock, item.how)
+                    # Recorded just before it goes: a client may have it
+                    # before this thread runs again.
+                    rec.frames_sent_at.append(time.monotonic())
+                    rec.frames_sent.append(item)
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(item), item))
+                if not items:
+                    upstream._check_peer(sock)
+        finally:
+            with self._cond:
+                self._subs.remove(sub)
+
+    @staticmethod
+    def _finish(sock, how):
+        if how == "clean":
+            sock.sendall(b"0\r\n\r\n")
+            return True
+        if how == "reset":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+
+
+class _FeedConnection:
+    def __init__(self):
+        self.items = []       # frames (bytes) and at most one _FeedEnd, to send
+
+
+@dataclasses.dataclass
+class _FeedEnd:
+    how: str
+
+
+def feed_reply(feed, status=200, headers=None, delay=0.0):
+    """A stream answered from feed (see Feed), with the SSE headers."""
+    return Reply(status=status, headers=list(SSE_HEADERS if headers is None else headers), feed=feed,
+                 delay=delay)
+
+
 @dataclasses.dataclass
 class Received:
     """One request as the upstream received it."""
@@ -77,6 +201,7 @@ class Received:
     body: bytes
     received_at: float
     frames_sent_at: list = dataclasses.field(default_factory=list)  # monotonic time per frame
+    frames_sent: list = dataclasses.field(default_factory=list)     # the bytes of each frame, in order
     finished_at: float = None
 
     @property
@@ -152,6 +277,12 @@ class Upstream:
         if flow_id is None:
             return recs
         return [r for r in recs if f"/v1/flows/{flow_id}/" in r.target]
+
+    def stream_requests(self, flow_id):
+        """The GET .../stream requests for flow_id, in the order they came:
+        each is one stream the upstream served (a fan-out subscription)."""
+        return [r for r in self.requests(flow_id)
+                if r.method == "GET" and r.target.partition("?")[0] == f"/v1/flows/{flow_id}/stream"]
 
     def health_checks(self):
         with self.lock:
@@ -324,6 +455,15 @@ class Upstream:
                     raise _PeerGone()
                 time.sleep(min(remaining, 0.01))
 
+    def _check_peer(self, sock):
+        """Raises _PeerGone when the peer closed (or the upstream stops);
+        does not wait."""
+        if self._stopping.is_set():
+            raise _PeerGone()
+        r, _, _ = select.select([sock], [], [], 0)
+        if r and not sock.recv(1, socket.MSG_PEEK):
+            raise _PeerGone()
+
     def _answer(self, sock, rec):
         reply = self._lookup(rec.target)
         if reply.delay:
@@ -335,6 +475,11 @@ class Upstream:
             head += f"{name}: {value}\r\n"
         close_after = any("close" in v.lower() for n, v in reply.headers if n.lower() == "connection")
 
+        if reply.feed is not None:
+            if "transfer-encoding" not in names:
+                head += "Transfer-Encoding: chunked\r\n"
+            return reply.feed._serve(self, sock, rec, head.encode("latin-1") + b"\r\n")
+
         if reply.frames is not None:
             if "transfer-encoding" not in names:
                 head += "Transfer-Encoding: chunked\r\n"
@@ -344,6 +489,7 @@ class Upstream:
                     self._wait(sock, delay)
                 sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 rec.frames_sent_at.append(time.monotonic())
+                rec.frames_sent.append(data)
             if reply.end == "clean":
                 sock.sendall(b"0\r\n\r\n")
                 return not close_after
