@@ -36,6 +36,7 @@ struct ds_store {
     size_t ring_capacity;
     /* read under flow mutexes, so atomic rather than under the store lock */
     atomic_bool shutdown;
+    atomic_uint subscribers; /* open, for the stop to wait for their last chunk */
 };
 
 struct ds_sub {
@@ -120,6 +121,7 @@ struct ds_store *ds_store_new(size_t ring_capacity)
     }
     s->ring_capacity = ring_capacity;
     atomic_init(&s->shutdown, false);
+    atomic_init(&s->subscribers, 0);
     return s;
 }
 
@@ -317,6 +319,11 @@ void ds_store_purge(struct ds_store *s, const char *flow_id)
     flow_destroy(destroy);
 }
 
+unsigned ds_store_subscribers(struct ds_store *s)
+{
+    return atomic_load(&s->subscribers);
+}
+
 size_t ds_store_flow_count(struct ds_store *s)
 {
     size_t n = 0;
@@ -391,9 +398,11 @@ struct ds_sub *ds_sub_open(struct ds_store *s, const char *flow_id, const char *
     if (!sub)
         return NULL;
     sub->store = s;
+    atomic_fetch_add(&s->subscribers, 1);
     sub->heartbeat_ms = heartbeat_ms ? heartbeat_ms : 1;
     sub->flow = acquire(s, flow_id, true, &nomem);
     if (!sub->flow) {
+        atomic_fetch_sub(&s->subscribers, 1);
         free(sub);
         return NULL;
     }
@@ -504,6 +513,7 @@ void ds_sub_close(struct ds_sub *sub)
         return;
     if (sub->flow)
         release(sub->store, sub->flow);
+    atomic_fetch_sub(&sub->store->subscribers, 1);
     free(sub->out);
     free(sub);
 }

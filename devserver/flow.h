@@ -64,6 +64,9 @@ enum ds_err ds_store_snapshot(struct ds_store *s, const char *flow_id, char **js
  * Idempotent: purging an unknown flow does nothing. */
 void ds_store_purge(struct ds_store *s, const char *flow_id);
 
+/* ds_store_subscribers: subscribers open (not yet closed); any thread. */
+unsigned ds_store_subscribers(struct ds_store *s);
+
 /* ds_store_flow_count: flows in the table (ingested ones, and empty ones
  * that have subscribers waiting for their first message). */
 size_t ds_store_flow_count(struct ds_store *s);

@@ -4,10 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "flow.h"
 #include "http.h"
+
+/* How long the stop waits for open streams to send their last chunk. */
+#define STOP_WAIT_MS 2000
 
 #ifndef OPENOVA_VERSION
 #define OPENOVA_VERSION "dev"
@@ -122,8 +126,12 @@ int main(int argc, char **argv)
     while (sigwait(&stop, &sig) != 0)
         ;
     fprintf(stderr, "openova-flow-devserver: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    /* streams first: their threads may be waiting for messages */
+    /* streams first: their threads may be waiting for messages. Each then
+     * writes its last chunk and closes its subscriber; the daemon's stop
+     * would cut those still writing, so it waits for them, briefly. */
     ds_store_shutdown(store);
+    for (int waited_ms = 0; ds_store_subscribers(store) > 0 && waited_ms < STOP_WAIT_MS; waited_ms += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
     status = 0;
 out:
     ds_http_stop(http);

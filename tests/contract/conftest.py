@@ -1,12 +1,23 @@
-"""Fixtures for the flow server's contract tests: the built
-openova-flow-devserver started on a free port (FLOW_SERVER_LISTEN_ADDR port 0,
-the bound address read from its first log line), a small HTTP client, and an
-incremental Server-Sent Events reader over a raw socket that decodes chunked
-transfer encoding itself, so every byte on the wire is seen.
+"""Fixtures for the flow server's contract tests: the server under test, a
+small HTTP client, an incremental Server-Sent Events reader over a raw socket
+(it decodes chunked transfer encoding itself, so every byte on the wire is
+seen), and the message builders the test files share.
 
-The binary is OPENOVA_FLOW_DEVSERVER_BIN, default build/openova-flow-devserver
-(build it with `make build/openova-flow-devserver`). Against the
-AddressSanitizer build:
+The suite runs against any flow server. With FLOW_SERVER_URL=http://host:port
+the session's `server` is that running server and nothing is started; the
+tests marked `devserver` (they need our own process or its flags) or
+`difference` (they check one of the devserver's deliberate differences from
+the reference, docs/openova-flow-api.md and the issue 17 spec) are then
+deselected, never skipped, so what runs is exactly what any flow server that
+behaves like the reference must pass:
+
+    make contract FLOW_SERVER_URL=http://127.0.0.1:8080
+
+Without it, the built openova-flow-devserver is started in its default mode
+on a free port (FLOW_SERVER_LISTEN_ADDR port 0, the bound address read from
+its first log line). The binary is OPENOVA_FLOW_DEVSERVER_BIN, default
+build/openova-flow-devserver (`make build/openova-flow-devserver`). Against
+the AddressSanitizer build:
 
     make BUILD=build/asan OPT="-O1 -g" \
         SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
@@ -23,6 +34,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -33,56 +45,97 @@ BINARY = Path(os.environ.get("OPENOVA_FLOW_DEVSERVER_BIN", REPO / "build" / "ope
 if not BINARY.is_absolute():
     BINARY = REPO / BINARY
 
-# The session server: a ring small enough to overflow and a heartbeat short
-# enough to observe.
+# An external server under test (http://host:port), or None: start our own.
+EXTERNAL_URL = os.environ.get("FLOW_SERVER_URL") or None
+
+# The session devserver: a ring small enough to overflow and a heartbeat
+# short enough to observe. An external server is taken as configured like
+# the reference: its 15 s heartbeat (the tests that need a small ring are
+# marked devserver and do not run against it).
 RING = 16
-HEARTBEAT_S = 0.3
+HEARTBEAT_S = 15.0 if EXTERNAL_URL else 0.3
+
+# The two markers, registered so that pytest knows them (no unknown-mark
+# warning, and --strict-markers catches a typo); the external run drops them.
+MARKERS = {
+    "devserver": "needs our own devserver process or its flags (command line, environment, log lines, "
+                 "signals, --replay, --strict, --max-body, a small ring); deselected with FLOW_SERVER_URL",
+    "difference": "checks one of the devserver's deliberate differences from the reference flow server; "
+                  "deselected with FLOW_SERVER_URL",
+}
 
 
-class DevServer:
-    """One running openova-flow-devserver; stop() returns its exit status."""
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
 
-    def __init__(self, env=None, args=()):
-        self.logfile = tempfile.NamedTemporaryFile(prefix="devserver-", suffix=".log", delete=False)
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOW_SERVER_")}
-        full_env["FLOW_SERVER_LISTEN_ADDR"] = "127.0.0.1:0"
-        full_env.update(env or {})
-        # stderr to a file, not a pipe: 2000 requests log more than a pipe holds
-        self.proc = subprocess.Popen([str(BINARY), *args], stdout=subprocess.DEVNULL, stderr=self.logfile,
-                                     env=full_env)
-        deadline = time.monotonic() + 15
-        self.host, self.port = None, None
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on http://([0-9.]+):(\d+)", self.log())
-            if m:
-                self.host, self.port = m.group(1), int(m.group(2))
-                break
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        if self.port is None:
-            self.stop()
-            raise AssertionError(f"devserver did not start:\n{self.log()}")
 
-    def log(self):
-        return Path(self.logfile.name).read_text(errors="replace")
+def pytest_collection_modifyitems(config, items):
+    """Against an external server, the marked tests are deselected: they say
+    nothing about that server, and a skip would read as a gap in its run."""
+    if not EXTERNAL_URL:
+        return
+    here = Path(__file__).resolve().parent
+    keep, drop = [], []
+    for item in items:
+        ours = here in Path(item.path).resolve().parents
+        marked = any(item.get_closest_marker(name) for name in MARKERS)
+        (drop if ours and marked else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
 
-    def close(self):
-        self.stop()
-        self.logfile.close()
-        os.unlink(self.logfile.name)
+def pytest_report_header(config):
+    if EXTERNAL_URL:
+        return [f"flow server under test: {EXTERNAL_URL} (devserver and difference tests deselected)"]
+    return [f"flow server under test: {BINARY} (started per session)"]
 
-    # -- HTTP ---------------------------------------------------------------
+
+# -- messages -------------------------------------------------------------------
+
+# Well-formed messages (every required field, nothing empty): re-encoding
+# gives back the same values, so a fold can be compared as parsed JSON.
+
+def node(id_, flow="f", status="running", **extra):
+    return {"id": id_, "flowId": flow, "label": id_.upper(), "status": status, **extra}
+
+
+def rel(a, b, type_="finish-to-start", **extra):
+    return {"fromId": a, "toId": b, "type": type_, **extra}
+
+
+FLOW = {"id": "f", "status": "running", "startedAt": 1715400000000}
+
+
+def canon(snapshot):
+    """A parsed snapshot with its lists in key order: the reference's node
+    order may differ from one request to the next."""
+    out = dict(snapshot)
+    if "nodes" in out:
+        out["nodes"] = sorted(out["nodes"], key=lambda n: (n.get("flowId", ""), n.get("id", "")))
+    if "relationships" in out:
+        out["relationships"] = sorted(out["relationships"],
+                                      key=lambda r: (r.get("fromId", ""), r.get("toId", ""), r.get("type", "")))
+    return out
+
+
+def assert_text_error(status, headers, body, expected):
+    """An error answer: the status, one line of text/plain (Go's http.Error)."""
+    assert status == expected, body[:300]
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert body.endswith(b"\n") and body.count(b"\n") == 1 and len(body) > 1, body
+
+
+# -- servers --------------------------------------------------------------------
+
+class FlowServer:
+    """A flow server at host:port, spoken to over plain HTTP/1.1."""
+
+    def __init__(self, host, port, heartbeat=HEARTBEAT_S):
+        self.host, self.port = host, port
+        self.heartbeat = heartbeat  # seconds between heartbeat frames
 
     def connection(self, timeout=10):
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -106,22 +159,84 @@ class DevServer:
                 conn.close()
 
     def post(self, flow, message, conn=None):
-        status, headers, body = self.request("POST", f"/v1/flows/{flow}/events", message, conn=conn)
-        return status, headers, body
+        return self.request("POST", f"/v1/flows/{flow}/events", message, conn=conn)
 
     def post_ok(self, flow, message, conn=None):
         status, _, body = self.post(flow, message, conn=conn)
-        assert status == 200, body
+        assert status == 200, body[:300]
         return json.loads(body)["seq"]
 
     def snapshot(self, flow):
-        status, headers, body = self.request("GET", f"/v1/flows/{flow}/snapshot")
-        return status, headers, body
+        return self.request("GET", f"/v1/flows/{flow}/snapshot")
+
+    def snapshot_json(self, flow):
+        status, _, body = self.snapshot(flow)
+        assert status == 200, body
+        return json.loads(body)
+
+    def purge(self, flow):
+        return self.request("DELETE", f"/v1/flows/{flow}")
 
     def stream(self, flow, last_event_id=None, rcvbuf=None):
         headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
         return SSEStream(self.host, self.port, f"/v1/flows/{flow}/stream", headers, rcvbuf=rcvbuf)
 
+
+class DevServer(FlowServer):
+    """One running openova-flow-devserver; stop() returns its exit status."""
+
+    def __init__(self, env=None, args=()):
+        require_binary()
+        self.logfile = tempfile.NamedTemporaryFile(prefix="devserver-", suffix=".log", delete=False)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOW_SERVER_")}
+        full_env["FLOW_SERVER_LISTEN_ADDR"] = "127.0.0.1:0"
+        full_env.update(env or {})
+        heartbeat = parse_duration(full_env.get("FLOW_SERVER_HEARTBEAT", "15s"))
+        # stderr to a file, not a pipe: thousands of requests log more than a pipe holds
+        self.proc = subprocess.Popen([str(BINARY), *args], stdout=subprocess.DEVNULL, stderr=self.logfile,
+                                     env=full_env)
+        deadline = time.monotonic() + 15
+        host, port = None, None
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on http://([0-9.]+):(\d+)", self.log())
+            if m:
+                host, port = m.group(1), int(m.group(2))
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        super().__init__(host, port, heartbeat)
+        if port is None:
+            self.stop()
+            raise AssertionError(f"devserver {' '.join(args)} did not start:\n{self.log()}")
+
+    def log(self):
+        return Path(self.logfile.name).read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self):
+        self.stop()
+        self.logfile.close()
+        os.unlink(self.logfile.name)
+
+
+def parse_duration(text):
+    """Seconds of the Go durations the tests give (300ms, 15s, 1h)."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", text)
+    assert m, f"test duration {text!r}"
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+# -- the SSE reader --------------------------------------------------------------
 
 class Frame:
     def __init__(self, raw):
@@ -152,7 +267,9 @@ class Frame:
 
 
 class SSEStream:
-    """GET an SSE path over a raw socket; frames are read as they arrive."""
+    """GET an SSE path over a raw socket (plain HTTP/1.1); frames are read as
+    they arrive. After the end, `terminated` tells a chunked body closed by
+    its last chunk from a connection cut short."""
 
     def __init__(self, host, port, path, headers=None, rcvbuf=None, timeout=10):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -164,10 +281,11 @@ class SSEStream:
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.wire = bytearray()  # bytes received, not yet decoded
-        self.body = bytearray()  # decoded body, not yet taken as frames
-        self.eof = False         # the response (or the connection) ended
-        self.chunk_left = None   # bytes left in the current chunk; None: expect a size line
+        self.wire = bytearray()   # bytes received, not yet decoded
+        self.body = bytearray()   # decoded body, not yet taken as frames
+        self.eof = False          # the response (or the connection) ended
+        self.terminated = False   # ... by the last chunk (a clean end)
+        self.chunk_left = None    # bytes left in the current chunk; None: expect a size line
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in self.wire:
             if not self._recv(deadline):
@@ -214,7 +332,7 @@ class SSEStream:
                 size = int(bytes(self.wire[:end]).split(b";")[0], 16)
                 del self.wire[:end + 2]
                 if size == 0:
-                    self.eof = True  # trailers, if any, are ignored
+                    self.eof = self.terminated = True  # trailers, if any, are ignored
                     return
                 self.chunk_left = size
             if len(self.wire) < self.chunk_left + 2:
@@ -257,6 +375,15 @@ class SSEStream:
             if f is None or f.event != "heartbeat":
                 return f
 
+    def until_end(self, timeout=5.0):
+        """Every frame left until the stream ends; TimeoutError when it does
+        not end in time (heartbeats alone would keep a read going)."""
+        deadline = time.monotonic() + timeout
+        frames = []
+        while (f := self.next_frame(max(0.001, deadline - time.monotonic()))) is not None:
+            frames.append(f)
+        return frames
+
     def close(self):
         self.sock.close()
 
@@ -267,15 +394,33 @@ class SSEStream:
         self.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def built_binary():
+# -- fixtures -------------------------------------------------------------------
+
+def require_binary():
     assert os.access(BINARY, os.X_OK), (
         f"{BINARY} missing: run `make build/openova-flow-devserver` "
-        "(or set OPENOVA_FLOW_DEVSERVER_BIN)")
+        "(or set OPENOVA_FLOW_DEVSERVER_BIN, or FLOW_SERVER_URL for a running server)")
+
+
+def external_server():
+    url = urllib.parse.urlsplit(EXTERNAL_URL)
+    # the SSE reader speaks plain HTTP on a raw socket
+    if url.scheme != "http" or not url.hostname or url.path not in ("", "/"):
+        raise pytest.UsageError(f"FLOW_SERVER_URL must be http://host:port, got {EXTERNAL_URL!r}")
+    s = FlowServer(url.hostname, url.port or 80)
+    try:
+        status, _, body = s.request("GET", "/healthz")
+    except OSError as e:
+        raise pytest.UsageError(f"FLOW_SERVER_URL {EXTERNAL_URL}: {e}") from None
+    assert status == 200, f"{EXTERNAL_URL}/healthz answered {status}: {body[:200]!r}"
+    return s
 
 
 @pytest.fixture(scope="session")
 def server():
+    if EXTERNAL_URL:
+        yield external_server()
+        return
     s = DevServer({"FLOW_SERVER_RING_CAPACITY": str(RING), "FLOW_SERVER_HEARTBEAT": f"{int(HEARTBEAT_S * 1000)}ms"})
     yield s
     status = s.stop()
@@ -284,13 +429,21 @@ def server():
     assert status == 0, f"devserver exited {status}:\n{log[-4000:]}"
 
 
+@pytest.fixture(scope="session")
+def heartbeat(server):
+    """Seconds between the session server's heartbeat frames."""
+    return server.heartbeat
+
+
 @pytest.fixture
 def start_server():
-    """Starts extra servers with their own environment; stops them after."""
+    """Starts extra devservers, start(env=None, args=()), each with only the
+    environment given (plus a free port); stops them after and fails the
+    test when one does not exit 0. For devserver-marked tests only."""
     started = []
 
-    def start(env=None):
-        s = DevServer(env)
+    def start(env=None, args=()):
+        s = DevServer(env, args)
         started.append(s)
         return s
 
