@@ -128,6 +128,18 @@ static void detached_request(struct fcgi_request *req, int fd)
     buf_init(&req->out.unsent, 1 << 20);
 }
 
+/* streaming_request: a detached request after its head, writing to sv[0]
+ * of a fresh socket pair whose send buffer is small; the test reads sv[1]. */
+static void streaming_request(struct fcgi_request *req, int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    detached_request(req, sv[0]);
+    req->out.head_sent = true;
+}
+
 /* read_records: every STDOUT record's content from fd, until it has want
  * bytes; END_REQUEST must not come before them. */
 static size_t read_records(int fd, char *out, size_t want)
@@ -150,13 +162,8 @@ static void test_share_in_order(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int small = 4096;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
     struct fcgi_request req;
-    detached_request(&req, sv[0]);
-    req.out.head_sent = true;
+    streaming_request(&req, sv);
 
     /* frames of 3000 bytes, each a different letter, with a raw write
      * between some: they must arrive in this order, whole */
@@ -230,13 +237,8 @@ static void test_break_after_the_record_under_way(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int small = 4096;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
     struct fcgi_request req;
-    detached_request(&req, sv[0]);
-    req.out.head_sent = true;
+    streaming_request(&req, sv);
     /* frames until the socket stops taking them: one is cut short */
     char frame[3001];
     memset(frame, 'x', sizeof frame);
