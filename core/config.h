@@ -12,9 +12,10 @@
 
 #define CONFIG_DEFAULT_UPSTREAM "http://openova-flow-server.catalyst-system.svc.cluster.local:8080"
 #define CONFIG_DEFAULT_BASE_PATH "/api/v1/flows"
+/* Who the flow server sees on fan-out's shared streams. */
+#define CONFIG_DEFAULT_FANOUT_USER "openova-flow-fcgi"
 /* The operations endpoints: outside the flow routes, under a prefix of
  * their own so that they sit beside other applications of the same site. */
-#define CONFIG_DEFAULT_FANOUT_USER "openova-flow-fcgi"
 #define CONFIG_DEFAULT_HEALTH_PATH "/openova-flow/healthz"
 #define CONFIG_DEFAULT_READY_PATH "/openova-flow/readyz"
 #define CONFIG_DEFAULT_METRICS_PATH "/openova-flow/metrics"

@@ -40,6 +40,7 @@ struct fcgi_response {
     int status;
     const char *error_code;   /* static; set when the proxy answered with its own error */
     unsigned long long bytes_out; /* body bytes accepted for sending */
+    unsigned long long bytes_written; /* detached: bytes the socket took, records and all */
 };
 
 struct fcgi_request {

@@ -70,6 +70,7 @@ static void note_written(struct fcgi_request *req, const struct iovec *iov, int 
     for (int i = 0; i < count && n > 0; i++) {
         size_t part = iov[i].iov_len < n ? iov[i].iov_len : n;
         fcgi_record_scan(&req->out.written, iov[i].iov_base, part);
+        req->out.bytes_written += part;
         n -= part;
     }
 }
@@ -365,7 +366,8 @@ enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body,
         return PROXY_ERR_INVALID;
     size_t written = fcgi_queue_written_len(body->len, true);
     size_t pending = fcgi_response_pending(req);
-    if (written > max_pending || pending > max_pending - written)
+    /* a frame larger than the bound alone is taken when nothing waits */
+    if (pending > 0 && (written > max_pending || pending > max_pending - written))
         return PROXY_ERR_WOULD_BLOCK;
     size_t done = 0;
     struct fcgi_queue_item item = {.buf = body, .framed = true};
@@ -453,6 +455,7 @@ enum proxy_err fcgi_response_flush(struct fcgi_request *req)
         ssize_t n = write(req->detached_fd, unsent->data, unsent->len);
         if (n > 0) {
             fcgi_record_scan(&req->out.written, (const unsigned char *)unsent->data, (size_t)n);
+            req->out.bytes_written += (size_t)n;
             buf_consume(unsent, (size_t)n);
             req->out.out_started = true;
             continue;

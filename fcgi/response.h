@@ -87,9 +87,10 @@ enum proxy_err fcgi_response_flush(struct fcgi_request *req);
  * reference: the shared buffer goes straight to the socket behind record
  * headers built for this request, and what the socket does not take waits
  * in out.queue holding a reference (never a copy), behind what waits
- * already. PROXY_ERR_WOULD_BLOCK, nothing taken, when the bytes waiting
- * would then pass max_pending; PROXY_ERR_CLIENT_GONE when the web server is
- * gone; PROXY_ERR_INVALID before the head or after the end. */
+ * already. PROXY_ERR_WOULD_BLOCK, nothing taken, when bytes wait already
+ * and with these they would pass max_pending (so one larger than the bound
+ * alone is taken when nothing waits); PROXY_ERR_CLIENT_GONE when the web
+ * server is gone; PROXY_ERR_INVALID before the head or after the end. */
 enum proxy_err fcgi_response_share(struct fcgi_request *req, struct rcbuf *body, size_t max_pending);
 
 /* fcgi_response_break: gives up what waits on a detached request and queues

@@ -150,7 +150,7 @@ static void hub_end(struct fanout_hub *h, enum proxy_err err, const char *reason
 {
     const struct fanout_client_ops *ops = h->owner->ops;
     make_unjoinable(h);
-    if (err && h->state != HUB_WAITING)
+    if (err && err != PROXY_ERR_SHUTDOWN && h->state != HUB_WAITING)
         proxy_log(PROXY_LOG_WARN, h->stub.request_id, "fan-out subscription to flow %s ended: %s%s%s", h->req.id,
                   proxy_strerror(err), h->curl_error[0] ? ": " : "", h->curl_error);
     while (h->members) {
@@ -222,7 +222,6 @@ static enum proxy_err hub_on_head(void *ctx, long status, const char *lines, siz
     }
     for (struct fanout_member *m = h->members, *next; m; m = next) {
         next = m->next;
-        m->history_bytes = 0;
         ops->on_head(m->client, status, status == 200 ? NULL : lines, status == 200 ? 0 : len);
     }
     return PROXY_OK;
@@ -318,12 +317,15 @@ struct fanout *fanout_new(const struct proxy_config *cfg, CURLM *multi, const st
     return f;
 }
 
+void fanout_close_all(struct fanout *f)
+{
+    while (f && f->hubs)
+        hub_end(f->hubs, PROXY_ERR_SHUTDOWN, "shutdown", CURLE_OK);
+}
+
 void fanout_free(struct fanout *f)
 {
-    if (!f)
-        return;
-    while (f->hubs)
-        hub_end(f->hubs, PROXY_ERR_SHUTDOWN, "shutdown", CURLE_OK);
+    fanout_close_all(f);
     free(f);
 }
 
@@ -346,10 +348,11 @@ enum proxy_err fanout_join(struct fanout *f, struct fanout_member *m, const stru
         return PROXY_OK; /* called back when the upstream answers */
     /* What a fresh subscription would give: the snapshot frame and every
      * frame since, then live. */
-    m->history_bytes = h->history_bytes;
+    m->replaying = true;
     f->ops->on_head(m->client, 200, NULL, 0);
     for (size_t i = 0; i < h->history_count && m->hub == h; i++)
         f->ops->on_frame(m->client, h->history[i]);
+    m->replaying = false;
     return PROXY_OK;
 }
 
@@ -360,8 +363,9 @@ void fanout_leave(struct fanout_member *m)
     struct fanout_hub *h = m->hub;
     detach(h, m);
     if (h->member_count == 0) {
+        /* one nobody can join (refused, retired) has no reason to linger */
         h->lingering = true;
-        h->linger_until_ms = clock_ms() + h->owner->cfg->fanout_linger_ms;
+        h->linger_until_ms = clock_ms() + (h->joinable ? h->owner->cfg->fanout_linger_ms : 0);
     }
 }
 

@@ -43,15 +43,19 @@ struct fanout_member {
     struct fanout_member *prev, *next;
     struct fanout_hub *hub; /* NULL while not attached */
     void *client;           /* passed to every callback */
-    size_t history_bytes;   /* what the client was given on joining: its own backlog allowance */
+    bool replaying;         /* fanout_join is handing it the history: no bound applies yet */
 };
 
 /* fanout_new: the registry of one stream loop, whose transfers go into
  * multi. NULL when out of memory. */
 struct fanout *fanout_new(const struct proxy_config *cfg, CURLM *multi, const struct fanout_client_ops *ops);
 
-/* fanout_free: closes every subscription (members are told with
- * PROXY_ERR_SHUTDOWN) and frees f. NULL-safe. */
+/* fanout_close_all: closes every subscription (members are told with
+ * PROXY_ERR_SHUTDOWN); on the loop's thread, before it ends. NULL-safe. */
+void fanout_close_all(struct fanout *f);
+
+/* fanout_free: frees f, whose subscriptions are closed; after the loop's
+ * thread ended and no thread reads fanout_counts any more. NULL-safe. */
 void fanout_free(struct fanout *f);
 
 /* fanout_join: attaches m (m->client set by the caller) to the subscription

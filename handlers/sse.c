@@ -5,6 +5,9 @@
 
 #include "handlers/sse.h"
 
+/* The partial frame's buffer is kept between frames up to this size. */
+#define SSE_SPLITTER_KEEP (64 * 1024)
+
 void sse_tracker_init(struct sse_tracker *t)
 {
     t->at_line_start = true;
@@ -71,11 +74,24 @@ enum proxy_err sse_splitter_feed(struct sse_splitter *sp, const char *data, size
         sp->after_cr = c == '\r';
         if (!empty_line)
             continue;
-        if (buf_append(&sp->partial, data + run, i + 1 - run) != PROXY_OK)
-            return PROXY_ERR_UPSTREAM_TOO_LARGE;
+        enum proxy_err err = PROXY_OK;
+        if (sp->partial.len == 0) {
+            /* whole in this chunk: no copy */
+            if (i + 1 - run > sp->partial.max)
+                return PROXY_ERR_UPSTREAM_TOO_LARGE;
+            if (sp->has_content)
+                err = fn(ctx, data + run, i + 1 - run);
+        } else {
+            if (buf_append(&sp->partial, data + run, i + 1 - run) != PROXY_OK)
+                return PROXY_ERR_UPSTREAM_TOO_LARGE;
+            if (sp->has_content)
+                err = fn(ctx, sp->partial.data, sp->partial.len);
+            /* a large frame's memory goes with it */
+            if (sp->partial.cap > SSE_SPLITTER_KEEP)
+                buf_free(&sp->partial);
+            buf_reset(&sp->partial);
+        }
         run = i + 1;
-        enum proxy_err err = sp->has_content ? fn(ctx, sp->partial.data, sp->partial.len) : PROXY_OK;
-        buf_reset(&sp->partial);
         sp->has_content = false;
         if (err)
             return err;

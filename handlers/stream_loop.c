@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,10 @@ struct stream {
 
     bool fanout;                 /* a client of a shared subscription: no transfer of its own */
     struct fanout_member member;
+    /* The history a fan-out client was handed on joining may wait beyond
+     * OPENOVA_FLOW_CLIENT_BUFFER until the socket has taken this many bytes
+     * in all (out.bytes_written); the allowance shrinks as they leave. */
+    unsigned long long replay_end;
 
     CURL *easy;
     char curl_error[CURL_ERROR_SIZE]; /* libcurl's reason for a failure, for the log */
@@ -350,6 +355,7 @@ static void drained(struct stream *s, long long now)
 static void finish(struct stream *s, enum proxy_err err)
 {
     detach_upstream(s);
+    fanout_leave(&s->member); /* nothing more of the subscription's is wanted */
     if (err == PROXY_ERR_CLIENT_GONE) {
         abandon(s, "client-gone");
         return;
@@ -391,6 +397,7 @@ static void finish(struct stream *s, enum proxy_err err)
 static void end_aborted(struct stream *s)
 {
     detach_upstream(s);
+    fanout_leave(&s->member);
     s->end_reason = "aborted";
     fcgi_response_end(&s->fcgi);
     fcgi_response_flush(&s->fcgi);
@@ -413,10 +420,13 @@ static enum proxy_err fan_on_frame(void *client, struct rcbuf *frame)
     struct stream *s = client;
     if (s->state != STREAM_RUNNING)
         return PROXY_OK;
-    /* What it was given on joining may wait too: by reference, the frames
-     * are the subscription's anyway. */
-    enum proxy_err err =
-        fcgi_response_share(&s->fcgi, frame, s->loop->cfg->client_buffer + s->member.history_bytes);
+    /* What it was given on joining may wait too, until it has left: by
+     * reference, those frames are the subscription's anyway. */
+    unsigned long long written = s->fcgi.out.bytes_written;
+    size_t max = s->member.replaying ? SIZE_MAX
+                                     : s->loop->cfg->client_buffer +
+                                           (size_t)(s->replay_end > written ? s->replay_end - written : 0);
+    enum proxy_err err = fcgi_response_share(&s->fcgi, frame, max);
     watch_output(s);
     if (err == PROXY_ERR_WOULD_BLOCK) {
         /* Too far behind: cut, so that it reconnects and starts afresh from
@@ -494,8 +504,12 @@ static void start_stream(struct stream_loop *loop, struct stream *s)
          * the upstream answers. */
         s->fanout = true;
         s->member.client = s;
-        if (fanout_join(loop->fanout, &s->member, &s->req) != PROXY_OK)
+        if (fanout_join(loop->fanout, &s->member, &s->req) != PROXY_OK) {
             finish(s, PROXY_ERR_NOMEM);
+            return;
+        }
+        if (s->member.hub)
+            s->replay_end = s->fcgi.out.bytes_written + fcgi_response_pending(&s->fcgi);
         return;
     }
     s->easy = upstream_easy_new(loop->cfg, s->req.upstreams, true);
@@ -757,8 +771,7 @@ static void *loop_main(void *arg)
     /* Whatever is left could not drain in time. */
     while (loop->streams)
         abandon(loop->streams, "shutdown");
-    fanout_free(loop->fanout); /* the subscriptions that lingered */
-    loop->fanout = NULL;
+    fanout_close_all(loop->fanout); /* the subscriptions that lingered; freed by stream_loop_stop */
     bury_the_dead(loop);
     return NULL;
 }
@@ -890,6 +903,7 @@ void stream_loop_stop(struct stream_loop *loop)
     if (!loop)
         return;
     stream_loop_join(loop);
+    fanout_free(loop->fanout);
     curl_multi_cleanup(loop->multi);
     close(loop->wake.fd);
     close(loop->epfd);

@@ -17,6 +17,9 @@ then every frame the test sends; it counts the connections it served.
 - A client that never reads (small SO_RCVBUF, OPENOVA_FLOW_CLIENT_BUFFER
   64 KiB, frames of 8 KiB) is cut (end=client-slow, no clean end) while the
   others get every frame within 2 s of the upstream sending it.
+- The client buffer bounds what a client leaves unread, not what it is
+  handed: a snapshot frame larger than it reaches the first client whole,
+  and a joiner is handed a history larger than it, both uncut.
 - One client's JWT expiring ends its stream only (cleanly,
   end=credential-expired); the other keeps receiving, on the same
   upstream stream.
@@ -537,6 +540,44 @@ def test_stalled_client_is_cut_and_the_others_are_on_time(fanout, upstream, fid)
 
 
 # ---- 4. one client's token expiry ends only its stream ----
+
+def test_the_buffer_bounds_the_backlog_not_a_frame_or_the_history(fanout, upstream, fid):
+    """OPENOVA_FLOW_CLIENT_BUFFER (64 KiB here) is about a client falling
+    behind: a 256 KiB snapshot frame still reaches the subscription's first
+    client, and a client joining after 200 KiB of frames is handed them all."""
+    server = fanout("stall")
+    flow = fid()
+    big_snapshot = b'event: snapshot\nid: 0\ndata: {"type":"snapshot","pad":"' + b"s" * (256 * 1024) + b'"}\n\n'
+    feed = Feed(snapshot=big_snapshot)
+    upstream.set(flow, feed_reply(feed))
+    first_rid, joiner_rid = f"{flow}-first", f"{flow}-joiner"
+    first = client.Stream(server.port, target(flow), server.auth_headers() + [("X-Request-ID", first_rid)])
+    joiner = None
+    try:
+        assert first.status == 200
+        assert first.read_until(lambda st: big_snapshot in st.body, scaled(10)), len(first.body)
+        # 200 KiB of history, paced so that the first client, which reads,
+        # never has more than its buffer waiting
+        for seq in range(1, 201):
+            feed.send(f"event: upsert-nodes\nid: {seq}\ndata: {{\"pad\":\"{'p' * 1000}\"}}\n\n".encode())
+            if seq % 20 == 0:
+                assert first.read_until(has_tail(feed.sent[-1]), scaled(10)), len(first.body)
+        joiner = client.Stream(server.port, target(flow), server.auth_headers() + [("X-Request-ID", joiner_rid)])
+        assert joiner.status == 200
+        assert joiner.read_until(has_tail(feed.sent[-1]), scaled(10)), len(joiner.body)
+        feed.send(b"event: upsert-nodes\nid: 201\ndata: {}\n\n")
+        for s in (first, joiner):
+            assert s.read_until(has_tail(feed.sent[-1]), scaled(10)), len(s.body)
+            assert frames_of(s) == [big_snapshot] + feed.sent
+        for rid in (first_rid, joiner_rid):
+            assert not [r for r in log_records(server, rid) if r["msg"] == "stream end"], \
+                f"{rid} was cut: {log_records(server, rid)}"
+        assert len(upstream.stream_requests(flow)) == 1
+    finally:
+        for s in (first, joiner):
+            if s is not None:
+                s.close()
+
 
 def bearer(token):
     return [("Authorization", f"Bearer {token}")]
