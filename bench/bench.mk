@@ -3,10 +3,13 @@
 #   make bench                 installs what is missing (wrk, gnuplot-nox,
 #                              nginx, lighttpd, apache2, spawn-fcgi), builds,
 #                              runs every path against the same upstream
-#                              (about 12 minutes) and writes bench/RESULTS.md,
+#                              (about 20 minutes) and writes bench/RESULTS.md,
 #                              bench/results.json and bench/results.png
-#   make bench BENCH_QUICK=1   a smoke run of about a minute; its results go
-#                              to build/bench/ (not for committing)
+#   make bench BENCH_QUICK=1   a smoke run of about three minutes (short
+#                              measurements, one pass, every stream run but
+#                              the nginx proxy_pass and direct comparisons);
+#                              its results go to build/bench/ (not for
+#                              committing)
 #   make bench-tools           only the SSE upstream and client
 #   make soak                  10 minutes of 1,000 streams (with churn),
 #                              snapshots and events through nginx + app,

@@ -20,6 +20,9 @@ class Settings:
     connections = 32
     sse_streams = 16
     sse_interval_ms = 50
+    # Issue 18's many-flows runs: this many clients on each flow, as many
+    # flows as the largest stream count holds (1,000 for 10,000 streams).
+    fanout_per_flow = 10
 
     def __init__(self, quick):
         self.quick = quick
@@ -46,11 +49,16 @@ class Settings:
         self.fd_limited = (hard, fit)
         self.scale_ns[-1] = fit
 
+    @property
+    def fanout_flows(self):
+        return max(self.scale_ns) // self.fanout_per_flow
+
     def as_json(self):
         return {"connections": self.connections, "warmup_s": self.warmup, "measure_s": self.measure,
                 "passes": self.passes, "metrics_repeats": self.metrics_repeats, "sse_streams": self.sse_streams,
                 "sse_interval_ms": self.sse_interval_ms, "sse_seconds": self.sse_seconds,
-                "scale_seconds": self.scale_seconds, "scale_streams": self.scale_ns}
+                "scale_seconds": self.scale_seconds, "scale_streams": self.scale_ns,
+                "fanout_flows": self.fanout_flows, "fanout_per_flow": self.fanout_per_flow}
 
 
 class Run:

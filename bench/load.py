@@ -79,13 +79,16 @@ def measure_wrk(run, path, kind, upstream_pids):
     }
 
 
-def run_sse_client(run, url, conns, seconds, on_ready=None, sources=1, split=None):
+def run_sse_client(run, url, conns, seconds, on_ready=None, sources=1, split=None, flows=None):
     """sse-client's JSON result, and what on_ready(streams open) returned:
-    on_ready runs while the streams are open."""
+    on_ready runs while the streams are open. flows: the streams spread over
+    that many flows, url holding "{n}" for the flow's number."""
     argv = [run.sse_client, "--url", url, "--conns", str(conns), "--duration", str(seconds), "--sources",
             str(sources), "--connect-timeout", "90"]
     if split:
         argv += ["--split", str(split)]
+    if flows:
+        argv += ["--flows", str(flows)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         line = proc.stdout.readline().decode()

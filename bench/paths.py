@@ -14,6 +14,13 @@ from upstreams import nginx_argv
 # on.
 METRICS_OFF = {"OPENOVA_FLOW_METRICS_PATH": "", "OPENOVA_FLOW_STATUS_PATH": ""}
 
+# Issue 18: one upstream stream per flow, shared by its clients. The other
+# fan-out settings keep their defaults (OPENOVA_FLOW_CLIENT_BUFFER 1 MiB per
+# client is far above what a client owes here: one frame of about 250
+# bytes a second, and on joining the frames since its flow's subscription
+# opened, a few KiB).
+FANOUT_ON = {"OPENOVA_FLOW_FANOUT": "on"}
+
 
 def app_env(upstream_url, extra=None):
     """The app's settings on every path; extra: more, over these."""
@@ -46,7 +53,12 @@ class Path:
 
     @property
     def base(self):
-        return f"http://127.0.0.1:{self.port}/api/v1/flows/{FLOW_ID}"
+        return self.flow_base(FLOW_ID)
+
+    def flow_base(self, flow):
+        """The URL the routes of flow hang off (flow may hold sse-client's
+        "{n}")."""
+        return f"http://127.0.0.1:{self.port}/api/v1/flows/{flow}"
 
     def start(self):
         pass
@@ -56,6 +68,10 @@ class Path:
         return []
 
     def app_pid(self):
+        return None
+
+    def app_log_path(self):
+        """The app's log, where this path has an app of its own."""
         return None
 
     def wait_ready(self, procs=(), logs=None):
@@ -68,9 +84,8 @@ class Path:
 class Direct(Path):
     name, label = "direct", "direct (no proxy)"
 
-    @property
-    def base(self):
-        return f"{self.upstream_url}/v1/flows/{FLOW_ID}"
+    def flow_base(self, flow):
+        return f"{self.upstream_url}/v1/flows/{flow}"
 
 
 class ProxyPath(Path):
@@ -146,6 +161,11 @@ class NginxProxy(ProxyPath):
             {http11}
             proxy_set_header X-Forwarded-For $remote_addr;
             client_max_body_size 2m;
+            # As the shipped snippet has it for the app (conf/nginx/
+            # openova-flow-fcgi.conf): an events body up to 1 MiB stays in
+            # memory, no temporary file, so both nginx rows buffer bodies
+            # alike (issue 18; nginx's default is 16 KiB).
+            client_body_buffer_size 1m;
             location ~ ^/api/v1/flows/[^/]*/stream$ {{
                 rewrite ^/api(/.*)$ $1 break;
                 proxy_pass http://flow_server;
@@ -251,20 +271,47 @@ class FrontedPath(ShippedPath):
     def app_pid(self):
         return self.web.app.pid
 
+    def app_log_path(self):
+        return self.web.app.log_path
+
 
 class NginxApp(FrontedPath):
-    """conf/nginx/nginx-noauth.conf with its ${OPENOVA_NGINX_*} filled in.
-    For the scale runs only, two lines change so nginx can hold 10,000
-    streams (each takes two connections): worker_connections 32768 and
-    worker_rlimit_nofile."""
+    """conf/nginx/nginx-noauth.conf with its ${OPENOVA_NGINX_*} filled in,
+    as shipped: kept FastCGI connections (fastcgi_keep_conn on, in
+    openova-flow-fcgi.conf) with a pool of 16 (keepalive 16). For the
+    scale runs only, two lines change so nginx can hold 10,000 streams
+    (each takes two connections): worker_connections 32768 and
+    worker_rlimit_nofile. VARIANT: more lines changed, for the bench-only
+    variants below (the shipped files stay as they are; each old text must
+    occur exactly once, so a variant breaks loudly when conf/ moves)."""
 
     name, label = "nginx+app", "nginx + app"
     SCALE = [("nginx-noauth.conf", "worker_connections 1024;", "worker_connections 32768;"),
              ("nginx-noauth.conf", "worker_processes 1;", "worker_processes 1;\nworker_rlimit_nofile 65536;")]
+    VARIANT = []
 
     def server(self):
-        return servers.Nginx(app_env(self.upstream_url, self.env), self.dir, conf="noauth",
-                             mutations=self.SCALE if self.scale else ())
+        mutations = (self.SCALE if self.scale else []) + self.VARIANT
+        return servers.Nginx(app_env(self.upstream_url, self.env), self.dir, conf="noauth", mutations=mutations)
+
+
+class NginxAppKeepConn(NginxApp):
+    """Issue 18's row: fastcgi_keep_conn on with the upstream's keepalive
+    pool as large as the nginx proxy_pass reference's (64), above wrk's 32
+    connections; the shipped pool of 16 is below them, so nginx closes the
+    connections it cannot park and opens new ones under this load."""
+
+    name, label = "nginx+app-keepconn", "nginx + app, fastcgi_keep_conn (keepalive 64)"
+    VARIANT = [("nginx-noauth.conf", "keepalive 16;", "keepalive 64;")]
+
+
+class NginxAppNoKeep(NginxApp):
+    """The same without kept connections (nginx's defaults: fastcgi_keep_conn
+    off, no pool): a connect and an accept per request, as before issue 13."""
+
+    name, label = "nginx+app-nokeep", "nginx + app, no kept connections"
+    VARIANT = [("nginx-noauth.conf", "keepalive 16;\n        keepalive_timeout 50s;", "# no keepalive pool (bench)"),
+               ("openova-flow-fcgi.conf", "fastcgi_keep_conn on;", "fastcgi_keep_conn off;")]
 
 
 class ApacheApp(FrontedPath):
@@ -276,7 +323,8 @@ class ApacheApp(FrontedPath):
         return servers.Apache(app_env(self.upstream_url, self.env), self.dir, conf="noauth")
 
 
-PATHS = [Direct, NginxProxy, NginxProxyStock, LighttpdProxy, LighttpdApp, NginxApp, ApacheApp]
+PATHS = [Direct, NginxProxy, NginxProxyStock, LighttpdProxy, LighttpdApp, NginxApp, NginxAppKeepConn, NginxAppNoKeep,
+         ApacheApp]
 REFERENCE = NginxProxy.name
 
 

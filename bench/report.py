@@ -10,7 +10,7 @@ import subprocess
 from context import HERE, REPO, SCALE_TARGET, WRK, log
 from integration import servers
 from console import console_section
-from summary import mean
+from summary import fanout_shapes, mean
 
 
 def _out(argv):
@@ -81,7 +81,8 @@ def scale_table(scale):
     out = ["| run | streams open | delivery p50 / p99 / max ms | frames | lost | proxy CPU us/frame (app's part) | "
            "app RSS per stream | app threads | app fds |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, r in scale.items():
-        if "/" not in key:
+        # Fan-out's runs and the many flows have a table of their own.
+        if "/" not in key or r.get("fanout") or r.get("flows", 1) > 1:
             continue
         app = (r.get("app") or {}).get("ready") or {}
         lat = r["latency_us"]
@@ -101,6 +102,93 @@ def scale_table(scale):
                        f"{lat2.get('max', -1000) / 1000:.2f} | | | snapshots: {d['rps']:.0f} req/s, p99 {d['p99_ms']:.2f} ms "
                        f"(alone: {alone['rps']:.0f} req/s, p99 {alone['p99_ms']:.2f} ms) | | | |")
     return "\n".join(out)
+
+
+def fanout_rows(scale, settings):
+    """(label, run) of issue 18's table, in its order."""
+    out = []
+    for suffix, flows, shape in fanout_shapes(settings):
+        for key, label in ((f"nginx+app/{suffix}", "nginx + app, fan-out off"),
+                           (f"nginx+app fanout/{suffix}", "nginx + app, fan-out on"),
+                           (f"nginx-proxy/{suffix}", "nginx proxy_pass")):
+            if key in scale:
+                out.append((f"{shape}: {label}", scale[key]))
+    return out
+
+
+def fanout_table(scale, settings):
+    out = ["| run | streams open | upstream streams held / accepted | delivery p50 / p99 / max ms | "
+           "from broadcast start p99 / max ms | frames | lost | cut / failed | proxy CPU us/frame (app's part) | "
+           "app RSS per client | app threads / fds |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, r in fanout_rows(scale, settings):
+        lat, lb = r["latency_us"], r.get("from_broadcast_us") or {}
+        up = r.get("upstream") or {}
+        cpu = r.get("cpu") or {}
+        cpu_text = fmt(cpu.get("proxy_us_per_frame"), ".1f")
+        if cpu.get("app_us_per_frame") is not None:
+            cpu_text += f" ({cpu['app_us_per_frame']:.2f})"
+        app = (r.get("app") or {}).get("ready") or {}
+        rss = r.get("rss_per_stream_kib")
+        out.append(f"| {label} | {r['ready']} | {up.get('held')} for {up.get('flows_held')} flow{'' if up.get('flows_held') == 1 else 's'} / {up.get('accepted')} | "
+                   f"{lat['p50'] / 1000:.2f} / {lat['p99'] / 1000:.2f} / {lat['max'] / 1000:.2f} | "
+                   f"{lb.get('p99', -1000) / 1000:.2f} / {lb.get('max', -1000) / 1000:.2f} | {r['frames']} | "
+                   f"{r['lost']} | {r['closed_early']} / {r['failed']} | {cpu_text} | "
+                   f"{fmt(rss, '.1f')}{' KiB' if rss is not None else ''} | "
+                   f"{app.get('Threads', '-')} / {app.get('fds', '-')} |")
+    return "\n".join(out)
+
+
+def fanout_notes(scale, settings):
+    """Lines under the fan-out table: the app's own view (its gauges, how
+    its streams ended, what it warned about) and snapshots during the run."""
+    out = []
+    for label, r in fanout_rows(scale, settings):
+        parts = []
+        g = r.get("fanout_gauges")
+        if r.get("fanout"):
+            parts.append("fan-out gauges " + (", ".join(f"{k.replace('openova_flow_fanout_', '')} {v:.0f}"
+                                                       for k, v in g.items()) if g else
+                                              "absent (the app has no fan-out)" if g == {} else "not read"))
+        log_ = r.get("app_log")
+        if log_:
+            ends = ", ".join(f"{k} {v}" for k, v in sorted(log_["ends"].items())) or "none"
+            parts.append(f"stream ends logged: {ends}; {log_['warn']} warnings, {log_['error']} errors")
+        if "snapshot_during" in r:
+            d = r["snapshot_during"]
+            alone = scale.get("snapshot_alone_fanout" if r.get("fanout") else "snapshot_alone") or {}
+            parts.append(f"snapshots during the run {d['rps']:.0f} req/s, p99 {d['p99_ms']:.2f} ms "
+                         f"(alone {alone.get('rps', 0):.0f} req/s, p99 {alone.get('p99_ms', 0):.2f} ms)")
+        if r.get("out_of_order"):
+            parts.append(f"{r['out_of_order']} frames out of order")
+        if parts:
+            out.append(f"- {label}: " + "; ".join(parts) + ".")
+    return "\n".join(out)
+
+
+def fanout_section(scale, s):
+    if not fanout_rows(scale, s):
+        return []
+    return [
+        "## Fan-out (issue 18)",
+        "",
+        f"Through nginx + app with the app's OPENOVA_FLOW_FANOUT off (one upstream stream per client) and on (one "
+        f"per flow; its other settings at their defaults), and through nginx proxy_pass, in the same run: "
+        f"{max(s.scale_ns)} clients on one flow, and {s.fanout_flows} flows of {s.fanout_per_flow} clients; a frame a "
+        f"second to every upstream stream, {s.scale_seconds} s (the one-flow runs through nginx + app add wrk "
+        "snapshots in their second half, whose frames are timed apart, as in the table above). Upstream streams: "
+        "what build/bench/sse-upstream held 2 s after every client had its head (and for how many flows), and the "
+        "stream connections it accepted during the run. Delivery: arrival minus the upstream's write of that frame "
+        "to that connection (the upstream's own fan-out not counted); from broadcast start: arrival minus the "
+        "start of the upstream's broadcast of that frame (every fan-out counted, wherever it happens). App CPU per "
+        "delivered frame: the app's utime+stime over a window, divided by frames times clients. RSS per client: as "
+        "above. Cut: streams that ended before the run did; failed: streams that never got a 200.",
+        "",
+        fanout_table(scale, s),
+        "",
+        fanout_notes(scale, s),
+        "",
+    ]
 
 
 def metrics_table(cost):
@@ -165,7 +253,10 @@ def how_measured(info, rows, s):
         f"Everything runs on this one machine: wrk (1 thread, {s.connections} connections, {s.measure} s after "
         f"{s.warmup} s of warm-up, {s.passes} interleaved passes, mean shown), the proxies and the upstream. Upstream "
         "for snapshot and events: nginx serving a 34 KB snapshot (120 nodes, two regions; bench/fixtures.py) and "
-        "reading 256 KiB events bodies. Proxy CPU: utime+stime of every process of the web server and the app "
+        "reading 256 KiB events bodies; both nginx kinds keep a body up to 1 MiB in memory "
+        "(client_body_buffer_size 1m). nginx + app is conf/nginx as shipped (fastcgi_keep_conn on, upstream "
+        "keepalive 16); its variants change only the pool (keepalive 64, as the proxy_pass reference's) or turn "
+        "kept connections off. Proxy CPU: utime+stime of every process of the web server and the app "
         "during the run, per request. SSE: "
         f"{s.sse_streams} streams per path, a frame every {s.sse_interval_ms} ms for {s.sse_seconds} s from "
         "build/bench/sse-upstream, which stamps each frame just before writing it; latency = arrival - stamp, "
@@ -191,7 +282,7 @@ def metrics_section(table, cost, s):
     ]
 
 
-def write_markdown(path, info, tables, targets, rows, s, cost, console):
+def write_markdown(path, info, tables, targets, rows, s, cost, console, scale):
     main, metrics_t, scale_t, target_t = tables
     passed = sum(t["pass"] for t in targets)
     lines = [
@@ -219,6 +310,7 @@ def write_markdown(path, info, tables, targets, rows, s, cost, console):
         "so the upstream's own fan-out time is not counted; the single-threaded client reading every stream "
         "is, as the direct row shows.",
         "",
+    ] + fanout_section(scale, s) + [
         f"## Targets: {passed} of {len(targets)} pass",
         "",
         target_t,
@@ -233,7 +325,7 @@ def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths, co
     run.out_dir. cost: summary.metrics_cost's."""
     tables = (main_table(rows, paths), metrics_table(cost), scale_table(scale), target_table(targets))
     print()
-    for table in tables:
+    for table in tables[:3] + (fanout_table(scale, run.settings), fanout_notes(scale, run.settings), tables[3]):
         print(table)
         print()
     out_dir = run.out_dir
@@ -244,5 +336,6 @@ def write_results(run, info, seconds, rows, targets, scale, cost, raw, paths, co
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
     write_chart(run, rows, paths, os.path.join(out_dir, "results.png"))
-    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings, cost, console)
+    write_markdown(os.path.join(out_dir, "RESULTS.md"), info, tables, targets, rows, run.settings, cost, console,
+                   scale)
     return result

@@ -11,12 +11,20 @@ build/bench/run/, never the system's):
   lighttpd-proxy  lighttpd mod_proxy
   lighttpd+app  conf/lighttpd/lighttpd-noauth.conf: lighttpd spawns the app
   nginx+app     conf/nginx/nginx-noauth.conf, the app under
-                conf/spawn-fcgi/openova-flow-fcgi-spawn
+                conf/spawn-fcgi/openova-flow-fcgi-spawn; as shipped it keeps
+                its FastCGI connections (fastcgi_keep_conn on, keepalive 16)
+  nginx+app-keepconn  the same with a pool of 64 (keepalive 64, the
+                reference's), above wrk's 32 connections (issue 18)
+  nginx+app-nokeep  the same without kept connections (fastcgi_keep_conn
+                off, no pool): a connect and an accept per request
   apache+app    conf/apache2/apache2-noauth.conf (mpm_event), the same spawner
 
 The reference proxies are the shipped server configs with the FastCGI
 mount swapped for their HTTP proxy module: the same logging, buffering and
-keepalive defaults, so the difference is the proxying.
+keepalive defaults, so the difference is the proxying. Both nginx kinds keep
+an events body up to 1 MiB in memory (client_body_buffer_size 1m, as the
+shipped snippet has it). The nginx+app variants are the shipped files with
+lines changed in a copy (paths.py, NginxApp.VARIANT); conf/ stays as it is.
 
 Measured:
   1. snapshot   wrk, 1 thread, 32 connections, GET of a 34 KB snapshot
@@ -47,6 +55,13 @@ Measured:
                 open-file limit cannot hold 10,000 (two descriptors per
                 stream in nginx and in the app), the largest run is as many
                 hundreds as fit, and the report says so.
+                Fan-out (issue 18): the largest count through nginx+app with
+                OPENOVA_FLOW_FANOUT=on as well, on one flow and over
+                largest/10 flows of 10 clients each (fan-out off and on, and
+                nginx proxy_pass); the upstream connections the bench's
+                upstream holds and accepted, the app's CPU per delivered
+                frame, delivery p50/p99/max (and from the broadcast's start),
+                RSS per client, frames lost.
   6. console    issue 16: snapshots of 100 deployments in turn through
                 nginx+app to a TLS upstream, all to one upstream against each
                 to the one of ten its record names (bench/console.py)
@@ -75,7 +90,7 @@ import fixtures
 from console import console_summary, phase_console
 from context import FLOW_ID, SCALE_TARGET, WRK, Run, log
 from integration import launchers, servers
-from paths import METRICS_OFF, PATHS, app_env
+from paths import FANOUT_ON, METRICS_OFF, PATHS, app_env
 from phases import phase_metrics, phase_scale, phase_sse, phase_throughput
 from report import machine, write_results
 from summary import metrics_cost, summarize
@@ -86,8 +101,9 @@ def check_tools(run):
                  run.sse_client, launchers.SPAWN_FCGI_BIN):
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is missing (make bench installs and builds what it needs)")
-    # Both ways the bench runs the app, metrics on (its defaults) and off.
-    for extra in ({}, METRICS_OFF):
+    # Every way the bench runs the app: metrics on (its defaults) and off,
+    # fan-out on.
+    for extra in ({}, METRICS_OFF, FANOUT_ON):
         probe = subprocess.run([servers.BINARY, "--print-config"], env=app_env("http://127.0.0.1:1", extra),
                                capture_output=True, text=True)
         if probe.returncode != 0:

@@ -4,10 +4,14 @@
  *
  *   sse-client --url http://127.0.0.1:PORT/PATH --conns N --duration SECONDS
  *              [--sources K] [--inflight M] [--connect-timeout SECONDS]
- *              [--split SECONDS]
+ *              [--split SECONDS] [--flows F]
  *
- * It speaks to frames from bench/sse_upstream.c: "data: {"seq":N,"t":NS,...}"
- * where t is the upstream's CLOCK_MONOTONIC at its write. One thread, epoll,
+ * It speaks to frames from bench/sse_upstream.c: "data: {"seq":N,"t":NS,
+ * "t0":NS,...}" where t is the upstream's CLOCK_MONOTONIC at its write to
+ * that connection and t0 at the start of that frame's broadcast (the same
+ * on every connection). With --flows F the URL holds "{n}", which stream i
+ * replaces by i % F written with four digits: F flows of N / F streams
+ * each, opened flow after flow (the first F streams open one each). One thread, epoll,
  * non-blocking sockets; at most --inflight connections are being opened at
  * once; --sources K spreads them over 127.0.0.1..127.0.0.K as source
  * addresses (more ephemeral ports). Each response is read as HTTP/1.1,
@@ -15,13 +19,16 @@
  *
  * Once every stream has its response head it prints "ready N" and measures
  * for --duration seconds. Frames counted: from the first one broadcast after
- * "ready" (lo: one past the first frame seen after it, so every stream was
- * open for all of it) to the newest seen when the duration ends (hi); a
- * second of grace lets the last one arrive everywhere. Each stream should
- * see every seq in [lo, hi]: what is missing is lost. Then it prints one
- * JSON object: latency (arrival - t) p50/p90/p99/p999/max in microseconds,
- * frames, lost, streams that failed or ended. With --split, frames sent more
- * than SECONDS after "ready" have latencies of their own
+ * "ready" (lo: the first frame whose t0 is after it, so every stream was
+ * open for all of it; without t0, one past the first frame seen after it)
+ * to the newest seen when the duration ends (hi); a second of grace lets
+ * the last one arrive everywhere. Each stream should see every seq in
+ * [lo, hi]: what is missing is lost. Older frames that arrive after "ready"
+ * (a proxy replaying what a flow's stream sent before this client joined)
+ * are neither counted nor timed. Then it prints one JSON object: latency
+ * (arrival - t) and from_broadcast (arrival - t0) p50/p90/p99/p999/max in
+ * microseconds, frames, lost, streams that failed or ended. With --split,
+ * frames sent more than SECONDS after "ready" have latencies of their own
  * (latency_after_split_us), for a caller that adds load from then on. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +71,10 @@ static struct {
     struct sockaddr_in dst;
     char request[1024];
     size_t request_len;
+    /* --flows: the request is built per stream from these */
+    int flows;
+    char path[512];
+    char host[128];
     int sources;
     struct conn *conns;
     int n;
@@ -72,8 +83,11 @@ static struct {
     bool measuring, ended;
     unsigned long long lo, hi; /* lo 0: not yet known */
     unsigned long long max_seq;
+    long long t_ready;
     long long *samples;
     size_t n_samples, cap_samples;
+    long long *from_broadcast; /* arrival - t0, for every sample */
+    size_t n_from_broadcast, cap_from_broadcast;
     /* --split: frames sent from split_at on are counted apart (the load
      * that the caller adds then does not blur the first part). */
     long long split_at;
@@ -123,12 +137,15 @@ static void sample_into(long long **v, size_t *n, size_t *cap, long long ns)
     (*v)[(*n)++] = ns;
 }
 
-static void sample(long long t, long long ns)
+static void sample(long long t, long long ns, long long from_t0)
 {
-    if (g.split_at && t >= g.split_at)
+    if (g.split_at && t >= g.split_at) {
         sample_into(&g.samples2, &g.n_samples2, &g.cap_samples2, ns);
-    else
+    } else {
         sample_into(&g.samples, &g.n_samples, &g.cap_samples, ns);
+        if (from_t0 >= 0)
+            sample_into(&g.from_broadcast, &g.n_from_broadcast, &g.cap_from_broadcast, from_t0);
+    }
 }
 
 /* One "data:" line of a frame. */
@@ -139,26 +156,35 @@ static void on_data_line(struct conn *c, const char *line, size_t len, long long
         len = sizeof buf - 1;
     memcpy(buf, line, len);
     buf[len] = '\0';
-    const char *ps = strstr(buf, "\"seq\":"), *pt = strstr(buf, "\"t\":");
+    const char *ps = strstr(buf, "\"seq\":"), *pt = strstr(buf, "\"t\":"), *pt0 = strstr(buf, "\"t0\":");
     if (!ps || !pt)
         return;
     unsigned long long seq = strtoull(ps + 6, NULL, 10);
     long long t = strtoll(pt + 4, NULL, 10);
+    long long t0 = pt0 ? strtoll(pt0 + 5, NULL, 10) : -1;
     if (c->last_seq && seq != c->last_seq + 1)
         g.out_of_order++;
     c->last_seq = seq;
     if (!g.measuring)
         return;
     if (g.lo == 0) {
-        g.lo = seq + 1; /* the next broadcast reaches every open stream */
-        return;
+        if (t0 < 0) {
+            g.lo = seq + 1; /* the next broadcast reaches every open stream */
+            return;
+        }
+        /* Every stream was open upstream before its head arrived, so a
+         * frame whose broadcast began after "ready" reached all of them;
+         * an older one (replayed to a late joiner) tells nothing. */
+        if (t0 < g.t_ready)
+            return;
+        g.lo = seq;
     }
     if (!g.ended && seq > g.max_seq)
         g.max_seq = seq;
     if (seq < g.lo || (g.ended && seq > g.hi))
         return;
     c->in_range++;
-    sample(t, arrival - t);
+    sample(t, arrival - t, t0 < 0 ? -1 : arrival - t0);
 }
 
 static void sse_bytes(struct conn *c, const char *p, size_t len, long long arrival)
@@ -245,6 +271,26 @@ static void head_done(struct conn *c, size_t head_len, long long arrival)
         body_bytes(c, c->head + head_len, rest, arrival);
 }
 
+/* The request of stream i: with --flows, its flow's number in the path. */
+static int build_request(int i)
+{
+    if (g.flows < 1)
+        return 0;
+    char path[600];
+    const char *mark = strstr(g.path, "{n}");
+    int n = snprintf(path, sizeof path, "%.*s%04d%s", (int)(mark - g.path), g.path, i % g.flows, mark + 3);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -1;
+    n = snprintf(g.request, sizeof g.request,
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 "User-Agent: openova-bench-sse-client\r\n\r\n",
+                 path, g.host);
+    if (n < 0 || (size_t)n >= sizeof g.request)
+        return -1;
+    g.request_len = (size_t)n;
+    return 0;
+}
+
 static void start_connect(int i)
 {
     struct conn *c = &g.conns[i];
@@ -283,7 +329,7 @@ static void on_event(int i, uint32_t events, char *buf, size_t cap)
             return;
         }
         /* The request is small: one write takes it. */
-        if (write(c->fd, g.request, g.request_len) != (ssize_t)g.request_len) {
+        if (build_request(i) != 0 || write(c->fd, g.request, g.request_len) != (ssize_t)g.request_len) {
             fail_conn(c, "short write", 0);
             return;
         }
@@ -376,6 +422,13 @@ static int parse_url(const char *url)
     g.dst.sin_port = htons((uint16_t)atoi(colon + 1));
     if (inet_pton(AF_INET, host, &g.dst.sin_addr) != 1)
         return -1;
+    if (g.flows > 0) {
+        int hn = snprintf(g.host, sizeof g.host, "%.*s", (int)(slash - p), p);
+        int pn = snprintf(g.path, sizeof g.path, "%s", slash);
+        if (hn < 0 || (size_t)hn >= sizeof g.host || pn < 0 || (size_t)pn >= sizeof g.path || !strstr(g.path, "{n}"))
+            return -1;
+        return build_request(0);
+    }
     int n = snprintf(g.request, sizeof g.request,
                      "GET %s HTTP/1.1\r\nHost: %.*s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
                      "User-Agent: openova-bench-sse-client\r\n\r\n",
@@ -410,12 +463,15 @@ int main(int argc, char **argv)
             inflight = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--connect-timeout") == 0)
             connect_timeout = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--flows") == 0)
+            g.flows = atoi(argv[i + 1]);
         else
             url = NULL, i = argc;
     }
-    if (!url || g.n < 1 || g.sources < 1 || inflight < 1 || parse_url(url) != 0) {
+    if (!url || g.n < 1 || g.sources < 1 || inflight < 1 || g.flows < 0 || parse_url(url) != 0) {
         fprintf(stderr, "usage: sse-client --url http://HOST:PORT/PATH --conns N --duration SECONDS [--sources K] "
-                        "[--inflight M] [--connect-timeout SECONDS] [--grace SECONDS] [--split SECONDS]\n");
+                        "[--inflight M] [--connect-timeout SECONDS] [--grace SECONDS] [--split SECONDS] "
+                        "[--flows F (the URL holds {n})]\n");
         return 2;
     }
     struct rlimit lim;
@@ -453,7 +509,7 @@ int main(int argc, char **argv)
             bool all = g.ready + g.failed >= g.n;
             if (all || now - t0 > (long long)(connect_timeout * 1e9)) {
                 g.measuring = true;
-                t_ready = now;
+                t_ready = g.t_ready = now;
                 if (split > 0)
                     g.split_at = now + (long long)(split * 1e9);
                 printf("ready %d\n", g.ready);
@@ -485,10 +541,12 @@ int main(int argc, char **argv)
     }
     printf("{\"conns\":%d,\"ready\":%d,\"failed\":%d,\"closed_early\":%d,\"first_failure\":\"%s\","
            "\"connect_s\":%.3f,\"seq_lo\":%llu,\"seq_hi\":%llu,\"frames_per_stream\":%llu,"
-           "\"frames\":%llu,\"expected\":%llu,\"lost\":%llu,\"out_of_order\":%llu,",
+           "\"frames\":%llu,\"expected\":%llu,\"lost\":%llu,\"out_of_order\":%llu,\"flows\":%d,",
            g.n, g.ready, g.failed, g.closed_early, g.first_fail, (double)(t_ready - t0) / 1e9, g.lo, g.hi, per_stream,
-           frames, expected, lost, g.out_of_order);
+           frames, expected, lost, g.out_of_order, g.flows > 0 ? g.flows : 1);
     print_latency("latency_us", g.samples, g.n_samples);
+    printf(",");
+    print_latency("from_broadcast_us", g.from_broadcast, g.n_from_broadcast);
     if (split > 0) {
         printf(",");
         print_latency("latency_after_split_us", g.samples2, g.n_samples2);

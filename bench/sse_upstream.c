@@ -7,16 +7,27 @@
  *   GET  /v1/flows/{id}/stream    200 text/event-stream, chunked: ": open"
  *                                 at once, then every --interval-ms one frame
  *                                 "id: N\nevent: tick\ndata: {"seq":N,"t":NS,
- *                                 "pad":"..."}\n\n" to every open stream
+ *                                 "t0":NS,"pad":"..."}\n\n" to every open
+ *                                 stream, whatever its flow id
  *   GET  /v1/flows/{id}/snapshot  200 application/json, the file's bytes
  *   POST /v1/flows/{id}/events    the body read to its end, then 200 {"seq":N}
- *   GET  /stats                   {"streams":..,"seq":..,"dropped":..}
+ *   GET  /stats                   {"streams":..,"streams_total":..,"flows":..,
+ *                                 "seq":..,"dropped":..,"events":..}
+ *   GET  /healthz                 200 ok (the app checks it when its metrics,
+ *                                 status or readiness are read)
  *
  * t is CLOCK_MONOTONIC in nanoseconds, taken for each connection just before
  * its write: the benchmark's client, on the same host, subtracts it from the
  * arrival time, so the upstream's own fan-out time is not counted against
- * the proxy in front. Frames carry a sequence number so the client counts
- * what was lost.
+ * the proxy in front. t0 is the same clock when the broadcast of that frame
+ * began (the same on every stream): arrival - t0 is the frame's delay from
+ * the upstream's first write of it, fan-out included wherever it happens.
+ * Frames carry a sequence number so the client counts what was lost.
+ *
+ * The stream connections are counted (issue 18: with fan-out the proxy
+ * opens one per flow): "streams" is how many are open now, "streams_total"
+ * how many were accepted since the start, "flows" how many distinct flow
+ * ids the open ones are for.
  *
  * Two threads: the main one accepts and answers requests (keep-alive); a
  * stream, once its head is out, moves to the broadcast thread, which owns
@@ -72,6 +83,7 @@ struct conn {
 struct stream {
     int fd;
     size_t index; /* in the broadcast array */
+    unsigned *flow_open; /* its flow's count of open streams (flows[]) */
     char *pending;
     size_t pending_len, pending_cap;
     bool want_out;
@@ -94,6 +106,62 @@ static struct {
     atomic_ullong dropped;
     atomic_ullong events;
 } g;
+
+/* Open streams per flow id, under g.lock: open addressing, never shrinks
+ * (a flow whose streams all closed keeps its slot at 0). Enough for the
+ * benchmark's 1,000 flows many times over; past FLOW_SLOTS ids a stream is
+ * not counted by flow (flows_untracked says how many). */
+#define FLOW_SLOTS 16384
+#define FLOW_ID_MAX 128
+static struct flow_slot {
+    char id[FLOW_ID_MAX + 1];
+    unsigned open;
+} flows[FLOW_SLOTS];
+static unsigned long long flows_open, flows_untracked;
+
+/* The count of id's open streams, its slot taken if new; NULL when the
+ * table is full or id too long. Called with g.lock held. */
+static unsigned *flow_slot(const char *id, size_t len)
+{
+    if (len > FLOW_ID_MAX)
+        return NULL;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
+    for (size_t probe = 0; probe < FLOW_SLOTS; probe++) {
+        struct flow_slot *f = &flows[(h + probe) % FLOW_SLOTS];
+        if (!f->id[0]) {
+            memcpy(f->id, id, len);
+            f->id[len] = '\0';
+            return &f->open;
+        }
+        if (strlen(f->id) == len && memcmp(f->id, id, len) == 0)
+            return &f->open;
+    }
+    return NULL;
+}
+
+/* A stream of the flow behind count opened (count NULL: untracked).
+ * Called with g.lock held. */
+static void flow_enter(unsigned *count)
+{
+    if (!count) {
+        flows_untracked++;
+        return;
+    }
+    if ((*count)++ == 0)
+        flows_open++;
+}
+
+static void flow_leave(unsigned *count)
+{
+    pthread_mutex_lock(&g.lock);
+    if (!count)
+        flows_untracked--;
+    else if (--*count == 0)
+        flows_open--;
+    pthread_mutex_unlock(&g.lock);
+}
 
 static long long mono_ns(void)
 {
@@ -157,6 +225,7 @@ static void stream_close(int bfd, struct stream *s)
     size_t i = s->index;
     streams[i] = streams[--n_streams];
     streams[i]->index = i;
+    flow_leave(s->flow_open);
     free(s->pending);
     free(s);
     atomic_fetch_sub(&g.streams_open, 1);
@@ -220,6 +289,7 @@ static void take_incoming(int bfd)
             struct stream **grown = realloc(streams, cap * sizeof *grown);
             if (!grown) {
                 close(s->fd);
+                flow_leave(s->flow_open);
                 free(s->pending);
                 free(s);
                 atomic_fetch_sub(&g.streams_open, 1);
@@ -243,6 +313,7 @@ static void take_incoming(int bfd)
 static void broadcast(int bfd)
 {
     unsigned long long seq = atomic_fetch_add(&g.seq, 1) + 1;
+    long long t0 = mono_ns();
     char frame[8192];
     const size_t room = 16; /* for the chunk-size line, written in front */
     size_t i = 0;
@@ -250,8 +321,8 @@ static void broadcast(int bfd)
         struct stream *s = streams[i];
         long long t = mono_ns();
         int n = snprintf(frame + room, sizeof frame - room - 2,
-                         "id: %llu\nevent: tick\ndata: {\"seq\":%llu,\"t\":%lld,\"pad\":\"%.*s\"}\n\n", seq, seq, t,
-                         (int)g.pad_len,
+                         "id: %llu\nevent: tick\ndata: {\"seq\":%llu,\"t\":%lld,\"t0\":%lld,\"pad\":\"%.*s\"}\n\n", seq,
+                         seq, t, t0, (int)g.pad_len,
                          "................................................................................................"
                          "................................................................................................"
                          "................................................................................................"
@@ -392,8 +463,9 @@ static void respond(struct conn *c, int status, const char *reason, const char *
     c->state = WRITE_RESPONSE;
 }
 
-/* Moves c to the broadcast thread as a stream; c is gone afterwards. */
-static void start_stream(struct conn *c)
+/* Moves c to the broadcast thread as a stream of flow id[0..id_len); c is
+ * gone afterwards (id points into it: used before it is freed). */
+static void start_stream(struct conn *c, const char *id, size_t id_len)
 {
     static const char head[] = "HTTP/1.1 200 OK\r\n"
                                "Content-Type: text/event-stream\r\n"
@@ -410,11 +482,16 @@ static void start_stream(struct conn *c)
         return;
     }
     s->fd = c->fd;
+    pthread_mutex_lock(&g.lock);
+    s->flow_open = flow_slot(id, id_len);
+    flow_enter(s->flow_open);
+    pthread_mutex_unlock(&g.lock);
     free(c);
     ssize_t n = write(s->fd, head, sizeof head - 1);
     size_t done = n > 0 ? (size_t)n : 0;
     if (done < sizeof head - 1 && pending_append(s, head + done, sizeof head - 1 - done) != 0) {
         close(s->fd);
+        flow_leave(s->flow_open);
         free(s);
         return;
     }
@@ -488,7 +565,8 @@ static int handle_head(struct conn *c, size_t head_len)
         c->close_after = true;
         respond(c, 411, "Length Required", "text/plain", "length required\n", 16);
     } else if (get && path_is_route(path, path_len, "stream")) {
-        start_stream(c);
+        static const size_t prefix = sizeof "/v1/flows/" - 1, suffix = sizeof "/stream" - 1;
+        start_stream(c, path + prefix, path_len - prefix - suffix);
         return 1;
     } else if (get && path_is_route(path, path_len, "snapshot")) {
         respond(c, 200, "OK", "application/json", g.snapshot, g.snapshot_len);
@@ -496,12 +574,18 @@ static int handle_head(struct conn *c, size_t head_len)
         c->body_left = content_length;
         c->state = READ_BODY;
         return 0;
+    } else if (get && path_len == 8 && memcmp(path, "/healthz", 8) == 0) {
+        respond(c, 200, "OK", "text/plain", "ok\n", 3);
     } else if (get && path_len == 6 && memcmp(path, "/stats", 6) == 0) {
-        static char stats[256];
+        static char stats[320];
+        pthread_mutex_lock(&g.lock);
+        unsigned long long n_flows = flows_open, untracked = flows_untracked;
+        pthread_mutex_unlock(&g.lock);
         int n = snprintf(stats, sizeof stats,
-                         "{\"streams\":%llu,\"streams_total\":%llu,\"seq\":%llu,\"dropped\":%llu,\"events\":%llu}\n",
-                         atomic_load(&g.streams_open), atomic_load(&g.streams_total), atomic_load(&g.seq),
-                         atomic_load(&g.dropped), atomic_load(&g.events));
+                         "{\"streams\":%llu,\"streams_total\":%llu,\"flows\":%llu,\"flows_untracked\":%llu,"
+                         "\"seq\":%llu,\"dropped\":%llu,\"events\":%llu}\n",
+                         atomic_load(&g.streams_open), atomic_load(&g.streams_total), n_flows, untracked,
+                         atomic_load(&g.seq), atomic_load(&g.dropped), atomic_load(&g.events));
         respond(c, 200, "OK", "application/json", stats, (size_t)n);
     } else {
         respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
@@ -658,8 +742,8 @@ int main(int argc, char **argv)
     }
     if (g.interval_ms < 1)
         g.interval_ms = 1;
-    /* The frame's fixed part is about 80 bytes; the pad makes up the rest. */
-    g.pad_len = frame_bytes > 80 + 384 ? 384 : frame_bytes > 80 ? (size_t)(frame_bytes - 80) : 0;
+    /* The frame's fixed part is about 104 bytes; the pad makes up the rest. */
+    g.pad_len = frame_bytes > 104 + 384 ? 384 : frame_bytes > 104 ? (size_t)(frame_bytes - 104) : 0;
     static const char empty_flow[] = "{\"type\":\"snapshot\",\"flow\":null,\"nodes\":[],\"relationships\":[]}";
     g.snapshot = (char *)empty_flow;
     g.snapshot_len = sizeof empty_flow - 1;

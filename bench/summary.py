@@ -1,8 +1,8 @@
 """summary.py: from the raw runs to one row per path (means, ratios to the
-reference), the verdict on each target of issue 6, and issue 14's cost of
-the app's metrics."""
+reference), the verdict on each target of issues 6 and 18, and issue 14's
+cost of the app's metrics."""
 from context import SCALE_TARGET
-from paths import NginxProxyStock, REFERENCE
+from paths import NginxApp, NginxAppKeepConn, NginxProxyStock, REFERENCE
 
 # What "short requests unaffected" means here: with 10,000 streams open,
 # snapshot throughput at least this share of the same path's without them,
@@ -13,6 +13,10 @@ UNAFFECTED_P99 = 2.0
 # two passes of the same path is of this order on a loaded 2-core VM).
 SSE_TOLERANCE_US = 50.0
 APP_PATHS = ("lighttpd+app", "nginx+app", "apache+app")
+# Issue 18's targets for the app with fan-out on.
+FANOUT_CPU_US = 3.0
+FANOUT_RSS_KIB = 8.0
+KEEPCONN_RATIO = 0.8
 
 
 def mean(values):
@@ -83,6 +87,14 @@ def throughput_targets(targets, rows):
         r = rows[n]
         targets.add("events 256 KiB req/s >= 0.9x nginx", n, r["ratio"]["events_rps"] >= 0.9,
                     f"{r['events_rps']:.0f} req/s = {r['ratio']['events_rps']:.2f}x", ">= 0.90x")
+    # Issue 18: kept FastCGI connections against proxy_pass with its pool
+    # (the reference); the shipped pool of 16 and the variant's 64.
+    for n in (NginxAppKeepConn.name, NginxApp.name):
+        r = rows.get(n)
+        if r:
+            targets.add(f"snapshots with kept connections >= {KEEPCONN_RATIO}x nginx proxy_pass with keepalive", n,
+                        r["ratio"]["snapshot_rps"] >= KEEPCONN_RATIO,
+                        f"{r['snapshot_rps']:.0f} req/s = {r['ratio']['snapshot_rps']:.2f}x", f">= {KEEPCONN_RATIO:.2f}x")
 
 
 def scale_targets(targets, scale, settings):
@@ -118,6 +130,58 @@ def scale_targets(targets, scale, settings):
                     f"{during['rps']:.0f} req/s p99 {during['p99_ms']:.2f} ms vs {alone['rps']:.0f} req/s "
                     f"p99 {alone['p99_ms']:.2f} ms alone ({during['rps'] / alone['rps']:.2f}x)",
                     f">= {UNAFFECTED_RPS}x req/s, p99 <= {UNAFFECTED_P99}x")
+
+
+def fanout_shapes(settings):
+    """(key suffix, flows, description) of issue 18's two shapes."""
+    big = max(settings.scale_ns)
+    return [(str(big), 1, f"{big} clients on one flow"),
+            (f"{settings.fanout_flows}x{settings.fanout_per_flow}", settings.fanout_flows,
+             f"{settings.fanout_flows} flows x {settings.fanout_per_flow} clients")]
+
+
+def fanout_targets(targets, scale, settings):
+    """Issue 18's targets, judged on the runs with fan-out on; the same
+    numbers with fan-out off go into the value for comparison."""
+    for suffix, flows, shape in fanout_shapes(settings):
+        on, off = scale.get(f"nginx+app fanout/{suffix}"), scale.get(f"nginx+app/{suffix}")
+        ref = scale.get(f"{REFERENCE}/{suffix}")
+        if not on:
+            continue
+        path = f"nginx+app fanout, {shape}"
+        up = on["upstream"]
+        off_up = f"; fan-out off: {off['upstream']['held']} held" if off else ""
+        targets.add("upstream connections: one per flow with fan-out", path,
+                    up["held"] == flows and up["flows_held"] == flows and up["accepted"] == flows,
+                    f"{up['held']} held for {up['flows_held']} flow{'' if up['flows_held'] == 1 else 's'}, "
+                    f"{up['accepted']} accepted during the run"
+                    + off_up, f"{flows}")
+        cpu = (on.get("cpu") or {}).get("app_us_per_frame")
+        off_cpu = (off.get("cpu") or {}).get("app_us_per_frame") if off else None
+        targets.add(f"app CPU per delivered frame <= {FANOUT_CPU_US:g} us with fan-out", path,
+                    cpu is not None and cpu <= FANOUT_CPU_US,
+                    f"{cpu:.2f} us" + (f" (fan-out off: {off_cpu:.2f} us)" if off_cpu is not None else ""),
+                    f"<= {FANOUT_CPU_US:g} us")
+        p99 = on["latency_us"]["p99"] / 1000
+        p99_b = on["from_broadcast_us"]["p99"] / 1000
+        if ref:
+            rp99, rp99_b = ref["latency_us"]["p99"] / 1000, ref["from_broadcast_us"]["p99"] / 1000
+            targets.add("broadcast p99 through nginx + app <= nginx proxy_pass's", path, p99 <= rp99,
+                        f"{p99:.2f} ms vs {rp99:.2f} ms (from the broadcast's start: {p99_b:.2f} vs {rp99_b:.2f} ms)"
+                        + (f"; fan-out off {off['latency_us']['p99'] / 1000:.2f} ms" if off else ""),
+                        "<= nginx proxy_pass, same streams, same run")
+        else:
+            targets.add("broadcast p99 through nginx + app <= nginx proxy_pass's", path, False,
+                        f"{p99:.2f} ms; nginx proxy_pass not measured (BENCH_QUICK)",
+                        "<= nginx proxy_pass, same streams, same run")
+        targets.add("0 frames lost with fan-out", path,
+                    on["lost"] == 0 and on["frames"] > 0 and on["closed_early"] == 0 and on["failed"] == 0,
+                    f"{on['lost']} lost of {on['expected']}, {on['closed_early']} streams cut, "
+                    f"{on['failed']} failed to open", "0")
+        rss = on["rss_per_stream_kib"]
+        targets.add(f"RSS per client <= {FANOUT_RSS_KIB:g} KiB with fan-out", path, rss <= FANOUT_RSS_KIB,
+                    f"{rss:.1f} KiB" + (f" (fan-out off: {off['rss_per_stream_kib']:.1f} KiB)" if off else ""),
+                    f"<= {FANOUT_RSS_KIB:g} KiB")
 
 
 def spread(values):
@@ -165,4 +229,5 @@ def summarize(throughput, sse, scale, settings):
     targets = Targets()
     throughput_targets(targets, rows)
     scale_targets(targets, scale, settings)
+    fanout_targets(targets, scale, settings)
     return rows, list(targets)
