@@ -192,9 +192,11 @@ char *ds_fold_snapshot_json(const struct ds_fold *f, size_t *len)
 {
     char *out = NULL;
     struct json_object *snap = json_object_new_object();
+    struct json_object *type = json_object_new_string("snapshot");
     struct json_object *nodes = NULL, *rels = NULL;
-    if (!snap || json_object_object_add(snap, "type", json_object_new_string("snapshot")) != 0)
+    if (!snap || !type || json_object_object_add(snap, "type", type) != 0)
         goto out;
+    type = NULL; /* the snapshot's now */
     /* json_object_object_add consumes the reference only on success */
     if (f->flow && json_object_object_add(snap, "flow", json_object_get(f->flow)) != 0) {
         json_object_put(f->flow);
@@ -212,6 +214,7 @@ char *ds_fold_snapshot_json(const struct ds_fold *f, size_t *len)
     }
     out = ds_gojson_encode(snap, len);
 out:
+    json_object_put(type);
     json_object_put(nodes);
     json_object_put(rels);
     json_object_put(snap);

@@ -135,6 +135,10 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, struct request *r
         n = (int)sizeof body - 1;
         body[n - 1] = '\n';
     }
+    /* one line: a client's text echoed in the sentence keeps no control byte */
+    for (int i = 0; i < n - 1; i++)
+        if ((unsigned char)body[i] < 0x20 || body[i] == 0x7f)
+            body[i] = '?';
     struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
@@ -262,10 +266,11 @@ static enum MHD_Result route_stream(struct ds_http *h, struct MHD_Connection *c,
         ds_sub_close(sub);
         return respond_error(c, rq, 500, "out of memory", NULL);
     }
-    /* the reference's stream headers, Connection included */
+    /* the reference's stream headers; libmicrohttpd drops a Connection
+     * header added by hand and sends its own only when asked to */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "keep-alive");
+    MHD_set_response_options(r, MHD_RF_SEND_KEEP_ALIVE_HEADER, MHD_RO_END);
     /* nginx and proxies that honour it must not buffer the stream */
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     rq->status = 200;

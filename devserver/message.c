@@ -1,5 +1,6 @@
 /* message.c: flow message parsing with json-c, decoding into the
  * reference's canonical form, and the strict schema validation. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -636,6 +637,32 @@ static struct json_object *any_copy(struct json_object *v, bool *nomem)
 static enum ds_err decode_struct(struct json_object *in, const struct field *fields, const char *path,
                                  struct json_object **out, char *err, size_t errlen);
 
+/* all_finite: no number in v beyond float64's range (json-c reads 1e400
+ * as infinity, which Go's decoder refuses). */
+static bool all_finite(struct json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_double:
+        return isfinite(json_object_get_double(v));
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(v); i++)
+            if (!all_finite(json_object_array_get_idx(v, i)))
+                return false;
+        return true;
+    case json_type_object: {
+        json_object_object_foreach(v, key, val)
+        {
+            (void)key;
+            if (!all_finite(val))
+                return false;
+        }
+        return true;
+    }
+    default:
+        return true;
+    }
+}
+
 /* decode_field: one field of a struct into out (left out when empty and
  * not always written). */
 static enum ds_err decode_field(struct json_object *v, const struct field *f, const char *path,
@@ -663,6 +690,8 @@ static enum ds_err decode_field(struct json_object *v, const struct field *f, co
     case K_NUMBER:
         if (v && !is_number(v))
             return fail(err, errlen, "%s%s must be a number", path, f->name);
+        if (v && !isfinite(json_object_get_double(v)))
+            return fail(err, errlen, "%s%s is out of range", path, f->name);
         if (!v || json_object_get_double(v) == 0)
             return DS_OK;
         val = json_object_new_double(json_object_get_double(v));
@@ -672,6 +701,8 @@ static enum ds_err decode_field(struct json_object *v, const struct field *f, co
             return fail(err, errlen, "%s%s must be an object", path, f->name);
         if (!v || json_object_object_length(v) == 0)
             return DS_OK;
+        if (!all_finite(v))
+            return fail(err, errlen, "%s%s holds a number out of range", path, f->name);
         val = any_copy(v, &nomem);
         break;
     case K_TRIGGERS: {
@@ -787,8 +818,11 @@ static enum ds_err decode(struct json_object *root, enum ds_msg_type *type, stru
     if (t && !json_object_is_type(t, json_type_string))
         return fail(err, errlen, "type must be a string");
     const char *name = t ? json_object_get_string(t) : "";
+    size_t name_len = t ? (size_t)json_object_get_string_len(t) : 0;
     size_t i = 0;
-    while (i < sizeof type_names / sizeof type_names[0] && strcmp(name, type_names[i]) != 0)
+    /* by length too: "upsert-flow\u0000x" is no type of Go's */
+    while (i < sizeof type_names / sizeof type_names[0] &&
+           (strlen(type_names[i]) != name_len || memcmp(name, type_names[i], name_len) != 0))
         i++;
     if (i == sizeof type_names / sizeof type_names[0])
         return fail(err, errlen, "unknown message type \"%.64s\": one of " TYPE_LIST " expected", name);
@@ -926,6 +960,64 @@ static char *widen_big_integers(const char *text, size_t len, size_t *out_len, b
     return out;
 }
 
+/* key_case: --strict takes field names as the schema spells them: a
+ * member whose key is a field's name in another case ("Nodes", "TYPE")
+ * would otherwise reach the decoder, which matches keys as Go does. */
+static enum ds_err key_case(struct json_object *obj, const struct field *fields, const char *path, char *err,
+                            size_t errlen)
+{
+    if (!json_object_is_type(obj, json_type_object))
+        return DS_OK;
+    json_object_object_foreach(obj, key, v)
+    {
+        (void)v;
+        for (const struct field *f = fields; f->name; f++)
+            if (strcasecmp(key, f->name) == 0 && strcmp(key, f->name) != 0)
+                return fail(err, errlen, "%s%s is spelt %s: --strict takes the schema's names only", path, key,
+                            f->name);
+    }
+    return DS_OK;
+}
+
+static enum ds_err key_case_list(struct json_object *root, const char *name, const struct field *fields,
+                                 char *err, size_t errlen)
+{
+    struct json_object *a = NULL;
+    if (!json_object_object_get_ex(root, name, &a) || !json_object_is_type(a, json_type_array))
+        return DS_OK;
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "%s[%zu].", name, i);
+        enum ds_err rc = key_case(json_object_array_get_idx(a, i), fields, p, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return DS_OK;
+}
+
+static enum ds_err strict_key_case(struct json_object *root, char *err, size_t errlen)
+{
+    static const struct field message_fields[] = {
+        {"type", K_STRING, true},     {"flow", K_META, false}, {"nodes", K_META, false},
+        {"relationships", K_META, false}, {"ids", K_META, false}, {"pairs", K_META, false},
+        {NULL, K_STRING, false},
+    };
+    struct json_object *flow = NULL;
+    enum ds_err rc = key_case(root, message_fields, "", err, errlen);
+    if (!rc && json_object_object_get_ex(root, "flow", &flow)) {
+        rc = key_case(flow, flow_fields, "flow.", err, errlen);
+        if (!rc)
+            rc = key_case_list(flow, "triggeredBy", trigger_fields, err, errlen);
+    }
+    if (!rc)
+        rc = key_case_list(root, "nodes", node_fields, err, errlen);
+    if (!rc)
+        rc = key_case_list(root, "relationships", rel_fields, err, errlen);
+    if (!rc)
+        rc = key_case_list(root, "pairs", pair_fields, err, errlen);
+    return rc;
+}
+
 /* tokenize: json-c's tree of text, which ds_json_check passed, so only
  * memory can fail. *root may be NULL for "null". */
 static enum ds_err tokenize(const char *text, size_t len, struct json_object **root, char *err, size_t errlen)
@@ -990,7 +1082,8 @@ enum ds_err ds_message_parse(const char *text, size_t len, enum ds_validation mo
     }
     if ((rc = tokenize(clean, clean_len, &root, err, errlen)) != DS_OK)
         goto out;
-    if (strict && (rc = ds_message_validate(root, &out->type, err, errlen)) != DS_OK)
+    if (strict && ((rc = ds_message_validate(root, &out->type, err, errlen)) != DS_OK ||
+                   (rc = strict_key_case(root, err, errlen)) != DS_OK))
         goto out;
     rc = decode(root, &out->type, &out->root, err, errlen);
 out:

@@ -2,8 +2,7 @@
 flow server (the issue 17 spec, "Deliberate differences"; the README lists
 them), all marked difference: the snapshot folds every message, a stream
 that stops reading is cut, frames in id order, a clean stop on SIGTERM,
-flow ids bounded to 1024 bytes, a stable snapshot order, and no Connection
-header on the stream."""
+flow ids bounded to 1024 bytes, a stable snapshot order."""
 import signal
 import threading
 import time
@@ -154,12 +153,3 @@ def test_snapshot_order_is_first_insertion_and_stable(server, flow_id):
     with server.stream(flow_id) as s:
         assert s.next_frame().data.encode() + b"\n" == body
 
-
-def test_the_stream_leaves_connection_to_http_1_1(server, flow_id):
-    """7: the reference sends Connection: keep-alive on the stream; the
-    devserver (libmicrohttpd) sends no Connection header, which HTTP/1.1
-    means the same by, and the proxy drops as hop-by-hop anyway."""
-    with server.stream(flow_id) as s:
-        assert s.status == 200
-        assert "connection" not in s.headers
-        assert s.next_frame().tag == "snapshot:0"

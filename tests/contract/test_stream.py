@@ -21,8 +21,7 @@ def test_stream_headers_and_first_frame(server, flow_id):
         assert s.status == 200
         assert s.headers["content-type"] == "text/event-stream"
         assert s.headers["cache-control"] == "no-cache"
-        # Connection: keep-alive is the reference's; the devserver leaves it
-        # to HTTP/1.1's default (test_differences.py)
+        assert s.headers["connection"].lower() == "keep-alive"
         assert s.headers["x-accel-buffering"] == "no"
         assert s.headers["transfer-encoding"] == "chunked"
         assert "content-length" not in s.headers

@@ -235,6 +235,19 @@ static const struct reject_row reject_rows[] = {
     {"delete-nodes ids a string", "{\"type\":\"delete-nodes\",\"ids\":\"n1\"}", 0, S, "ids must be an array"},
     {"delete-nodes numeric id", "{\"type\":\"delete-nodes\",\"ids\":[\"a\",2]}", 0, S, "ids[1] must be a string"},
     {"delete-nodes empty id", "{\"type\":\"delete-nodes\",\"ids\":[\"\"]}", 0, S, "ids[0] must not be empty"},
+    /* exact names: a key in another case would reach the decoder */
+    {"type in another case too",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[" NODE "],\"TYPE\":\"delete-nodes\",\"ids\":[\"x\"]}", 0, S,
+     "TYPE is spelt type: --strict takes the schema's names only"},
+    {"nodes in another case", "{\"type\":\"upsert-nodes\",\"nodes\":[" NODE "],\"Nodes\":[{\"id\":\"b\"}]}", 0, S,
+     "Nodes is spelt nodes: *"},
+    {"a node's field in another case",
+     "{\"type\":\"upsert-nodes\",\"nodes\":[" NODE ",{\"id\":\"n\",\"flowId\":\"f\",\"label\":\"l\","
+     "\"status\":\"s\",\"STATUS\":\"t\"}]}",
+     0, S, "nodes[1].STATUS is spelt status: *"},
+    {"a flow's field in another case", "{\"type\":\"upsert-flow\",\"flow\":{\"id\":\"f\",\"status\":\"s\","
+     "\"startedAt\":1,\"StartedAt\":2}}",
+     0, S, "flow.StartedAt is spelt startedAt: *"},
     /* delete-rels */
     {"delete-rels without pairs", "{\"type\":\"delete-rels\"}", 0, S, "pairs is required"},
     {"delete-rels empty", "{\"type\":\"delete-rels\",\"pairs\":[]}", 0, S, "pairs must not be empty"},
@@ -504,6 +517,11 @@ static const struct reject_row reference_reject_rows[] = {
      "flow.startedAt must be a whole number"},
     {"startedAt 1e3", "{\"type\":\"upsert-flow\",\"flow\":{\"startedAt\":1e3}}", 0, S,
      "flow.startedAt must be a whole number"},
+    {"lag past float64", "{\"type\":\"upsert-rels\",\"relationships\":[{\"lag\":1e400}]}", 0, S,
+     "relationships[0].lag is out of range"},
+    {"meta number past float64", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"meta\":{\"a\":[-1e999]}}]}", 0, S,
+     "nodes[0].meta holds a number out of range"},
+    {"type with a NUL", "{\"type\":\"upsert-flow\\u0000x\",\"flow\":{}}", 0, S, "unknown message type *"},
     {"startedAt past int64", "{\"type\":\"upsert-flow\",\"flow\":{\"startedAt\":9223372036854775808}}", 0, S,
      "flow.startedAt must be a whole number"},
     {"endedAt below int64", "{\"type\":\"upsert-nodes\",\"nodes\":[{\"endedAt\":-9223372036854775809}]}", 0, S,
