@@ -44,6 +44,17 @@ const char *ds_message_type_name(enum ds_msg_type type)
     return "unknown";
 }
 
+/* type_index: the variant named by len bytes of name, by length too
+ * ("upsert-flow\u0000x" is no type); the count of names when none. */
+static size_t type_index(const char *name, size_t len)
+{
+    size_t i = 0;
+    while (i < sizeof type_names / sizeof type_names[0] &&
+           (strlen(type_names[i]) != len || memcmp(name, type_names[i], len) != 0))
+        i++;
+    return i;
+}
+
 static enum ds_err fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static enum ds_err fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -471,9 +482,7 @@ enum ds_err ds_message_validate(struct json_object *root, enum ds_msg_type *type
     if (!json_object_is_type(t, json_type_string))
         return fail(err, errlen, "type must be a string");
     const char *name = json_object_get_string(t);
-    size_t i = 0;
-    while (i < sizeof type_names / sizeof type_names[0] && strcmp(name, type_names[i]) != 0)
-        i++;
+    size_t i = type_index(name, (size_t)json_object_get_string_len(t));
     if (i == sizeof type_names / sizeof type_names[0])
         return fail(err, errlen, "type \"%.64s\" is not one of " TYPE_LIST, name);
 
@@ -818,12 +827,7 @@ static enum ds_err decode(struct json_object *root, enum ds_msg_type *type, stru
     if (t && !json_object_is_type(t, json_type_string))
         return fail(err, errlen, "type must be a string");
     const char *name = t ? json_object_get_string(t) : "";
-    size_t name_len = t ? (size_t)json_object_get_string_len(t) : 0;
-    size_t i = 0;
-    /* by length too: "upsert-flow\u0000x" is no type of Go's */
-    while (i < sizeof type_names / sizeof type_names[0] &&
-           (strlen(type_names[i]) != name_len || memcmp(name, type_names[i], name_len) != 0))
-        i++;
+    size_t i = type_index(name, t ? (size_t)json_object_get_string_len(t) : 0);
     if (i == sizeof type_names / sizeof type_names[0])
         return fail(err, errlen, "unknown message type \"%.64s\": one of " TYPE_LIST " expected", name);
     *type = (enum ds_msg_type)i;
