@@ -399,7 +399,8 @@ static size_t copy_pending(const struct fcgi_request *req, unsigned char *dst, s
 {
     const struct buf *unsent = &req->out.unsent;
     size_t n = unsent->len < max ? unsent->len : max;
-    memcpy(dst, unsent->data, n);
+    if (n)
+        memcpy(dst, unsent->data, n);
     struct iovec iov[2 * FCGI_QUEUE_GATHER + 8];
     unsigned char headers[FCGI_QUEUE_GATHER][FCGI_HEADER_LEN];
     int count = fcgi_queue_gather(&req->out.queue, req->fcgi_id, iov, (int)(sizeof iov / sizeof iov[0]), headers);
@@ -437,7 +438,8 @@ void fcgi_response_break(struct fcgi_request *req)
     fcgi_queue_clear(&out->queue);
     buf_reset(&out->unsent);
     /* never fails for want of room: the bound is far above one record */
-    if (buf_append(&out->unsent, rest, need) != PROXY_OK || buf_append(&out->unsent, invalid, sizeof invalid) != PROXY_OK)
+    if ((need && buf_append(&out->unsent, rest, need) != PROXY_OK) ||
+        buf_append(&out->unsent, invalid, sizeof invalid) != PROXY_OK)
         buf_reset(&out->unsent); /* out of memory: the close alone ends it */
     free(rest);
     out->cut = true;
