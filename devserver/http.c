@@ -21,9 +21,6 @@
 #include "route.h"
 
 #define LOG_PATH_MAX 256
-#define DS_STR_(x) #x
-#define DS_STR(x) DS_STR_(x)
-#define DS_FLOW_ID_MAX_TEXT DS_STR(DS_FLOW_ID_MAX)
 /* MHD asks a content reader for at most this much at a time */
 #define SSE_BLOCK (16u * 1024u)
 /* A certificate chain, a key or a CA bundle of the test's is far smaller. */
@@ -306,10 +303,11 @@ static enum MHD_Result dispatch(struct ds_http *h, struct MHD_Connection *c, str
         snprintf(msg, sizeof msg, "method not allowed: no route for %s", rq->path);
         return respond_error(c, rq, 405, msg, NULL);
     case DS_ROUTE_BAD_FLOW_ID:
-        return respond_error(c, rq, 400,
-                             h->strict ? "invalid flow id: 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..)"
-                                       : "invalid flow id: longer than " DS_FLOW_ID_MAX_TEXT " bytes",
-                             NULL);
+        if (h->strict)
+            snprintf(msg, sizeof msg, "invalid flow id: 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (not . or ..)");
+        else
+            snprintf(msg, sizeof msg, "invalid flow id: longer than %d bytes", DS_FLOW_ID_MAX);
+        return respond_error(c, rq, 400, msg, NULL);
     case DS_ROUTE_OK:
         break;
     }

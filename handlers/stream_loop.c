@@ -406,15 +406,6 @@ static void end_aborted(struct stream *s)
 
 /* ---- a client of a shared subscription (fanout.h) ---- */
 
-static enum proxy_err fan_on_head(void *client, long status, const char *lines, size_t len)
-{
-    struct stream *s = client;
-    if (status == 200)
-        return stream_on_head(s, 200, NULL, 0);
-    note_head(s);
-    return send_head(s, (int)status, lines, len); /* the refusal, passed on */
-}
-
 static enum proxy_err fan_on_frame(void *client, struct rcbuf *frame)
 {
     struct stream *s = client;
@@ -473,7 +464,7 @@ static void fan_on_end(void *client, enum proxy_err err, const char *reason, CUR
 }
 
 static const struct fanout_client_ops fan_ops = {
-    .on_head = fan_on_head,
+    .on_head = stream_on_head, /* a shared answer is taken as a client's own */
     .on_frame = fan_on_frame,
     .on_body = fan_on_body,
     .on_end = fan_on_end,
